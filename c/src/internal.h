@@ -1,0 +1,107 @@
+/* Private structures and helpers of pystream's C core. */
+#ifndef PYSTREAM_INTERNAL_H
+#define PYSTREAM_INTERNAL_H
+
+#include <uv.h>
+
+#include "pystream.h"
+
+/* Every handle starts with its libuv handle, so uv_handle_t.data can be
+ * followed back to the owner and the tag tells what the owner is. */
+enum { PS__TAG_STREAM = 0x5053, PS__TAG_LISTENER = 0x504c };
+
+#define PS__READ_CHUNK (64 * 1024)
+#define PS__MIN_READ_ROOM (16 * 1024)
+#define PS__DEFAULT_HIGH_WATER (256 * 1024)
+#define PS__DEFAULT_LOW_WATER (64 * 1024)
+#define PS__ACCEPT_QUEUE_MAX 64
+
+/* Stream flags. */
+enum {
+  PS__READING = 1 << 0,   /* uv_read_start is in effect */
+  PS__WANT_READ = 1 << 1, /* the owner waits for PS_EV_READ */
+  PS__CLOSING = 1 << 2,
+  PS__CONNECTING = 1 << 3
+};
+
+/* The libuv handle that starts every pystream handle. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} ps__uv_t;
+
+/* The common start of ps_stream_t and ps_listener_t. */
+typedef struct {
+  ps__uv_t u;
+  int tag;
+} ps__base_t;
+
+struct ps_loop_s {
+  uv_loop_t uv;
+  ps_event_t *events;
+  size_t n_events;
+  size_t events_cap;
+  int dirty;         /* a change libuv applies only during the next pass */
+  int closing;       /* ps_loop_close runs: record no more events */
+  int event_failure; /* an event could not be recorded (out of memory) */
+  ps_counters_t counters;
+};
+
+struct ps_stream_s {
+  ps__uv_t u;
+  int tag;
+  int kind;
+  unsigned int flags;
+  ps_loop_t *loop;
+  void *data;
+  /* Received bytes live in rbuf[rstart, rend). */
+  char *rbuf;
+  size_t rcap;
+  size_t rstart;
+  size_t rend;
+  size_t want;      /* bytes the owner waits for, while PS__WANT_READ */
+  int read_status;  /* 0 while reading goes on, else UV_EOF or an error */
+  size_t low_water;
+  size_t high_water;
+  long writes_pending;
+  uv_connect_t connect_req;
+  uv_shutdown_t shutdown_req;
+  /* Accepted but not yet taken: a link in the listener's queue. */
+  ps_listener_t *listener;
+  ps_stream_t *next_accepted;
+};
+
+struct ps_listener_s {
+  ps__uv_t u;
+  int tag;
+  int kind;
+  int closing;
+  int armed;          /* the owner waits for PS_EV_ACCEPT */
+  int libuv_pending;  /* libuv holds a connection we did not accept yet */
+  int error;          /* an accept error not yet reported */
+  ps_loop_t *loop;
+  void *data;
+  ps_stream_t *queue_head;
+  ps_stream_t *queue_tail;
+  int queued;
+};
+
+void ps__emit(ps_loop_t *loop, void *data, int type, int status);
+
+/* Counter updates, applied to the loop and to the process-wide totals. */
+void ps__count_handles(ps_loop_t *loop, int is_stream, long delta);
+void ps__count_writes(ps_loop_t *loop, long delta);
+void ps__count_buffered(ps_loop_t *loop, long delta);
+
+/* Streams. */
+int ps__stream_new(ps_loop_t *loop, int kind, ps_stream_t **out);
+int ps__stream_start_reading(ps_stream_t *s);
+void ps__stream_close_cb(uv_handle_t *handle);
+void ps__stream_begin_close(ps_stream_t *s, int abortive);
+void ps__listener_close_cb(uv_handle_t *handle);
+void ps__listener_begin_close(ps_listener_t *l);
+int ps__address(const struct sockaddr_storage *ss, int len, ps_address_t *out);
+
+#endif /* PYSTREAM_INTERNAL_H */

@@ -1,0 +1,143 @@
+/* The loop handle: a private uv_loop_t, its event queue and counters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static ps_counters_t ps__process_counters;
+
+static void ps__add(long *field, long delta) {
+  __atomic_add_fetch(field, delta, __ATOMIC_RELAXED);
+}
+
+void ps__count_handles(ps_loop_t *loop, int is_stream, long delta) {
+  loop->counters.handles += delta;
+  ps__add(&ps__process_counters.handles, delta);
+  if (is_stream) {
+    loop->counters.streams += delta;
+    ps__add(&ps__process_counters.streams, delta);
+  } else {
+    loop->counters.listeners += delta;
+    ps__add(&ps__process_counters.listeners, delta);
+  }
+}
+
+void ps__count_writes(ps_loop_t *loop, long delta) {
+  loop->counters.writes_pending += delta;
+  ps__add(&ps__process_counters.writes_pending, delta);
+}
+
+void ps__count_buffered(ps_loop_t *loop, long delta) {
+  loop->counters.bytes_buffered += delta;
+  ps__add(&ps__process_counters.bytes_buffered, delta);
+}
+
+void ps_counters(ps_loop_t *loop, ps_counters_t *out) {
+  if (loop != NULL) {
+    *out = loop->counters;
+    return;
+  }
+  out->loops = __atomic_load_n(&ps__process_counters.loops, __ATOMIC_RELAXED);
+  out->handles =
+      __atomic_load_n(&ps__process_counters.handles, __ATOMIC_RELAXED);
+  out->streams =
+      __atomic_load_n(&ps__process_counters.streams, __ATOMIC_RELAXED);
+  out->listeners =
+      __atomic_load_n(&ps__process_counters.listeners, __ATOMIC_RELAXED);
+  out->writes_pending =
+      __atomic_load_n(&ps__process_counters.writes_pending, __ATOMIC_RELAXED);
+  out->bytes_buffered =
+      __atomic_load_n(&ps__process_counters.bytes_buffered, __ATOMIC_RELAXED);
+}
+
+int ps_loop_new(ps_loop_t **out) {
+  ps_loop_t *loop = calloc(1, sizeof(*loop));
+  int err;
+
+  if (loop == NULL) return UV_ENOMEM;
+  err = uv_loop_init(&loop->uv);
+  if (err != 0) {
+    free(loop);
+    return err;
+  }
+  loop->uv.data = loop;
+  loop->counters.loops = 1;
+  ps__add(&ps__process_counters.loops, 1);
+  *out = loop;
+  return 0;
+}
+
+int ps_loop_backend_fd(ps_loop_t *loop) { return uv_backend_fd(&loop->uv); }
+
+void ps__emit(ps_loop_t *loop, void *data, int type, int status) {
+  ps_event_t *ev;
+
+  /* A handle nobody owns yet (an accepted connection in the queue) or a loop
+   * being torn down has nobody to tell. */
+  if (data == NULL || loop->closing) return;
+  if (loop->n_events == loop->events_cap) {
+    size_t cap = loop->events_cap ? loop->events_cap * 2 : 64;
+    ps_event_t *grown = realloc(loop->events, cap * sizeof(*grown));
+    if (grown == NULL) {
+      loop->event_failure = 1;
+      return;
+    }
+    loop->events = grown;
+    loop->events_cap = cap;
+  }
+  ev = &loop->events[loop->n_events++];
+  ev->data = data;
+  ev->type = type;
+  ev->status = status;
+}
+
+int ps_loop_run(ps_loop_t *loop, ps_event_t **events) {
+  loop->n_events = 0;
+  loop->dirty = 0;
+  uv_run(&loop->uv, UV_RUN_NOWAIT);
+  *events = loop->events;
+  if (loop->event_failure) {
+    /* Losing a completion would leave its waiter hanging forever; report it
+     * so that the owner can fail loudly instead. */
+    loop->event_failure = 0;
+    return UV_ENOMEM;
+  }
+  return (int)loop->n_events;
+}
+
+int ps_loop_timeout(ps_loop_t *loop) {
+  if (loop->dirty) return 0;
+  if (!uv_loop_alive(&loop->uv)) return -1;
+  return uv_backend_timeout(&loop->uv);
+}
+
+int ps_loop_alive(ps_loop_t *loop) { return uv_loop_alive(&loop->uv); }
+
+int ps_loop_dirty(ps_loop_t *loop) { return loop->dirty; }
+
+static void ps__close_any(uv_handle_t *handle, void *arg) {
+  int tag;
+  (void)arg;
+  if (handle->data == NULL) return;
+  tag = ((ps__base_t *)handle->data)->tag;
+  if (tag == PS__TAG_STREAM)
+    ps__stream_begin_close(handle->data, 0);
+  else if (tag == PS__TAG_LISTENER)
+    ps__listener_begin_close(handle->data);
+}
+
+int ps_loop_close(ps_loop_t *loop) {
+  int err;
+
+  loop->closing = 1;
+  uv_walk(&loop->uv, ps__close_any, NULL);
+  /* Close callbacks, cancelled writes and shutdowns all finish here. */
+  while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
+  }
+  err = uv_loop_close(&loop->uv);
+  if (err != 0) return err; /* Never free a loop libuv still uses. */
+  free(loop->events);
+  ps__add(&ps__process_counters.loops, -1);
+  free(loop);
+  return 0;
+}

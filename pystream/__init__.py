@@ -1,0 +1,44 @@
+"""pystream: one awaitable Stream per connection for asyncio, on libuv.
+
+See ``README.md`` and ``docs/`` for the tour; the contract is Trio's stream
+contract, translated to asyncio.
+"""
+
+from ._bridge import counters as _counters
+from ._errors import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+    EndOfChannel,
+)
+from ._open import (
+    open_stream_pair,
+    open_tcp_listeners,
+    open_tcp_stream,
+    open_unix_listener,
+    open_unix_stream,
+    wrap_socket,
+)
+from ._serve import serve_listeners, serve_tcp
+from ._socket import SocketListener, SocketStream
+from ._util import aclose_forcefully
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokenResourceError",
+    "BusyResourceError",
+    "ClosedResourceError",
+    "EndOfChannel",
+    "SocketListener",
+    "SocketStream",
+    "aclose_forcefully",
+    "open_stream_pair",
+    "open_tcp_listeners",
+    "open_tcp_stream",
+    "open_unix_listener",
+    "open_unix_stream",
+    "serve_listeners",
+    "serve_tcp",
+    "wrap_socket",
+]

@@ -1,0 +1,36 @@
+"""The only importer of the compiled CFFI module, and the one place where
+libuv error codes become Python exceptions."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+try:
+    from ._pystream_cffi import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "pystream's compiled core is missing: install the package with "
+        "'pip install .' (it needs libuv1-dev to build)"
+    ) from exc
+
+__all__ = ["ffi", "lib", "oserror", "UV_EOF", "UV_EAGAIN", "UV_ECANCELED"]
+
+UV_EOF: int = lib.UV_EOF
+UV_EAGAIN: int = lib.UV_EAGAIN
+UV_ECANCELED: int = lib.UV_ECANCELED
+
+
+def oserror(code: int) -> OSError:
+    """The OSError (of the matching subclass) for a negative libuv code.
+
+    On Unix, libuv codes are minus errno, so ``OSError(errno, ...)`` picks
+    ``ConnectionResetError``, ``BrokenPipeError`` and so on by itself.  The
+    codes without an errno (end of file, resolver errors) keep libuv's name.
+    """
+    number = -code
+    if 0 < number < 4000 and number in _errno.errorcode:
+        return OSError(number, os.strerror(number))
+    name = ffi.string(lib.uv_err_name(code)).decode("ascii", "replace")
+    text = ffi.string(lib.uv_strerror(code)).decode("utf-8", "replace")
+    return OSError(f"{name}: {text}")

@@ -1,0 +1,285 @@
+"""Runs a private libuv loop inside the running asyncio loop.
+
+One ``Bridge`` per asyncio loop, made on first use.  The asyncio loop watches
+libuv's backend fd; when it is readable, or when a call changed what libuv
+watches, or when libuv's next timer is due, the bridge runs one non-blocking
+libuv pass.  The C core records completions during the pass; the bridge reads
+them afterwards and resolves the futures that tasks wait on, so no Python code
+runs inside ``uv_run``.
+
+Lifetimes: every C handle has a ``Handle`` here, whose CFFI handle is the C
+handle's data slot.  The bridge keeps each ``Handle`` alive until the C close
+completion (``PS_EV_CLOSE``), after which C never mentions it again.  Public
+objects (streams, listeners) hold their ``Handle``, not the other way round,
+so an unclosed object can still be garbage-collected and warn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import weakref
+from typing import Any, AsyncGenerator, Deque, Dict, Optional, Set
+
+from ._binding import ffi, lib, oserror
+from ._errors import ClosedResourceError
+
+__all__ = ["Bridge", "Handle", "get_bridge", "counters"]
+
+_EV_READ = lib.PS_EV_READ
+_EV_WRITE = lib.PS_EV_WRITE
+_EV_CLOSE = lib.PS_EV_CLOSE
+_UV_ECANCELED = lib.UV_ECANCELED
+
+
+class Handle:
+    """Python's side of one C handle: what its events resolve."""
+
+    __slots__ = (
+        "bridge",
+        "ptr",
+        "cdata",
+        "recv_waiter",
+        "send_waiter",
+        "op_waiter",
+        "close_waiter",
+        "pending_writes",
+        "write_status",
+        "__weakref__",
+    )
+
+    def __init__(self, bridge: "Bridge") -> None:
+        self.bridge = bridge
+        self.ptr: Any = None  # the C handle; None once closed
+        self.cdata = ffi.new_handle(self)
+        self.recv_waiter: Optional[asyncio.Future[Any]] = None
+        self.send_waiter: Optional[asyncio.Future[Any]] = None
+        self.op_waiter: Optional[asyncio.Future[Any]] = None
+        self.close_waiter: Optional[asyncio.Future[Any]] = None
+        # Buffers libuv still writes from, oldest first; kept alive here.
+        self.pending_writes: Deque[Any] = collections.deque()
+        self.write_status = 0
+
+    def on_event(self, kind: int, status: int) -> None:
+        if kind == _EV_READ:
+            waiter = self.recv_waiter
+        elif kind == _EV_WRITE:
+            self.pending_writes.popleft()
+            if status < 0 and status != _UV_ECANCELED and not self.write_status:
+                self.write_status = status
+            if self.pending_writes and status >= 0:
+                return
+            waiter = self.send_waiter
+        elif kind == _EV_CLOSE:
+            self.ptr = None
+            self.pending_writes.clear()
+            self.bridge.live.discard(self)
+            waiter = self.close_waiter
+        else:  # connect, shutdown, accept
+            waiter = self.op_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(status)
+            return
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def wake_all(self, exc: BaseException) -> None:
+        """Fail every waiter but the close waiter with exc."""
+        for waiter in (self.recv_waiter, self.send_waiter, self.op_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+
+    def abandon(self) -> None:
+        """The bridge is gone: the C handle no longer exists."""
+        self.ptr = None
+        self.pending_writes.clear()
+        exc = ClosedResourceError("the event loop this belongs to was closed")
+        for waiter in (
+            self.recv_waiter,
+            self.send_waiter,
+            self.op_waiter,
+            self.close_waiter,
+        ):
+            if waiter is not None and not waiter.done():
+                try:
+                    if waiter is self.close_waiter:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(exc)
+                except RuntimeError:  # its loop is closed
+                    pass
+
+
+class Bridge:
+    """A libuv loop driven by one asyncio loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        out = ffi.new("ps_loop_t **")
+        err = lib.ps_loop_new(out)
+        if err < 0:
+            raise oserror(err)
+        self.ptr = out[0]
+        self.live: Set[Handle] = set()
+        self.closed = False
+        self._events = ffi.new("ps_event_t **")
+        self._pass_pending = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._fd = lib.ps_loop_backend_fd(self.ptr)
+        loop.add_reader(self._fd, self.run_pass)
+        self._shutdown_watch = _watch_loop_shutdown(weakref.ref(self))
+        try:
+            self._shutdown_watch.asend(None).send(None)
+        except StopIteration:
+            pass
+
+    # -- passes ---------------------------------------------------------
+    def schedule_pass(self) -> None:
+        """Run a pass soon: a call changed what libuv watches."""
+        if not self._pass_pending:
+            self._pass_pending = True
+            self.loop.call_soon(self._scheduled_pass)
+
+    def poke(self) -> None:
+        """Schedule a pass only if the last C calls made one necessary."""
+        if not self._pass_pending and lib.ps_loop_dirty(self.ptr):
+            self._pass_pending = True
+            self.loop.call_soon(self._scheduled_pass)
+
+    def _scheduled_pass(self) -> None:
+        if self._pass_pending:
+            self.run_pass()
+
+    def run_pass(self) -> None:
+        if self.closed:
+            return
+        self._pass_pending = False
+        n = lib.ps_loop_run(self.ptr, self._events)
+        if n < 0:
+            raise oserror(n)  # only out of memory; reported by the loop
+        if n:
+            events = self._events[0]
+            from_handle = ffi.from_handle
+            for i in range(n):
+                event = events[i]
+                handle = from_handle(event.data)
+                try:
+                    handle.on_event(event.type, event.status)
+                except Exception as exc:  # pragma: no cover - a bug
+                    self.loop.call_exception_handler(
+                        {"message": "pystream event failed", "exception": exc}
+                    )
+        timeout = lib.ps_loop_timeout(self.ptr)
+        if timeout == 0:
+            self.schedule_pass()
+        elif timeout > 0:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
+
+    # -- handles --------------------------------------------------------
+    def adopt(self, handle: Handle, ptr: Any) -> None:
+        """The C side now holds handle.cdata: keep handle alive until
+        its close completion."""
+        handle.ptr = ptr
+        self.live.add(handle)
+
+    def check_loop(self) -> None:
+        """Raise RuntimeError unless called from this bridge's loop."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self.loop:
+            raise RuntimeError(
+                "this pystream object belongs to another event loop or "
+                "thread; use it only from the loop that created it"
+            )
+
+    # -- teardown -------------------------------------------------------
+    def close(self) -> None:
+        """Close every handle and free the libuv loop.  Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        _bridges.pop(self.loop, None)
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.loop.is_closed():
+            try:
+                self.loop.remove_reader(self._fd)
+            except (RuntimeError, ValueError, OSError):
+                pass
+        for handle in list(self.live):
+            handle.abandon()
+        self.live.clear()
+        err = lib.ps_loop_close(self.ptr)
+        if err < 0:  # pragma: no cover - a handle libuv still uses
+            raise oserror(err)
+        self.ptr = None
+        watch = self._shutdown_watch
+        try:
+            watch.aclose().send(None)
+        except (StopIteration, RuntimeError):
+            pass
+
+
+async def _watch_loop_shutdown(
+    bridge_ref: "weakref.ReferenceType[Bridge]",
+) -> AsyncGenerator[None, None]:
+    """An async generator the loop knows about: ``loop.shutdown_asyncgens()``
+    (which ``asyncio.run`` calls before closing the loop) closes it, and so
+    tears the bridge down while the loop still runs."""
+    try:
+        yield
+    finally:
+        bridge = bridge_ref()
+        if bridge is not None and not bridge.closed:
+            bridge.close()
+
+
+_bridges: Dict[asyncio.AbstractEventLoop, Bridge] = {}
+
+
+def get_bridge() -> Bridge:
+    """The bridge of the running loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        # A loop closed without shutting down its async generators leaves
+        # its bridge behind: free those now.
+        for old in [b for b in _bridges.values() if b.loop.is_closed()]:
+            old.close()
+        bridge = _bridges[loop] = Bridge(loop)
+    return bridge
+
+
+@atexit.register
+def _close_all() -> None:
+    for bridge in list(_bridges.values()):
+        if bridge.loop.is_closed() or not bridge.loop.is_running():
+            bridge.close()
+
+
+def counters(loop: Optional[asyncio.AbstractEventLoop] = None) -> Dict[str, int]:
+    """The C core's debug counters: process-wide, or for one asyncio loop's
+    bridge (all zero if it has none)."""
+    out = ffi.new("ps_counters_t *")
+    if loop is None:
+        lib.ps_counters(ffi.NULL, out)
+    else:
+        bridge = _bridges.get(loop)
+        if bridge is not None:
+            lib.ps_counters(bridge.ptr, out)
+    return {
+        name: getattr(out, name)
+        for name in (
+            "loops",
+            "handles",
+            "streams",
+            "listeners",
+            "writes_pending",
+            "bytes_buffered",
+        )
+    }

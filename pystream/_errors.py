@@ -1,0 +1,60 @@
+"""pystream's exceptions and the per-direction conflict detector."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Optional, Type
+
+__all__ = [
+    "ClosedResourceError",
+    "BrokenResourceError",
+    "BusyResourceError",
+    "EndOfChannel",
+    "ConflictDetector",
+]
+
+
+class ClosedResourceError(Exception):
+    """This object was closed (by you, or its send side by ``send_eof``) and
+    then used, or it was closed while a call on it was waiting."""
+
+
+class BrokenResourceError(Exception):
+    """The peer or the transport broke the resource (a reset, a broken pipe).
+
+    ``__cause__`` is the underlying ``OSError`` when there is one.  Once a
+    direction is broken it stays broken.
+    """
+
+
+class BusyResourceError(Exception):
+    """Two tasks used the same direction of a resource at once."""
+
+
+class EndOfChannel(Exception):
+    """Every sender of a channel closed and its buffer is empty."""
+
+
+class ConflictDetector:
+    """Raises ``BusyResourceError`` when a second task enters while another
+    is inside.  One per direction of a resource; used as ``with detector:``.
+    """
+
+    __slots__ = ("_message", "_held")
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+        self._held = False
+
+    def __enter__(self) -> None:
+        if self._held:
+            raise BusyResourceError(self._message)
+        self._held = True
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self._held = False

@@ -1,0 +1,355 @@
+"""Opening socket streams and listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+from ._binding import ffi, lib, oserror
+from ._bridge import Bridge, Handle, get_bridge
+from ._socket import SocketListener, SocketStream, stream_from_socket
+from ._util import aclose_forcefully
+
+__all__ = [
+    "open_tcp_stream",
+    "open_unix_stream",
+    "open_tcp_listeners",
+    "open_unix_listener",
+    "open_stream_pair",
+    "wrap_socket",
+]
+
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+# listen() takes at most the system's limit (net.core.somaxconn on Linux)
+# and silently lowers anything larger, so this asks for "the most allowed".
+_MAX_BACKLOG = 0xFFFF
+
+
+def _check_port(port: Any) -> int:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"port must be 0-65535, not {port}")
+    return port
+
+
+def _check_backlog(backlog: Optional[int]) -> int:
+    if backlog is None:
+        return _MAX_BACKLOG
+    if isinstance(backlog, bool) or not isinstance(backlog, int):
+        raise TypeError("backlog must be an int or None")
+    if backlog < 0:
+        raise ValueError("backlog must not be negative")
+    return min(backlog, _MAX_BACKLOG)
+
+
+# -- TCP connections ------------------------------------------------------
+
+def _interleave(infos: Sequence[Any]) -> List[Any]:
+    """RFC 8305 section 4: alternate address families, starting with the
+    first one the resolver returned."""
+    by_family: dict = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    queues = list(by_family.values())
+    ordered = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+async def _connect_one(
+    bridge: Bridge, info: Any, local_address: Optional[str]
+) -> SocketStream:
+    family, _, proto, _, sockaddr = info
+    fd = -1
+    if local_address is not None:
+        sock = socket.socket(family, socket.SOCK_STREAM, proto)
+        try:
+            sock.bind((local_address, 0))
+        except BaseException:
+            sock.close()
+            raise
+        fd = sock.detach()
+    scope_id = sockaddr[3] if family == socket.AF_INET6 else 0
+    handle = Handle(bridge)
+    out = ffi.new("ps_stream_t **")
+    err = lib.ps_tcp_connect(
+        bridge.ptr, fd, sockaddr[0].encode("ascii"), sockaddr[1], scope_id,
+        handle.cdata, out,
+    )
+    if err < 0:
+        raise oserror(err)
+    bridge.adopt(handle, out[0])
+    bridge.schedule_pass()
+    stream = SocketStream(handle, lib.PS_KIND_TCP)
+    waiter = handle.op_waiter = bridge.loop.create_future()
+    try:
+        status = await waiter
+    except BaseException:
+        stream._close_now()
+        raise
+    finally:
+        handle.op_waiter = None
+    if status < 0:
+        stream._close_now()
+        exc = oserror(status)
+        raise type(exc)(exc.errno, f"connect to {sockaddr[:2]!r}: {exc.strerror}")
+    return stream
+
+
+async def open_tcp_stream(
+    host: Union[str, bytes],
+    port: int,
+    *,
+    happy_eyeballs_delay: Optional[float] = 0.25,
+    local_address: Optional[str] = None,
+) -> SocketStream:
+    """Connect to host:port and return a ``SocketStream`` (TCP_NODELAY on).
+
+    Every address the resolver returns is tried, families interleaved, a new
+    attempt starting when the last one failed or ``happy_eyeballs_delay``
+    seconds passed without an answer (RFC 8305; None waits for each attempt
+    to fail first).  The first to connect wins; the others are closed.  If
+    all fail, the OSError says why each did.
+    """
+    if not isinstance(host, (str, bytes)):
+        raise TypeError(f"host must be str or bytes, not {type(host).__name__}")
+    _check_port(port)
+    if happy_eyeballs_delay is not None and happy_eyeballs_delay < 0:
+        raise ValueError("happy_eyeballs_delay must not be negative")
+    bridge = get_bridge()
+    infos = await bridge.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    targets = _interleave(infos)
+    if not targets:
+        raise OSError(f"no addresses found for {host!r}")
+    return await _race(bridge, targets, happy_eyeballs_delay, local_address)
+
+
+async def _race(
+    bridge: Bridge,
+    targets: List[Any],
+    delay: Optional[float],
+    local_address: Optional[str],
+) -> SocketStream:
+    loop = bridge.loop
+    remaining = list(targets)
+    running: set = set()
+    errors: List[OSError] = []
+    try:
+        while True:
+            if remaining:
+                running.add(loop.create_task(
+                    _connect_one(bridge, remaining.pop(0), local_address)))
+            if not running:
+                break
+            done, running = await asyncio.wait(
+                running,
+                timeout=delay if remaining else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            winner = None
+            for task in done:
+                exc = task.exception()
+                if exc is None and winner is None:
+                    winner = task.result()
+                elif exc is None:
+                    await aclose_forcefully(task.result())
+                elif isinstance(exc, OSError):
+                    errors.append(exc)
+                else:
+                    raise exc
+            if winner is not None:
+                return winner
+    finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            try:
+                stream = await task
+            except BaseException:
+                continue
+            await aclose_forcefully(stream)
+    if len(errors) == 1:
+        raise errors[0]
+    numbers = {exc.errno for exc in errors}
+    message = "all connection attempts failed: " + "; ".join(map(str, errors))
+    if len(numbers) == 1 and None not in numbers:
+        raise OSError(numbers.pop(), message)
+    raise OSError(message)
+
+
+# -- Unix connections -----------------------------------------------------
+
+async def open_unix_stream(path: PathLike) -> SocketStream:
+    """Connect to the Unix socket at path (bytes starting with NUL: the
+    Linux abstract namespace)."""
+    name = os.fspath(path)
+    bridge = get_bridge()
+    if isinstance(name, bytes) and name[:1] == b"\0":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await bridge.loop.sock_connect(sock, name)
+        except BaseException:
+            sock.close()
+            raise
+        return stream_from_socket(sock)
+    raw = os.fsencode(name)
+    if b"\0" in raw or not raw:
+        raise ValueError(f"invalid Unix socket path {name!r}")
+    handle = Handle(bridge)
+    out = ffi.new("ps_stream_t **")
+    err = lib.ps_pipe_connect(bridge.ptr, raw, handle.cdata, out)
+    if err < 0:
+        raise oserror(err)
+    bridge.adopt(handle, out[0])
+    bridge.schedule_pass()
+    stream = SocketStream(handle, lib.PS_KIND_PIPE)
+    waiter = handle.op_waiter = bridge.loop.create_future()
+    try:
+        status = await waiter
+    except BaseException:
+        stream._close_now()
+        raise
+    finally:
+        handle.op_waiter = None
+    if status < 0:
+        stream._close_now()
+        exc = oserror(status)
+        raise type(exc)(exc.errno, exc.strerror, name)
+    return stream
+
+
+# -- listeners ------------------------------------------------------------
+
+def _bind_all(infos: Sequence[Any], port: int) -> List[socket.socket]:
+    """Bind a socket per address.  With port 0 they all share the port the
+    first one got, so one number reaches every family."""
+    socks: List[socket.socket] = []
+    try:
+        for family, _, proto, _, sockaddr in infos:
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM, proto)
+            except OSError:
+                if len(infos) > 1:
+                    continue  # e.g. IPv6 disabled: serve the other families
+                raise
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:
+                sockaddr = (sockaddr[0], socks[0].getsockname()[1], *sockaddr[2:])
+            sock.bind(sockaddr)
+        if not socks:
+            raise OSError("no address family could be used")
+        return socks
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+
+
+async def open_tcp_listeners(
+    port: int, *, host: Optional[str] = None, backlog: Optional[int] = None
+) -> List[SocketListener]:
+    """Listen on port, on every address host resolves to (``host=None``:
+    all IPv4 and IPv6 interfaces).  Port 0 picks a free port, the same one
+    for every listener; read it from ``listeners[0].local_address[1]``."""
+    _check_port(port)
+    backlog = _check_backlog(backlog)
+    bridge = get_bridge()
+    infos = await bridge.loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    unique = []
+    for info in infos:
+        if info[4] not in [u[4] for u in unique]:
+            unique.append(info)
+    for attempt in range(10):
+        try:
+            socks = _bind_all(unique, port)
+            break
+        except OSError as exc:
+            # Port 0: the first family's free port was taken in another.
+            if port != 0 or len(unique) < 2 or attempt == 9:
+                raise
+            if exc.errno != 98:  # EADDRINUSE
+                raise
+    listeners: List[SocketListener] = []
+    try:
+        while socks:
+            listeners.append(
+                SocketListener._from_socket(bridge, socks.pop(0), backlog))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        for listener in listeners:
+            listener._close_now()
+        raise
+    return listeners
+
+
+async def open_unix_listener(
+    path: PathLike, *, backlog: Optional[int] = None
+) -> SocketListener:
+    """Listen on a Unix socket path.  A stale socket file there is replaced
+    (as asyncio does); closing the listener removes the file it made."""
+    backlog = _check_backlog(backlog)
+    name = os.fspath(path)
+    bridge = get_bridge()
+    if not (isinstance(name, bytes) and name[:1] == b"\0"):
+        try:
+            if stat.S_ISSOCK(os.stat(name).st_mode):
+                os.unlink(name)
+        except FileNotFoundError:
+            pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+    except BaseException:
+        sock.close()
+        raise
+    return SocketListener._from_socket(bridge, sock, backlog)
+
+
+# -- adopting sockets -----------------------------------------------------
+
+async def open_stream_pair() -> Tuple[SocketStream, SocketStream]:
+    """Two connected ``SocketStream``s over a Unix socket pair."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        first = stream_from_socket(a)
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+    try:
+        second = stream_from_socket(b)
+    except BaseException:
+        b.close()
+        first._close_now()
+        raise
+    await asyncio.sleep(0)
+    return first, second
+
+
+async def wrap_socket(sock: socket.socket) -> SocketStream:
+    """Adopt a connected stream socket.  The stream owns it from then on:
+    ``sock`` is detached (its ``fileno()`` becomes -1)."""
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"wrap_socket needs a socket.socket, not {type(sock).__name__}")
+    try:
+        sock.getpeername()
+    except OSError as exc:
+        raise ValueError(f"wrap_socket needs a connected socket: {exc}") from None
+    stream = stream_from_socket(sock)
+    await asyncio.sleep(0)
+    return stream

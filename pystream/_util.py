@@ -1,0 +1,49 @@
+"""Small asyncio helpers shared by pystream's modules."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from typing import Any, Generator
+
+from .abc import AsyncResource
+
+__all__ = ["checkpoint", "aclose_forcefully"]
+
+
+@types.coroutine
+def checkpoint() -> Generator[None, None, None]:
+    """Yield to the event loop once; a pending cancellation is raised here.
+
+    A bare ``yield`` makes the task reschedule itself, the cheapest way to let
+    other tasks run (``asyncio.sleep(0)`` does the same with more calls).
+    """
+    yield
+
+
+async def aclose_forcefully(resource: AsyncResource) -> None:
+    """Close resource at once, without flushing; never blocks.
+
+    pystream's own resources close abortively (a socket sends a reset).  For
+    any other resource, its ``aclose()`` is run as if cancelled at its first
+    await, which the contract says makes it close forcefully.
+    """
+    forceful = getattr(resource, "_close_now", None)
+    if forceful is not None:
+        forceful()
+    else:
+        _run_cancelled(resource.aclose())
+    await checkpoint()
+
+
+def _run_cancelled(coro: Any) -> None:
+    """Run a coroutine, cancelling it at every await, until it finishes."""
+    try:
+        coro.send(None)
+        for _ in range(100):
+            coro.throw(asyncio.CancelledError())
+    except (StopIteration, asyncio.CancelledError):
+        return
+    finally:
+        coro.close()
+    raise RuntimeError(f"{coro!r} kept running after 100 cancellations")
