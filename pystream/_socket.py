@@ -408,7 +408,8 @@ class SocketStream(HalfCloseableStream):
         blocked in other tasks wake with ``ClosedResourceError``.  If
         cancelled, the stream is closed all the same."""
         if not self._closed:
-            self._bridge.check_loop()
+            if self._h.ptr is not None:
+                self._bridge.check_loop()
             self._close_now(abortive=False)
         await _wait_closed(self._h)
 
@@ -613,7 +614,8 @@ class SocketListener(Listener[SocketStream]):
 
     async def aclose(self) -> None:
         if not self._closed:
-            self._bridge.check_loop()
+            if self._h.ptr is not None:
+                self._bridge.check_loop()
             self._close_now()
         await _wait_closed(self._h)
 

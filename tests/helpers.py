@@ -1,0 +1,119 @@
+"""Stream pairs of every socket kind, for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from typing import Any, AsyncIterator, Dict, List, Tuple
+
+import pystream
+
+try:
+    import uvloop
+except ImportError:  # PyPy: uvloop does not exist there
+    uvloop = None
+
+LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+TEST_TIMEOUT = 60.0
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        assert uvloop is not None
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def open_fds() -> List[int]:
+    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+
+def run_in_loop(kind: str, coro: Any) -> Any:
+    """asyncio.run on a loop of the given kind, reporting loop errors."""
+    loop = new_loop(kind)
+    loop.set_debug(True)
+    errors: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        result = loop.run_until_complete(asyncio.wait_for(coro, TEST_TIMEOUT))
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(
+                asyncio.wait(leftovers, timeout=TEST_TIMEOUT)
+            )
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    assert not errors, f"errors reported to the loop: {errors}"
+    return result
+
+
+
+PAIR_KINDS = ["pair", "tcp", "unix"]
+
+
+async def make_pair(kind: str) -> Tuple[pystream.SocketStream, pystream.SocketStream]:
+    """A connected (client, server) pair of the given kind."""
+    if kind == "pair":
+        return await pystream.open_stream_pair()
+    if kind == "tcp":
+        listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+        listener = listeners[0]
+        connect = pystream.open_tcp_stream("127.0.0.1", listener.local_address[1])
+    elif kind == "unix":
+        path = os.path.join(tempfile.mkdtemp(), "sock")
+        listener = await pystream.open_unix_listener(path)
+        connect = pystream.open_unix_stream(path)
+    else:
+        raise ValueError(kind)
+    async with listener:
+        client, server = await asyncio.gather(connect, listener.accept())
+    return client, server
+
+
+async def receive_exactly(stream: pystream.SocketStream, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = await stream.receive_some(n)
+        assert chunk, "EOF before the expected data"
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+async def receive_all(stream: pystream.SocketStream) -> bytes:
+    chunks = []
+    async for chunk in stream:
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
+    """Let the loop run until predicate() holds (polling each iteration)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+async def clog(sender: pystream.SocketStream, receiver: pystream.SocketStream) -> int:
+    """Send until the receiver's buffer and the kernel's are full (the
+    receiver not reading); return how much ``send_all`` accepted."""
+    from pystream._binding import lib
+
+    chunk = b"\0" * 4096
+    sent = 0
+    while True:
+        # Give the receiver passes to take what it can into its buffer.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if lib.ps_stream_writable(sender._h.ptr) == 1:
+            await sender.send_all(chunk)
+            sent += len(chunk)
+        elif lib.ps_stream_buffered(receiver._h.ptr) >= 256 * 1024:
+            return sent
