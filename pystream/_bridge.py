@@ -125,6 +125,7 @@ class Bridge:
         self.closed = False
         self._events = ffi.new("ps_event_t **")
         self._pass_pending = False
+        self.passes = 0  # libuv passes run, for tests and benchmarks
         self._timer: Optional[asyncio.TimerHandle] = None
         self._fd = lib.ps_loop_backend_fd(self.ptr)
         loop.add_reader(self._fd, self.run_pass)
@@ -155,6 +156,7 @@ class Bridge:
         if self.closed:
             return
         self._pass_pending = False
+        self.passes += 1
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
             raise oserror(n)  # only out of memory; reported by the loop

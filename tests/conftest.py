@@ -19,8 +19,10 @@ from helpers import LOOP_KINDS, open_fds, run_in_loop
 
 def pytest_generate_tests(metafunc: Any) -> None:
     if inspect.iscoroutinefunction(metafunc.function):
+        marker = metafunc.definition.get_closest_marker("loops")
+        kinds = [k for k in LOOP_KINDS if marker is None or k in marker.args]
         metafunc.fixturenames.append("loop_kind")
-        metafunc.parametrize("loop_kind", LOOP_KINDS)
+        metafunc.parametrize("loop_kind", kinds)
 
 
 def pytest_sessionstart(session: Any) -> None:

@@ -15,7 +15,7 @@ except ImportError:  # PyPy: uvloop does not exist there
     uvloop = None
 
 LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
-TEST_TIMEOUT = 60.0
+TEST_TIMEOUT = 30.0
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:

@@ -1,0 +1,282 @@
+"""Opening connections and listeners, adopting sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+
+import pytest
+
+import pystream
+from pystream import _open
+
+from helpers import receive_exactly
+
+
+async def test_tcp_listeners_on_all_families_share_one_port():
+    listeners = await pystream.open_tcp_listeners(0)
+    try:
+        families = {len(l.local_address) for l in listeners}
+        ports = {l.local_address[1] for l in listeners}
+        assert len(ports) == 1, "port 0 must give every listener the same port"
+        assert 2 in families, "host=None must listen on IPv4"
+        if socket.has_ipv6:
+            assert 4 in families, "host=None must listen on IPv6 too"
+        port = ports.pop()
+        for host in ("127.0.0.1", "::1") if socket.has_ipv6 else ("127.0.0.1",):
+            client = await pystream.open_tcp_stream(host, port)
+            accepted = None
+            for listener in listeners:
+                if len(listener.local_address) == (4 if ":" in host else 2):
+                    accepted = await listener.accept()
+            assert accepted is not None
+            async with client, accepted:
+                await client.send_all(host.encode())
+                assert await receive_exactly(accepted, len(host)) == host.encode()
+                assert accepted.remote_address[:2] == client.local_address[:2]
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+
+
+async def test_connect_refused():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    await listeners[0].aclose()
+    with pytest.raises(ConnectionRefusedError):
+        await pystream.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_bad_host_and_port():
+    for port in (-1, 65536, 10**9):
+        with pytest.raises((OverflowError, ValueError)):
+            await pystream.open_tcp_stream("127.0.0.1", port)
+        with pytest.raises((OverflowError, ValueError)):
+            await pystream.open_tcp_listeners(port)
+    for port in ("80", 1.5, None):
+        with pytest.raises(TypeError):
+            await pystream.open_tcp_stream("127.0.0.1", port)
+    with pytest.raises(TypeError):
+        await pystream.open_tcp_stream(None, 80)
+    with pytest.raises(ValueError):
+        await pystream.open_tcp_stream("127.0.0.1", 80, happy_eyeballs_delay=-1)
+    with pytest.raises(ValueError):
+        await pystream.open_tcp_listeners(0, backlog=-1)
+
+
+async def test_unknown_host_raises_gaierror(monkeypatch):
+    # The loop's resolver would ask a DNS server; answer as it would for a
+    # name that does not exist, without network traffic.
+    loop = asyncio.get_running_loop()
+
+    async def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(loop, "getaddrinfo", no_such_name)
+    with pytest.raises(socket.gaierror):
+        await pystream.open_tcp_stream("no-such-host.invalid", 80)
+
+
+async def test_local_address_binds_the_client():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    async with listeners[0]:
+        client = await pystream.open_tcp_stream(
+            "localhost", port, local_address="127.0.0.1"
+        )
+        server = await listeners[0].accept()
+        async with client, server:
+            assert client.local_address[0] == "127.0.0.1"
+
+
+def test_interleave_alternates_families():
+    v6 = [(socket.AF_INET6, 1, 6, "", ("::%d" % i, 80, 0, 0)) for i in range(3)]
+    v4 = [(socket.AF_INET, 1, 6, "", ("10.0.0.%d" % i, 80)) for i in range(2)]
+    ordered = _open._interleave(v6 + v4)
+    assert [info[0] for info in ordered] == [
+        socket.AF_INET6, socket.AF_INET, socket.AF_INET6, socket.AF_INET,
+        socket.AF_INET6,
+    ]
+
+
+async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatch):
+    # The first address never answers; the second connects at once.  The
+    # second attempt must start after the delay, win, and the first must
+    # be cancelled.
+    events = []
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    real_connect = _open._connect_one
+
+    async def connect(bridge, info, local_address):
+        events.append(("start", info[4][0]))
+        if info[4][0] == "192.0.2.1":
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                events.append(("cancelled", info[4][0]))
+                raise
+        return await real_connect(bridge, info, local_address)
+
+    monkeypatch.setattr(_open, "_connect_one", connect)
+    targets = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+    ]
+    from pystream._bridge import get_bridge
+
+    stream = await _open._race(get_bridge(), targets, 0.05, None)
+    server = await listeners[0].accept()
+    async with stream, server, listeners[0]:
+        assert stream.remote_address == ("127.0.0.1", port)
+    assert events == [
+        ("start", "192.0.2.1"), ("start", "127.0.0.1"), ("cancelled", "192.0.2.1"),
+    ]
+
+
+async def test_happy_eyeballs_moves_on_when_an_attempt_fails():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    closed = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    dead_port = closed[0].local_address[1]
+    await closed[0].aclose()
+    from pystream._bridge import get_bridge
+
+    targets = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead_port)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+    ]
+    # A delay of an hour: only the failure can start the second attempt.
+    stream = await asyncio.wait_for(
+        _open._race(get_bridge(), targets, 3600, None), 10
+    )
+    server = await listeners[0].accept()
+    async with stream, server, listeners[0]:
+        assert stream.remote_address[1] == port
+    with pytest.raises(ConnectionRefusedError) as info:
+        await _open._race(get_bridge(), targets[:1] * 2, 0.01, None)
+    assert "all connection attempts failed" in str(info.value)
+
+
+async def test_cancelled_connect_leaves_nothing():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    async with listeners[0]:
+        task = asyncio.ensure_future(pystream.open_tcp_stream("127.0.0.1", port))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_listener_accept_busy_and_close_wakes_it():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    listener = listeners[0]
+    accepter = asyncio.ensure_future(listener.accept())
+    await asyncio.sleep(0)
+    with pytest.raises(pystream.BusyResourceError):
+        await listener.accept()
+    await listener.aclose()
+    await listener.aclose()
+    with pytest.raises(pystream.ClosedResourceError):
+        await accepter
+    with pytest.raises(pystream.ClosedResourceError):
+        await listener.accept()
+    assert listener.fileno() == -1
+
+
+async def test_listener_queues_connections_made_before_accept():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    clients = [await pystream.open_tcp_stream("127.0.0.1", port) for _ in range(50)]
+    for i, client in enumerate(clients):
+        await client.send_all(b"%03d" % i)
+    servers = [await listeners[0].accept() for _ in clients]
+    received = sorted([await receive_exactly(s, 3) for s in servers])
+    assert received == [b"%03d" % i for i in range(50)]
+    for s in clients + servers:
+        await s.aclose()
+    await listeners[0].aclose()
+
+
+async def test_closing_listener_closes_unaccepted_connections():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    client = await pystream.open_tcp_stream("127.0.0.1", port)
+    await asyncio.sleep(0.01)  # let the C core accept it into its queue
+    await listeners[0].aclose()
+    async with client:
+        try:
+            assert await client.receive_some() == b""
+        except pystream.BrokenResourceError:
+            pass  # a reset is as good: the connection is gone
+
+
+async def test_unix_listener_and_stream():
+    directory = tempfile.mkdtemp()
+    path = os.path.join(directory, "server.sock")
+    listener = await pystream.open_unix_listener(path)
+    assert listener.local_address == path
+    client = await pystream.open_unix_stream(path)
+    server = await listener.accept()
+    async with client, server:
+        await client.send_all(b"unix")
+        assert await receive_exactly(server, 4) == b"unix"
+    await listener.aclose()
+    assert not os.path.exists(path), "closing the listener removes its socket file"
+    with pytest.raises(FileNotFoundError):
+        await pystream.open_unix_stream(path)
+    with pytest.raises(ValueError):
+        await pystream.open_unix_stream("bad\0path")
+    with pytest.raises(OSError):
+        await pystream.open_unix_stream(os.path.join(directory, "x" * 200))
+    os.rmdir(directory)
+
+
+async def test_unix_abstract_namespace():
+    name = b"\0pystream-test-%d" % os.getpid()
+    listener = await pystream.open_unix_listener(name)
+    client = await pystream.open_unix_stream(name)
+    server = await listener.accept()
+    async with client, server, listener:
+        await server.send_all(b"abstract")
+        assert await receive_exactly(client, 8) == b"abstract"
+        assert server.local_address == name
+
+
+async def test_stale_unix_socket_file_is_replaced():
+    path = os.path.join(tempfile.mkdtemp(), "stale.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()
+    async with await pystream.open_unix_listener(path) as listener:
+        async with await pystream.open_unix_stream(path) as client:
+            async with await listener.accept():
+                pass
+        assert client.fileno() == -1
+
+
+async def test_wrap_socket():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    stream = await pystream.wrap_socket(sock)
+    assert sock.fileno() == -1, "the stream owns the socket now"
+    server = await listeners[0].accept()
+    async with stream, server, listeners[0]:
+        assert stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        await stream.send_all(b"wrapped")
+        assert await receive_exactly(server, 7) == b"wrapped"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with pytest.raises(ValueError):
+            await pystream.wrap_socket(udp)
+    with socket.socket() as unconnected:
+        with pytest.raises(ValueError):
+            await pystream.wrap_socket(unconnected)
+    with pytest.raises(TypeError):
+        await pystream.wrap_socket(3)

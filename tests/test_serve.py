@@ -1,0 +1,173 @@
+"""Servers: serve_listeners and serve_tcp, under load and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import resource
+
+import pytest
+
+import pystream
+
+from helpers import receive_exactly
+
+
+async def echo(stream):
+    async for chunk in stream:
+        await stream.send_all(chunk)
+
+
+async def start_server(handler):
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    server = asyncio.ensure_future(pystream.serve_listeners(handler, listeners))
+    return server, port
+
+
+async def stop(server):
+    server.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await server
+
+
+async def test_echo_server_round_trip():
+    server, port = await start_server(echo)
+    async with await pystream.open_tcp_stream("127.0.0.1", port) as client:
+        await client.send_all(b"ping")
+        assert await receive_exactly(client, 4) == b"ping"
+    await stop(server)
+
+
+async def test_stream_is_closed_when_the_handler_returns():
+    async def greet(stream):
+        await stream.send_all(b"hi")
+
+    server, port = await start_server(greet)
+    async with await pystream.open_tcp_stream("127.0.0.1", port) as client:
+        assert await receive_exactly(client, 2) == b"hi"
+        assert await client.receive_some() == b""
+    await stop(server)
+
+
+async def test_handler_exception_is_logged_and_server_goes_on(caplog):
+    async def faulty(stream):
+        data = await stream.receive_some()
+        if data == b"boom":
+            raise ValueError("handler failed")
+        await stream.send_all(data)
+
+    server, port = await start_server(faulty)
+    with caplog.at_level(logging.ERROR, logger="pystream"):
+        async with await pystream.open_tcp_stream("127.0.0.1", port) as client:
+            await client.send_all(b"boom")
+            assert await client.receive_some() == b""
+    assert any("handler failed" in str(r.exc_info[1]) for r in caplog.records)
+    async with await pystream.open_tcp_stream("127.0.0.1", port) as client:
+        await client.send_all(b"fine")
+        assert await receive_exactly(client, 4) == b"fine"
+    await stop(server)
+
+
+async def test_cancelling_the_server_cancels_handlers_and_closes_streams():
+    started = asyncio.Event()
+    cancelled = []
+
+    async def waits_forever(stream):
+        started.set()
+        try:
+            await stream.receive_some()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    server = asyncio.ensure_future(pystream.serve_listeners(waits_forever, listeners))
+    client = await pystream.open_tcp_stream("127.0.0.1", port)
+    await started.wait()
+    await stop(server)
+    assert cancelled == [True]
+    assert listeners[0].fileno() == -1, "the listeners are closed"
+    async with client:
+        try:
+            assert await client.receive_some() == b""
+        except pystream.BrokenResourceError:
+            pass  # closed forcefully: a reset is allowed
+    with pytest.raises(ConnectionRefusedError):
+        await pystream.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_serve_tcp():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    await listeners[0].aclose()
+    server = asyncio.ensure_future(pystream.serve_tcp(echo, port, host="127.0.0.1"))
+    for _ in range(100):
+        try:
+            client = await pystream.open_tcp_stream("127.0.0.1", port)
+            break
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.01)
+    async with client:
+        await client.send_all(b"serve_tcp")
+        assert await receive_exactly(client, 9) == b"serve_tcp"
+    await stop(server)
+
+
+async def test_thousand_concurrent_connections():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    server, port = await start_server(echo)
+
+    async def client(i):
+        async with await pystream.open_tcp_stream("127.0.0.1", port) as stream:
+            for round_ in range(3):
+                message = b"%04d:%d;" % (i, round_)
+                await stream.send_all(message)
+                assert await receive_exactly(stream, len(message)) == message
+
+    await asyncio.gather(*(client(i) for i in range(1000)))
+    await stop(server)
+
+
+@pytest.mark.loops("asyncio")  # once is enough for 1 GiB; uvloop runs 64 MiB
+async def test_one_gibibyte_echo():
+    await _echo_volume(1 << 30)
+
+
+async def test_sixty_four_mebibyte_echo():
+    await _echo_volume(64 << 20)
+
+
+async def _echo_volume(total):
+    server, port = await start_server(echo)
+    block = bytes(range(256)) * 256  # 64 KiB
+    sent_hash = hashlib.sha256()
+    received_hash = hashlib.sha256()
+    async with await pystream.open_tcp_stream("127.0.0.1", port) as stream:
+
+        async def send():
+            for i in range(total // len(block)):
+                chunk = block[i % 256 :] + block[: i % 256]
+                sent_hash.update(chunk)
+                await stream.send_all(chunk)
+            await stream.send_eof()
+
+        async def receive():
+            buffer = bytearray(256 * 1024)
+            view = memoryview(buffer)
+            count = 0
+            while True:
+                n = await stream.receive_into(buffer)
+                if not n:
+                    return count
+                received_hash.update(view[:n])
+                count += n
+
+        _, count = await asyncio.gather(send(), receive())
+    assert count == total
+    assert received_hash.digest() == sent_hash.digest()
+    await stop(server)
