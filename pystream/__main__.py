@@ -1,0 +1,180 @@
+"""Command line: ``python -m pystream {demo,echo,connect} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+import time
+from typing import List, Optional
+
+import pystream
+
+
+def _loop_runner(use_uvloop: bool):  # type: ignore[no-untyped-def]
+    if not use_uvloop:
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        raise SystemExit("--uvloop: uvloop is not installed (pip install uvloop)")
+    return uvloop.run
+
+
+# -- echo -----------------------------------------------------------------
+
+async def _echo_handler(stream: pystream.SocketStream) -> None:
+    async for chunk in stream:
+        await stream.send_all(chunk)
+
+
+async def _serve_echo(args: argparse.Namespace) -> None:
+    if args.unix:
+        listeners = [await pystream.open_unix_listener(args.unix)]
+    else:
+        listeners = await pystream.open_tcp_listeners(args.port, host=args.host)
+    for listener in listeners:
+        print(f"echo server listening on {listener.local_address}", flush=True)
+    await pystream.serve_listeners(_echo_handler, listeners)
+
+
+# -- connect --------------------------------------------------------------
+
+async def _connect(args: argparse.Namespace) -> None:
+    if args.unix:
+        stream = await pystream.open_unix_stream(args.unix)
+    else:
+        if args.host is None or args.port is None:
+            raise SystemExit("connect: give HOST and PORT, or --unix PATH")
+        stream = await pystream.open_tcp_stream(args.host, args.port)
+    loop = asyncio.get_running_loop()
+    stdin = sys.stdin.buffer
+    stdout = sys.stdout.buffer
+
+    async def pump_stdin() -> None:
+        while True:
+            # stdin may be a terminal, a pipe or a file: read it in a thread.
+            data = await loop.run_in_executor(None, stdin.read1, 65536)
+            if not data:
+                await stream.send_eof()
+                return
+            await stream.send_all(data)
+
+    async with stream:
+        sender = asyncio.ensure_future(pump_stdin())
+        try:
+            async for chunk in stream:
+                stdout.write(chunk)
+                stdout.flush()
+        finally:
+            if not sender.done():
+                sender.cancel()
+            else:
+                sender.result()
+
+
+# -- demo -----------------------------------------------------------------
+
+async def _demo(args: argparse.Namespace) -> None:
+    """An echo server and clients in one process: shows the API working and
+    what it moves.  Not a benchmark: ``bench`` (to come) compares servers."""
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    server = asyncio.ensure_future(pystream.serve_listeners(_echo_handler, listeners))
+    print(f"echo server on 127.0.0.1:{port}; {args.clients} clients, "
+          f"{args.megabytes} MiB each way per client", flush=True)
+
+    block = os.urandom(64 * 1024)
+    per_client = args.megabytes * 1024 * 1024
+    latencies: List[float] = []
+
+    async def client() -> None:
+        async with await pystream.open_tcp_stream("127.0.0.1", port) as stream:
+            for _ in range(args.pings):
+                start = time.perf_counter()
+                await stream.send_all(b"ping\n")
+                assert await stream.readline() == b"ping\n"
+                latencies.append(time.perf_counter() - start)
+            sent = hashlib.sha256()
+            got = hashlib.sha256()
+
+            async def send() -> None:
+                for offset in range(0, per_client, len(block)):
+                    chunk = block[: per_client - offset]
+                    sent.update(chunk)
+                    await stream.send_all(chunk)
+                await stream.send_eof()
+
+            async def receive() -> int:
+                total = 0
+                async for chunk in stream:
+                    got.update(chunk)
+                    total += len(chunk)
+                return total
+
+            _, total = await asyncio.gather(send(), receive())
+            if total != per_client or sent.digest() != got.digest():
+                raise SystemExit("demo: the echo came back different")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(args.clients)))
+    elapsed = time.perf_counter() - start
+    server.cancel()
+    try:
+        await server
+    except asyncio.CancelledError:
+        pass
+    latencies.sort()
+    moved = 2 * per_client * args.clients / (1024 * 1024)
+    median = latencies[len(latencies) // 2] * 1e6 if latencies else 0.0
+    print(f"round trips: {len(latencies)}, median {median:.0f} us")
+    print(f"echoed {moved:.0f} MiB (both directions) in {elapsed:.2f} s, "
+          f"{moved / elapsed:.0f} MiB/s, every byte checked by SHA-256")
+    print("OK")
+
+
+# -- entry ----------------------------------------------------------------
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pystream",
+        description="pystream: one awaitable Stream per connection for asyncio.",
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="echo server and clients in one process")
+    demo.add_argument("--clients", type=int, default=4)
+    demo.add_argument("--megabytes", type=int, default=64,
+                      help="MiB each client sends (and gets back)")
+    demo.add_argument("--pings", type=int, default=200,
+                      help="line round trips per client before the bulk")
+
+    echo = commands.add_parser("echo", help="run an echo server")
+    echo.add_argument("--host", default=None, help="default: all interfaces")
+    echo.add_argument("--port", type=int, default=7777)
+    echo.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
+
+    connect = commands.add_parser(
+        "connect", help="netcat-like: stdin to the stream, the stream to stdout")
+    connect.add_argument("host", nargs="?")
+    connect.add_argument("port", nargs="?", type=int)
+    connect.add_argument("--unix", metavar="PATH", help="connect to a Unix socket")
+
+    args = parser.parse_args(argv)
+    run = _loop_runner(args.uvloop)
+    target = {"demo": _demo, "echo": _serve_echo, "connect": _connect}[args.command]
+    try:
+        run(target(args))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"pystream {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
