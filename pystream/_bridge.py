@@ -129,7 +129,9 @@ class Bridge:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._fd = lib.ps_loop_backend_fd(self.ptr)
         loop.add_reader(self._fd, self.run_pass)
-        self._shutdown_watch = _watch_loop_shutdown(weakref.ref(self))
+        self._shutdown_watch: Optional[AsyncGenerator[None, None]] = (
+            _watch_loop_shutdown(weakref.ref(self))
+        )
         try:
             self._shutdown_watch.asend(None).send(None)
         except StopIteration:
@@ -220,11 +222,13 @@ class Bridge:
         if err < 0:  # pragma: no cover - a handle libuv still uses
             raise oserror(err)
         self.ptr = None
-        watch = self._shutdown_watch
-        try:
-            watch.aclose().send(None)
-        except (StopIteration, RuntimeError):
-            pass
+        # Finish the shutdown watch, unless it is what is closing us.
+        watch, self._shutdown_watch = self._shutdown_watch, None
+        if watch is not None:
+            try:
+                watch.aclose().send(None)
+            except StopIteration:
+                pass
 
 
 async def _watch_loop_shutdown(
@@ -238,6 +242,7 @@ async def _watch_loop_shutdown(
     finally:
         bridge = bridge_ref()
         if bridge is not None and not bridge.closed:
+            bridge._shutdown_watch = None
             bridge.close()
 
 

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from helpers import LOOP_KINDS
+
 TIMEOUT = 60
 
 
@@ -25,10 +27,8 @@ def test_demo_runs_and_checks_the_echo():
     assert out.strip().endswith("OK")
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("loop", LOOP_KINDS)
 def test_echo_server_and_connect_client(loop):
-    if loop == "uvloop":
-        pytest.importorskip("uvloop")
     flags = ["--uvloop"] if loop == "uvloop" else []
     server = subprocess.Popen(
         pystream_cmd(*flags, "echo", "--host", "127.0.0.1", "--port", "0"),
