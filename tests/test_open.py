@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import tempfile
@@ -280,3 +281,18 @@ async def test_wrap_socket():
             await pystream.wrap_socket(unconnected)
     with pytest.raises(TypeError):
         await pystream.wrap_socket(3)
+
+
+async def test_unclosed_listener_warns_and_is_freed():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    handle = listeners[0]._h
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        del listeners
+        for _ in range(3):  # PyPy may need more than one collection
+            gc.collect()
+            await asyncio.sleep(0)
+    for _ in range(100):
+        if handle.ptr is None:
+            break
+        await asyncio.sleep(0.001)
+    assert handle.ptr is None

@@ -171,3 +171,70 @@ async def _echo_volume(total):
     assert count == total
     assert received_hash.digest() == sent_hash.digest()
     await stop(server)
+
+
+SERVER_WITH_FEW_FDS = r"""
+import asyncio, os, resource, sys
+import pystream
+
+async def echo(stream):
+    async for chunk in stream:
+        await stream.send_all(chunk)
+
+async def main():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    used = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 10, used + 10))
+    print(listeners[0].local_address[1], flush=True)
+    await pystream.serve_listeners(echo, listeners)
+
+asyncio.run(main())
+"""
+
+
+async def test_server_survives_running_out_of_file_descriptors():
+    import subprocess
+    import sys
+
+    loop = asyncio.get_running_loop()
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER_WITH_FEW_FDS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        port = int(await loop.run_in_executor(None, server.stdout.readline))
+        # Far more connections than the server has descriptors for: some
+        # are served, the rest are shed (closed or reset), none hang.
+        clients = []
+        for _ in range(40):
+            clients.append(await pystream.open_tcp_stream("127.0.0.1", port))
+        served = 0
+        for client in clients:
+            try:
+                await client.send_all(b"x")
+                reply = await asyncio.wait_for(client.receive_some(), 10)
+            except (pystream.BrokenResourceError, asyncio.TimeoutError):
+                reply = b""
+            served += reply == b"x"
+        assert 0 < served < 40
+        for client in clients:
+            await client.aclose()
+        # With descriptors free again, the server serves new connections.
+        for attempt in range(50):
+            async with await pystream.open_tcp_stream("127.0.0.1", port) as c:
+                try:
+                    await c.send_all(b"again")
+                    reply = await asyncio.wait_for(receive_exactly(c, 5), 10)
+                except (pystream.BrokenResourceError, AssertionError):
+                    await asyncio.sleep(0.05)
+                    continue
+                assert reply == b"again"
+                break
+        else:
+            raise AssertionError("the server stopped serving after EMFILE")
+        assert server.poll() is None, "the server died"
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        server.stderr.close()
