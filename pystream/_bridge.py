@@ -65,7 +65,9 @@ class Handle:
         if kind == _EV_READ:
             waiter = self.recv_waiter
         elif kind == _EV_WRITE:
-            self.pending_writes.popleft()
+            # libuv is done with the buffer: unpin it now (PyPy would keep
+            # a bytearray unresizable until the next collection).
+            ffi.release(self.pending_writes.popleft())
             if status < 0 and status != _UV_ECANCELED and not self.write_status:
                 self.write_status = status
             if self.pending_writes and status >= 0:
@@ -215,13 +217,15 @@ class Bridge:
                 self.loop.remove_reader(self._fd)
             except (RuntimeError, ValueError, OSError):
                 pass
-        for handle in list(self.live):
-            handle.abandon()
-        self.live.clear()
+        # Free the C side first: buffers of queued writes stay pinned until
+        # libuv has cancelled those writes.
         err = lib.ps_loop_close(self.ptr)
         if err < 0:  # pragma: no cover - a handle libuv still uses
             raise oserror(err)
         self.ptr = None
+        for handle in list(self.live):
+            handle.abandon()
+        self.live.clear()
         # Finish the shutdown watch, unless it is what is closing us.
         watch, self._shutdown_watch = self._shutdown_watch, None
         if watch is not None:
