@@ -102,22 +102,26 @@ async def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
 
 
 async def clog(sender: pystream.SocketStream, receiver: pystream.SocketStream) -> int:
-    """Send until the receiver's buffer and the kernel's are full (the
-    receiver not reading); return how much ``send_all`` accepted."""
+    """Fill the receiver's buffer and the kernel's, the receiver not
+    reading, until the socket takes no more; return how much was sent."""
     from pystream._binding import lib
 
-    chunk = b"\0" * 4096
+    chunk = b"\0" * 65536
     sent = 0
     while True:
-        # Give the receiver passes to take what it can into its buffer.
-        for _ in range(3):
+        # Writes what the kernel takes now and never queues, so it cannot
+        # block; the data is accepted exactly as by send_all.
+        n = lib.ps_stream_try_write(sender._h.ptr, chunk, len(chunk))
+        assert n >= 0, n
+        sent += n
+        if n:
+            continue
+        for _ in range(3):  # let the receiver take what it can
             await asyncio.sleep(0)
-        if lib.ps_stream_writable(sender._h.ptr) == 1:
-            await sender.send_all(chunk)
-            sent += len(chunk)
-        elif lib.ps_stream_buffered(receiver._h.ptr) >= 256 * 1024:
+        if lib.ps_stream_buffered(receiver._h.ptr) >= 256 * 1024:
             # TCP may still move data from our kernel buffer to the peer's:
             # full means full for a while.
             await asyncio.sleep(0.05)
-            if lib.ps_stream_writable(sender._h.ptr) != 1:
+            if lib.ps_stream_try_write(sender._h.ptr, chunk, 1) == 0:
                 return sent
+            sent += 1
