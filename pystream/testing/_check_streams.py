@@ -85,18 +85,23 @@ async def _is_checkpoint(call: Callable[[], Awaitable[Any]]) -> bool:
     """Run call with a cancellation already pending: a checkpoint raises
     CancelledError there."""
 
+    returned = False
+
     async def body() -> None:
+        nonlocal returned
         task = asyncio.current_task()
         assert task is not None
         task.cancel()
         await call()
+        # (A task that finishes with a cancel pending still ends cancelled,
+        # so the flag, not the task's state, says whether call yielded.)
+        returned = True
 
     task = asyncio.ensure_future(body())
     await asyncio.wait([task])
-    if task.cancelled():
-        return True
-    task.result()  # re-raise a real error
-    return False
+    if not task.cancelled():
+        task.result()  # re-raise a real error
+    return not returned
 
 
 async def _yield_many(n: int = 10) -> None:
@@ -109,7 +114,7 @@ async def _receive_exactly(r: ReceiveStream, n: int, what: str) -> bytes:
     got = bytearray()
     while len(got) < n:
         chunk = await _within(r.receive_some(n - len(got)), what)
-        _expect(bool(chunk), f"{what}: got EOF after {len(got)} of {n} bytes")
+        _expect(bool(chunk), f"{what}: receive_some returned b'' (EOF) after {len(got)} of {n} bytes")
         got += chunk
     return bytes(got)
 
