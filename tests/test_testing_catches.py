@@ -3,89 +3,23 @@ message that names the broken behaviour."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from pystream._errors import ConflictDetector
-from pystream.testing import check_half_closeable_stream, memory_stream_pair
-from pystream.testing._memory import MemoryStream
+from pystream.testing import check_half_closeable_stream
 
-
-def maker_of(cls):
-    async def maker():
-        a, b = memory_stream_pair()
-        a.__class__ = cls
-        b.__class__ = cls
-        return a, b
-
-    return maker
-
-
-class NoCheckpointOnFastPath(MemoryStream):
-    async def receive_some(self, max_bytes=None):
-        if self._in.data:  # buffered: return at once, without yielding
-            n = max_bytes or 65536
-            chunk = bytes(self._in.data[:n])
-            del self._in.data[:n]
-            return chunk
-        return await super().receive_some(max_bytes)
-
-
-class LosesDataOnClose(MemoryStream):
-    async def aclose(self):
-        self._close_now(forceful=True)  # drops what the peer has not read
-        await asyncio.sleep(0)
-
-
-class NoBusyDetection(MemoryStream):
-    def __setattr__(self, name, value):
-        if name in ("_send_conflict", "_receive_conflict"):
-            value = _NeverBusy("")
-        super().__setattr__(name, value)
-
-
-class _NeverBusy(ConflictDetector):
-    def __enter__(self):
-        pass
-
-
-class EmptyBeforeEof(MemoryStream):
-    async def _receive_raw(self, max_bytes):
-        if not self._in.data and not self._in.eof:
-            await asyncio.sleep(0)
-            return b""  # wrong: b"" means EOF
-        return await super()._receive_raw(max_bytes)
-
-
-class AcloseHangsWhenCancelled(MemoryStream):
-    async def aclose(self):
-        await asyncio.sleep(0)  # cancelled here, it never closes
-        self._close_now(forceful=False)
-
-
-def no_busy_maker():
-    async def maker():
-        a, b = memory_stream_pair()
-        for end in (a, b):
-            end._send_conflict = _NeverBusy("")
-            end._receive_conflict = _NeverBusy("")
-        return a, b
-
-    return maker
+from broken_streams import BROKEN
 
 
 @pytest.mark.parametrize(
-    "maker, behaviour",
+    "broken, behaviour",
     [
-        (maker_of(NoCheckpointOnFastPath), "receive_some\\(\\) is a checkpoint even with data buffered"),
-        (maker_of(LosesDataOnClose), "aclose delivers all data send_all accepted"),
-        (no_busy_maker(), "one raises BusyResourceError"),
-        (maker_of(EmptyBeforeEof), "returned b'' \\(EOF\\)"),
-        (maker_of(AcloseHangsWhenCancelled), "a cancelled aclose\\(\\) still closes"),
+        ("no-checkpoint", "receive_some\\(\\) is a checkpoint even with data buffered"),
+        ("loses-data", "aclose delivers all data send_all accepted"),
+        ("no-busy", "one raises BusyResourceError"),
+        ("empty-before-eof", "returned b'' \\(EOF\\)"),
+        ("aclose-cancel", "a cancelled aclose\\(\\) still closes"),
     ],
-    ids=["no-checkpoint", "loses-data", "no-busy", "empty-before-eof", "aclose-cancel"],
 )
-async def test_suite_catches(maker, behaviour):
+async def test_suite_catches(broken, behaviour):
     with pytest.raises(AssertionError, match=behaviour):
-        await check_half_closeable_stream(maker, None)
+        await check_half_closeable_stream(BROKEN[broken], None)

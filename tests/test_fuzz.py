@@ -1,0 +1,113 @@
+"""Hypothesis fuzzing of every stream pystream ships, plus the fuzzer
+catching deliberately broken streams."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis.stateful import run_state_machine_as_test
+
+import pystream
+from pystream.testing import lockstep_stream_pair, memory_stream_pair
+from pystream.testing.fuzz import chunkings, stream_state_machine
+
+from broken_streams import BROKEN
+from helpers import LOOP_KINDS, make_pair, new_loop
+
+# PYSTREAM_FUZZ_EXAMPLES=2000 runs a long session locally.
+EXAMPLES = int(os.environ.get("PYSTREAM_FUZZ_EXAMPLES", "15"))
+FUZZ = settings(
+    max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+async def memory_maker():
+    return memory_stream_pair()
+
+
+async def lockstep_maker():
+    return lockstep_stream_pair()
+
+
+def socket_maker(kind):
+    async def maker():
+        return await make_pair(kind)
+
+    return maker
+
+
+MAKERS = {
+    "memory": memory_maker,
+    "lockstep": lockstep_maker,
+    "pair": socket_maker("pair"),
+    "tcp": socket_maker("tcp"),
+    "unix": socket_maker("unix"),
+}
+
+
+@pytest.mark.parametrize("loop", LOOP_KINDS)
+@pytest.mark.parametrize("stream", list(MAKERS))
+def test_state_machine(stream, loop):
+    machine = stream_state_machine(MAKERS[stream], loop_factory=lambda: new_loop(loop))
+    run_state_machine_as_test(machine, settings=FUZZ)
+    assert pystream._counters()["handles"] == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), payload=st.binary(min_size=1, max_size=5000))
+def test_chunkings_join_back(data, payload):
+    chunks = data.draw(chunkings(payload))
+    assert all(chunks)
+    assert b"".join(chunks) == payload
+
+
+
+@pytest.mark.parametrize(
+    "broken, behaviour",
+    [
+        ("no-checkpoint", "not a checkpoint"),
+        ("loses-data", "graceful close|EOF before all the data"),
+        ("no-busy", "was not busy"),
+        ("empty-before-eof", "sent no EOF"),
+        ("aclose-cancel", "after a cancelled aclose, the stream is still open"),
+    ],
+)
+def test_state_machine_catches(broken, behaviour):
+    messages = _failures(stream_state_machine(BROKEN[broken]))
+    assert any(re.search(behaviour, m) for m in messages), messages
+
+
+def _failures(machine):
+    """The messages of the failures hypothesis found (one, or a group)."""
+    try:
+        # No shrinking: finding the failure is what is tested, and quickly.
+        run_state_machine_as_test(machine, settings=settings(
+            max_examples=200, deadline=None, database=None, derandomize=True,
+            phases=[Phase.explicit, Phase.generate]))
+    except BaseException as exc:  # AssertionError, or a group of them
+        return [str(e) for e in getattr(exc, "exceptions", [exc])]
+    raise AssertionError("the state machine found nothing wrong")
+
+
+def _forceful_aclose(end):
+    async def aclose():
+        end._close_now(forceful=True)
+        await asyncio.sleep(0)
+
+    return aclose
+
+
+def _empty_when_idle(end):
+    original = end._receive_raw
+
+    async def receive_raw(max_bytes):
+        if not end._in.data and not end._in.eof:
+            await asyncio.sleep(0)
+            return b""
+        return await original(max_bytes)
+
+    return receive_raw
