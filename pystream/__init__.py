@@ -4,7 +4,14 @@ See ``README.md`` and ``docs/`` for the tour; the contract is Trio's stream
 contract, translated to asyncio.
 """
 
+from ._asyncio_stream import AsyncioStream
 from ._bridge import counters as _counters
+from ._channels import (
+    MemoryReceiveChannel,
+    MemorySendChannel,
+    WouldBlock,
+    open_memory_channel,
+)
 from ._errors import (
     BrokenResourceError,
     BusyResourceError,
@@ -21,18 +28,28 @@ from ._open import (
 )
 from ._serve import serve_listeners, serve_tcp
 from ._socket import SocketListener, SocketStream
+from ._stapled import StapledStream
+from ._tls import TLSListener, TLSStream
 from ._util import aclose_forcefully
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncioStream",
     "BrokenResourceError",
     "BusyResourceError",
     "ClosedResourceError",
     "EndOfChannel",
+    "MemoryReceiveChannel",
+    "MemorySendChannel",
     "SocketListener",
     "SocketStream",
+    "StapledStream",
+    "TLSListener",
+    "TLSStream",
+    "WouldBlock",
     "aclose_forcefully",
+    "open_memory_channel",
     "open_stream_pair",
     "open_tcp_listeners",
     "open_tcp_stream",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import types
-from typing import Any, Generator
+from typing import Any, Awaitable, Generator
 
 from .abc import AsyncResource
 
-__all__ = ["checkpoint", "aclose_forcefully"]
+__all__ = ["checkpoint", "aclose_forcefully", "close_now", "wait_bounded"]
 
 
 @types.coroutine
@@ -28,12 +28,17 @@ async def aclose_forcefully(resource: AsyncResource) -> None:
     any other resource, its ``aclose()`` is run as if cancelled at its first
     await, which the contract says makes it close forcefully.
     """
+    close_now(resource)
+    await checkpoint()
+
+
+def close_now(resource: AsyncResource) -> None:
+    """Close resource forcefully, synchronously (no checkpoint)."""
     forceful = getattr(resource, "_close_now", None)
     if forceful is not None:
         forceful()
     else:
         _run_cancelled(resource.aclose())
-    await checkpoint()
 
 
 def _run_cancelled(coro: Any) -> None:
@@ -47,3 +52,23 @@ def _run_cancelled(coro: Any) -> None:
     finally:
         coro.close()
     raise RuntimeError(f"{coro!r} kept running after 100 cancellations")
+
+
+async def wait_bounded(awaitable: Awaitable[Any], timeout: float) -> bool:
+    """Wait for awaitable at most timeout seconds: True if it finished (its
+    exception, if any, is raised), False if it was cancelled for time.
+
+    Unlike ``asyncio.wait_for`` before Python 3.12, this never swallows a
+    cancellation of the caller that coincides with the awaitable finishing.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait([task], timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        return False
+    task.result()
+    return True

@@ -14,6 +14,8 @@ import asyncio
 from types import TracebackType
 from typing import Generic, Optional, Type, TypeVar, Union
 
+from ._errors import EndOfChannel
+
 __all__ = [
     "AsyncResource",
     "SendStream",
@@ -21,6 +23,8 @@ __all__ = [
     "Stream",
     "HalfCloseableStream",
     "Listener",
+    "SendChannel",
+    "ReceiveChannel",
 ]
 
 T = TypeVar("T")
@@ -155,3 +159,34 @@ class Listener(AsyncResource, Generic[T]):
     @abc.abstractmethod
     async def accept(self) -> T:
         """Wait for and return the next connection."""
+
+
+class SendChannel(AsyncResource, Generic[T]):
+    """The sending end of an object channel."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def send(self, value: T) -> None:
+        """Send value, waiting for room.  ``BrokenResourceError`` once
+        every receiver closed."""
+
+
+class ReceiveChannel(AsyncResource, Generic[T]):
+    """The receiving end of an object channel; ``async for`` gives values
+    until every sender closed."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def receive(self) -> T:
+        """The next value; ``EndOfChannel`` once every sender closed."""
+
+    def __aiter__(self) -> "ReceiveChannel[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except EndOfChannel:
+            raise StopAsyncIteration from None

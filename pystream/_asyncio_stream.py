@@ -1,0 +1,161 @@
+"""AsyncioStream: the Stream API over an asyncio StreamReader/StreamWriter
+pair, in pure Python, so that code written for pystream runs on any asyncio
+transport (Windows' proactor loop, other libraries' connections)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional, Union
+
+from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from ._readers import BufferedReceiveMixin
+from ._util import checkpoint
+from .abc import HalfCloseableStream
+
+__all__ = ["AsyncioStream"]
+
+# aclose waits at most this long for the transport to finish closing.
+_CLOSE_TIMEOUT = 5.0
+
+
+class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
+    """A pystream ``Stream`` over ``(reader, writer)`` from
+    ``asyncio.open_connection`` or ``asyncio.start_server``.
+
+    ``send_all`` writes and then drains, so it waits while the transport
+    holds more than its high-water mark: the backpressure asyncio has.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._closed = False
+        self._eof_sent = False
+        self._send_error: Optional[BaseException] = None
+        self._send_conflict = ConflictDetector(
+            "another task is already sending on this stream")
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream")
+        self._pushback = bytearray()
+        self._closing: Optional[asyncio.Future[None]] = None  # set by aclose
+
+    def __repr__(self) -> str:
+        return f"<pystream.AsyncioStream {self.writer.transport!r}>"
+
+    # -- sending ----------------------------------------------------------
+    def _check_send(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("this stream was closed")
+        if self._eof_sent:
+            raise ClosedResourceError("send_eof() closed this stream's send side")
+        if self._send_error is not None:
+            raise BrokenResourceError("the stream broke while sending") from self._send_error
+        if self.writer.transport.is_closing():
+            self._send_error = ConnectionResetError("the transport is closed")
+            raise BrokenResourceError("the stream broke while sending") from self._send_error
+
+    async def _drain(self) -> None:
+        """Wait until the transport is below its high-water mark, or until
+        aclose (asyncio's drain alone would wait on)."""
+        draining = asyncio.ensure_future(self.writer.drain())
+        closing = self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait([draining, closing], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            draining.cancel()
+            raise
+        finally:
+            self._closing = None
+        if not draining.done():
+            draining.cancel()
+            raise ClosedResourceError("the stream was closed during this call")
+        try:
+            draining.result()
+        except (ConnectionError, OSError) as exc:
+            if self._closed:
+                raise ClosedResourceError("the stream was closed during this call") from None
+            self._send_error = exc
+            raise BrokenResourceError("the stream broke while sending") from exc
+        if self._closed:
+            raise ClosedResourceError("the stream was closed during this call")
+
+    async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        if isinstance(data, str):
+            raise TypeError("send_all needs bytes-like data, not str")
+        payload = bytes(memoryview(data).cast("B")) if not isinstance(data, bytes) else data
+        with self._send_conflict:
+            self._check_send()
+            await checkpoint()
+            self._check_send()
+            if payload:
+                self.writer.write(payload)
+                await self._drain()
+
+    write = send_all
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_conflict:
+            self._check_send()
+            await checkpoint()
+            await self._drain()
+
+    async def send_eof(self) -> None:
+        with self._send_conflict:
+            if self._closed:
+                raise ClosedResourceError("this stream was closed")
+            await checkpoint()
+            if not self._eof_sent:
+                self._eof_sent = True
+                if self.writer.can_write_eof() and not self.writer.transport.is_closing():
+                    self.writer.write_eof()
+
+    # -- receiving --------------------------------------------------------
+    def _check_receive_open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("this stream was closed")
+
+    async def _receive_raw(self, max_bytes: int) -> bytes:
+        self._check_receive_open()
+        # StreamReader.read returns at once when it has data: yield first.
+        await checkpoint()
+        self._check_receive_open()
+        try:
+            data = await self.reader.read(max_bytes)
+        except (ConnectionError, OSError) as exc:
+            if self._closed:
+                raise ClosedResourceError("the stream was closed during this call") from None
+            raise BrokenResourceError("the stream broke while receiving") from exc
+        self._check_receive_open()
+        return data
+
+    # -- closing ----------------------------------------------------------
+    def _wake_waiters(self) -> None:
+        # StreamReader has no "closed" notion: end its wait with an error.
+        self.reader.set_exception(ClosedResourceError("the stream was closed during this call"))
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)
+
+    async def aclose(self) -> None:
+        """Close gracefully without waiting: asyncio's transport sends what it
+        holds, then closes; if that takes more than 5 s (a peer that does not
+        read), it is aborted.  Calls blocked in other tasks wake at once."""
+        if not self._closed:
+            self._closed = True
+            self._wake_waiters()
+            transport = self.writer.transport
+            self.writer.close()
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(
+                    _CLOSE_TIMEOUT, _abort_if_open, transport)
+        await checkpoint()
+
+    def _close_now(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_waiters()
+        self.writer.transport.abort()
+
+
+def _abort_if_open(transport: asyncio.WriteTransport) -> None:
+    transport.abort()  # a no-op once the transport finished closing

@@ -1,0 +1,205 @@
+"""Object channels: ``open_memory_channel(max_buffer_size)``.
+
+Values go from ``MemorySendChannel``s to ``MemoryReceiveChannel``s through a
+buffer of at most ``max_buffer_size`` values (0: every send waits for a
+receiver; ``math.inf``: no limit).  Each end can be cloned; a side is closed
+when all its clones are.  Receivers get ``EndOfChannel`` once every sender
+closed and the buffer is empty; senders get ``BrokenResourceError`` once
+every receiver closed.
+
+Cancellation: a cancelled ``receive`` loses no value.  asyncio cannot shield
+a task from cancellation, so a ``send`` cancelled at the very moment a
+receiver takes its value raises ``CancelledError`` although the value was
+delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from typing import Any, Deque, Generic, Tuple, TypeVar, Union
+
+from ._errors import BrokenResourceError, ClosedResourceError, EndOfChannel
+from ._util import checkpoint
+from .abc import ReceiveChannel, SendChannel
+
+__all__ = ["open_memory_channel", "MemorySendChannel", "MemoryReceiveChannel", "WouldBlock"]
+
+T = TypeVar("T")
+
+
+class WouldBlock(Exception):
+    """A ``*_nowait`` call could not finish without waiting."""
+
+
+class _State(Generic[T]):
+    def __init__(self, max_buffer_size: Union[int, float]) -> None:
+        self.max_buffer_size = max_buffer_size
+        self.buffer: Deque[T] = collections.deque()
+        self.senders = 0     # open send handles
+        self.receivers = 0   # open receive handles
+        # Waiting tasks, first come first served.
+        self.send_waiters: "collections.OrderedDict[asyncio.Future[None], T]" = collections.OrderedDict()
+        self.receive_waiters: "collections.OrderedDict[asyncio.Future[T], None]" = collections.OrderedDict()
+
+
+class MemorySendChannel(SendChannel[T]):
+    def __init__(self, state: _State[T]) -> None:
+        self._state = state
+        self._closed = False
+        state.senders += 1
+
+    def __repr__(self) -> str:
+        return f"<pystream.MemorySendChannel{' closed' if self._closed else ''}>"
+
+    def send_nowait(self, value: T) -> None:
+        """Send without waiting, or raise ``WouldBlock``."""
+        state = self._state
+        if self._closed:
+            raise ClosedResourceError("this send channel was closed")
+        if state.receivers == 0:
+            raise BrokenResourceError("every receive channel was closed")
+        while state.receive_waiters:
+            waiter, _ = state.receive_waiters.popitem(last=False)
+            if not waiter.done():
+                waiter.set_result(value)
+                return
+        if len(state.buffer) < state.max_buffer_size:
+            state.buffer.append(value)
+            return
+        raise WouldBlock
+
+    async def send(self, value: T) -> None:
+        """Send value, waiting while the buffer is full.  A checkpoint."""
+        if self._closed:
+            raise ClosedResourceError("this send channel was closed")
+        await checkpoint()
+        try:
+            self.send_nowait(value)
+            return
+        except WouldBlock:
+            pass
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._state.send_waiters[waiter] = value
+        try:
+            await waiter
+        finally:
+            self._state.send_waiters.pop(waiter, None)
+
+    def clone(self) -> "MemorySendChannel[T]":
+        """Another handle on the same channel, closed independently."""
+        if self._closed:
+            raise ClosedResourceError("this send channel was closed")
+        return MemorySendChannel(self._state)
+
+    def close(self) -> None:
+        """Close this handle (synchronously)."""
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        state.senders -= 1
+        if state.senders == 0:
+            for waiter in state.receive_waiters:
+                if not waiter.done():
+                    waiter.set_exception(EndOfChannel())
+            state.receive_waiters.clear()
+
+    async def aclose(self) -> None:
+        self.close()
+        await checkpoint()
+
+
+class MemoryReceiveChannel(ReceiveChannel[T]):
+    def __init__(self, state: _State[T]) -> None:
+        self._state = state
+        self._closed = False
+        state.receivers += 1
+
+    def __repr__(self) -> str:
+        return f"<pystream.MemoryReceiveChannel{' closed' if self._closed else ''}>"
+
+    def receive_nowait(self) -> T:
+        """A value without waiting, or ``WouldBlock``, or ``EndOfChannel``."""
+        state = self._state
+        if self._closed:
+            raise ClosedResourceError("this receive channel was closed")
+        if state.buffer:
+            value = state.buffer.popleft()
+            self._refill()
+            return value
+        while state.send_waiters:
+            waiter, value = state.send_waiters.popitem(last=False)
+            if not waiter.done():
+                waiter.set_result(None)
+                return value
+        if state.senders == 0:
+            raise EndOfChannel
+        raise WouldBlock
+
+    def _refill(self) -> None:
+        """Room in the buffer: take the value of the longest-waiting sender."""
+        state = self._state
+        while state.send_waiters and len(state.buffer) < state.max_buffer_size:
+            waiter, value = state.send_waiters.popitem(last=False)
+            if not waiter.done():
+                state.buffer.append(value)
+                waiter.set_result(None)
+
+    async def receive(self) -> T:
+        """The next value; ``EndOfChannel`` once every sender closed and the
+        buffer is empty.  A checkpoint; a cancelled call loses nothing."""
+        if self._closed:
+            raise ClosedResourceError("this receive channel was closed")
+        await checkpoint()
+        try:
+            return self.receive_nowait()
+        except WouldBlock:
+            pass
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._state.receive_waiters[waiter] = None
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # A sender handed us a value as we were cancelled: keep it.
+                self._state.buffer.appendleft(waiter.result())
+            raise
+        finally:
+            self._state.receive_waiters.pop(waiter, None)
+
+    def clone(self) -> "MemoryReceiveChannel[T]":
+        if self._closed:
+            raise ClosedResourceError("this receive channel was closed")
+        return MemoryReceiveChannel(self._state)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        state.receivers -= 1
+        if state.receivers == 0:
+            for waiter in state.send_waiters:
+                if not waiter.done():
+                    waiter.set_exception(BrokenResourceError("every receive channel was closed"))
+            state.send_waiters.clear()
+            state.buffer.clear()
+
+    async def aclose(self) -> None:
+        self.close()
+        await checkpoint()
+
+
+def open_memory_channel(
+    max_buffer_size: Union[int, float],
+) -> Tuple[MemorySendChannel[Any], MemoryReceiveChannel[Any]]:
+    """A connected pair of channel ends with a buffer of max_buffer_size
+    values (an int >= 0, or ``math.inf``)."""
+    if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):
+        raise TypeError("max_buffer_size must be an int or math.inf")
+    if isinstance(max_buffer_size, bool) or max_buffer_size < 0:
+        raise ValueError("max_buffer_size must be an int >= 0 or math.inf")
+    state: _State[Any] = _State(max_buffer_size)
+    return MemorySendChannel(state), MemoryReceiveChannel(state)

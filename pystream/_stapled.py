@@ -1,0 +1,69 @@
+"""StapledStream: one two-way stream made of a send stream and a receive
+stream."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from ._errors import ClosedResourceError, ConflictDetector
+from ._readers import BufferedReceiveMixin
+from ._util import close_now
+from .abc import HalfCloseableStream, ReceiveStream, SendStream
+
+__all__ = ["StapledStream"]
+
+
+class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
+    """Sends on ``send_stream`` and receives from ``receive_stream``.
+
+    ``send_eof`` calls the send stream's ``send_eof`` if it has one, and
+    closes it otherwise; ``aclose`` closes both (the receive stream even if
+    closing the send stream fails).
+    """
+
+    def __init__(self, send_stream: SendStream, receive_stream: ReceiveStream) -> None:
+        self.send_stream = send_stream
+        self.receive_stream = receive_stream
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream")
+        self._pushback = bytearray()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<pystream.StapledStream {self.send_stream!r} {self.receive_stream!r}>"
+
+    async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        await self.send_stream.send_all(data)
+
+    write = send_all
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.send_stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        send_eof = getattr(self.send_stream, "send_eof", None)
+        if send_eof is not None:
+            await send_eof()
+        else:
+            await self.send_stream.aclose()
+
+    def _check_receive_open(self) -> None:
+        # Only for data a reading helper left here: the receive stream
+        # checks for itself otherwise.
+        if self._closed:
+            raise ClosedResourceError("this stream was closed")
+
+    async def _receive_raw(self, max_bytes: int) -> bytes:
+        return await self.receive_stream.receive_some(max_bytes)
+
+    def _close_now(self) -> None:
+        self._closed = True
+        close_now(self.send_stream)
+        close_now(self.receive_stream)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        try:
+            await self.send_stream.aclose()
+        finally:
+            await self.receive_stream.aclose()

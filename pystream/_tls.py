@@ -1,0 +1,305 @@
+"""TLSStream: TLS over any pystream Stream, with ``ssl.MemoryBIO`` (works on
+CPython and PyPy), and TLSListener to serve it."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Optional, Tuple, Union
+
+from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from ._readers import BufferedReceiveMixin
+from ._util import aclose_forcefully, checkpoint, close_now, wait_bounded
+from .abc import Listener, Stream
+
+__all__ = ["TLSStream", "TLSListener"]
+
+# aclose sends close_notify, but gives a peer that does not read this long.
+_CLOSE_NOTIFY_TIMEOUT = 5.0
+_RECEIVE_SIZE = 65536
+
+_OK, _BROKEN, _CLOSED = "ok", "broken", "closed"
+
+
+class TLSStream(BufferedReceiveMixin, Stream):
+    """A TLS connection over ``transport_stream``.
+
+    The handshake happens on first use, or by ``await do_handshake()``; a
+    failed one raises ``BrokenResourceError`` from the ``ssl.SSLError``.
+    ``aclose`` sends close_notify and closes the transport without waiting
+    for the peer's (at most 5 s).  A cancelled ``send_all``, or a TLS error,
+    leaves the stream broken: every later call raises
+    ``BrokenResourceError``, and ``aclose`` still closes it.  A cancelled
+    receive or handshake that was waiting for the peer leaves it usable.  TLS has no half-close here: ``send_eof``
+    raises ``NotImplementedError``.
+    """
+
+    def __init__(
+        self,
+        transport_stream: Stream,
+        ssl_context: ssl.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: Optional[str] = None,
+    ) -> None:
+        self.transport_stream = transport_stream
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = ssl_context.wrap_bio(
+            self._incoming, self._outgoing,
+            server_side=server_side, server_hostname=server_hostname,
+        )
+        self._state = _OK
+        self._broken_by: Optional[BaseException] = None
+        self._handshake_done = False
+        self._handshake_lock = asyncio.Lock()
+        self._transport_send_lock = asyncio.Lock()
+        self._transport_receive_lock = asyncio.Lock()
+        self._send_conflict = ConflictDetector(
+            "another task is already sending on this stream")
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream")
+        self._pushback = bytearray()
+        self._sending: Optional[asyncio.Future[None]] = None  # a flush
+
+    def __repr__(self) -> str:
+        return f"<pystream.TLSStream {self._state} over {self.transport_stream!r}>"
+
+    # -- information ------------------------------------------------------
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        return self._ssl
+
+    def selected_alpn_protocol(self) -> Optional[str]:
+        return self._ssl.selected_alpn_protocol()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._ssl.getpeercert(binary_form)
+
+    def version(self) -> Optional[str]:
+        return self._ssl.version()
+
+    def cipher(self) -> Optional[Tuple[str, str, int]]:
+        return self._ssl.cipher()
+
+    # -- state ------------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self._state == _CLOSED:
+            raise ClosedResourceError("this stream was closed")
+        if self._state == _BROKEN:
+            raise BrokenResourceError("the TLS stream is broken") from self._broken_by
+
+    def _break(self, cause: Optional[BaseException]) -> None:
+        if self._state == _OK:
+            self._state = _BROKEN
+            self._broken_by = cause
+
+    # -- the engine -------------------------------------------------------
+    async def _flush(self, wait: bool = True) -> None:
+        """Send what the TLS object wrote, in order.
+
+        The sending runs shielded: a caller cancelled meanwhile leaves it to
+        finish in the background (the next flush waits for it), so the peer
+        never gets part of a record and the stream stays usable.  With wait
+        False (a reader), leave it to a flush already running: waiting for it
+        could deadlock two peers that both send while their readers wait;
+        and a reader never waits for its own flush either (the bytes in the
+        TLS object may be a writer's, queued behind a full socket).
+        """
+        if not self._outgoing.pending:
+            return
+        if not wait and self._transport_send_lock.locked():
+            return
+        sending = asyncio.ensure_future(self._send_pending())
+        sending.add_done_callback(self._sent)
+        self._sending = sending
+        if wait:
+            await asyncio.shield(sending)
+
+    async def _send_pending(self) -> None:
+        async with self._transport_send_lock:
+            while self._outgoing.pending:
+                await self.transport_stream.send_all(self._outgoing.read())
+
+    def _sent(self, sending: "asyncio.Future[None]") -> None:
+        # Also the only reader of the outcome when nobody awaits it.
+        if self._sending is sending:
+            self._sending = None
+        if not sending.cancelled() and sending.exception() is not None:
+            self._break(sending.exception())
+
+    async def _feed(self) -> None:
+        """Give the TLS object more bytes from the transport.  If another
+        task is already receiving, wait for it instead: it feeds us both."""
+        if self._transport_receive_lock.locked():
+            async with self._transport_receive_lock:
+                return
+        async with self._transport_receive_lock:
+            data = await self.transport_stream.receive_some(_RECEIVE_SIZE)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    async def _retry(self, fn: Any, *args: Any) -> Any:
+        """Run a TLS call until it finishes, moving bytes as it asks."""
+        try:
+            while True:
+                want_read = False
+                try:
+                    result = fn(*args)
+                except ssl.SSLWantReadError:
+                    want_read = True
+                except (ssl.SSLError, ssl.CertificateError) as exc:
+                    self._break(exc)
+                    await self._flush_quietly()
+                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
+                await self._flush(wait=fn != self._ssl.read)
+                if not want_read:
+                    return result
+                await self._feed()
+        except asyncio.CancelledError:
+            # Waiting for the peer loses nothing (the transport keeps its
+            # bytes, and TLS resumes where it stopped), except for a write:
+            # OpenSSL wants it retried with the same data.  A cancelled send
+            # of TLS bytes broke the stream already (in _flush).
+            if fn == self._ssl.write:
+                self._break(None)
+            raise
+        except (BrokenResourceError, ClosedResourceError) as exc:
+            if self._state == _CLOSED:
+                raise ClosedResourceError("the stream was closed during this call") from None
+            self._break(exc.__cause__ or exc)
+            raise
+
+    async def _flush_quietly(self) -> None:
+        # Send a TLS alert if there is one; the peer may already be gone.
+        try:
+            await self._flush()
+        except (BrokenResourceError, ClosedResourceError):
+            pass
+
+    async def do_handshake(self) -> None:
+        """Do the handshake now (it also happens lazily).  Idempotent."""
+        self._check_usable()
+        await checkpoint()
+        await self._ensure_handshake()
+
+    async def _ensure_handshake(self) -> None:
+        if self._handshake_done:
+            return
+        async with self._handshake_lock:
+            if not self._handshake_done:
+                self._check_usable()
+                await self._retry(self._ssl.do_handshake)
+                self._handshake_done = True
+
+    # -- sending ----------------------------------------------------------
+    async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        if isinstance(data, str):
+            raise TypeError("send_all needs bytes-like data, not str")
+        view = memoryview(data).cast("B")
+        with self._send_conflict:
+            self._check_usable()
+            await checkpoint()
+            self._check_usable()
+            if not view.nbytes:
+                return  # nothing to send (and never an EOF): no handshake
+            await self._ensure_handshake()
+            while view.nbytes:
+                written = await self._retry(self._ssl.write, view)
+                view = view[written:]
+
+    write = send_all
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_conflict:
+            self._check_usable()
+            await checkpoint()
+            async with self._transport_send_lock:
+                await self.transport_stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        raise NotImplementedError("TLSStream has no half-close; use aclose()")
+
+    # -- receiving --------------------------------------------------------
+    def _check_receive_open(self) -> None:
+        self._check_usable()
+
+    async def _receive_raw(self, max_bytes: int) -> bytes:
+        self._check_usable()
+        await checkpoint()
+        self._check_usable()
+        await self._ensure_handshake()
+        try:
+            return await self._retry(self._ssl.read, max_bytes)
+        except BrokenResourceError as exc:
+            if isinstance(exc.__cause__, ssl.SSLZeroReturnError):
+                self._state = _OK  # close_notify is a clean EOF
+                return b""
+            raise
+
+    # -- closing ----------------------------------------------------------
+    async def unwrap(self) -> Tuple[Stream, bytes]:
+        """End TLS (close_notify both ways) and return the transport stream
+        and any bytes that arrived after the peer's close_notify."""
+        with self._send_conflict, self._receive_conflict:
+            self._check_usable()
+            await checkpoint()
+            await self._ensure_handshake()
+            await self._retry(self._ssl.unwrap)
+            self._state = _CLOSED
+            return self.transport_stream, self._incoming.read()
+
+    async def aclose(self) -> None:
+        if self._state == _CLOSED:
+            await checkpoint()
+            return
+        send_notify = self._state == _OK and self._handshake_done
+        self._state = _CLOSED
+        try:
+            if send_notify and not await wait_bounded(
+                self._send_close_notify(), _CLOSE_NOTIFY_TIMEOUT
+            ):
+                await aclose_forcefully(self.transport_stream)
+                return
+        except asyncio.CancelledError:
+            await aclose_forcefully(self.transport_stream)
+            raise
+        except (BrokenResourceError, ClosedResourceError, ssl.SSLError):
+            await aclose_forcefully(self.transport_stream)
+            return
+        await self.transport_stream.aclose()
+
+    def _close_now(self) -> None:
+        """Forceful close: no close_notify, the transport closed at once."""
+        if self._state != _CLOSED:
+            self._state = _CLOSED
+            close_now(self.transport_stream)
+
+    async def _send_close_notify(self) -> None:
+        try:
+            self._ssl.unwrap()  # writes close_notify; then wants the reply
+        except ssl.SSLWantReadError:
+            pass
+        async with self._transport_send_lock:
+            data = self._outgoing.read()
+            if data:
+                await self.transport_stream.send_all(data)
+
+
+class TLSListener(Listener[TLSStream]):
+    """Wraps each stream ``transport_listener`` accepts in a server-side
+    ``TLSStream`` (handshake on first use), so ``serve_listeners`` serves
+    TLS."""
+
+    def __init__(self, transport_listener: Listener[Any], ssl_context: ssl.SSLContext) -> None:
+        self.transport_listener = transport_listener
+        self._ssl_context = ssl_context
+
+    async def accept(self) -> TLSStream:
+        stream = await self.transport_listener.accept()
+        return TLSStream(stream, self._ssl_context, server_side=True)
+
+    async def aclose(self) -> None:
+        await self.transport_listener.aclose()

@@ -1,0 +1,142 @@
+"""Object channels: open_memory_channel."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+import pystream
+
+
+async def test_buffered_send_and_receive_in_order():
+    send, receive = pystream.open_memory_channel(3)
+    for i in range(3):
+        await send.send(i)
+    with pytest.raises(pystream.WouldBlock):
+        send.send_nowait(3)
+    assert [await receive.receive() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(pystream.WouldBlock):
+        receive.receive_nowait()
+    await send.aclose()
+    await receive.aclose()
+
+
+async def test_send_waits_for_room_and_rendezvous():
+    send, receive = pystream.open_memory_channel(0)
+    sender = asyncio.ensure_future(send.send("hello"))
+    await asyncio.sleep(0.01)
+    assert not sender.done(), "with no buffer, send waits for a receiver"
+    assert await receive.receive() == "hello"
+    await sender
+    receiver = asyncio.ensure_future(receive.receive())
+    for _ in range(3):  # past its checkpoint, into the wait
+        await asyncio.sleep(0)
+    send.send_nowait("direct")  # a waiting receiver takes it at once
+    assert await receiver == "direct"
+    await send.aclose()
+    await receive.aclose()
+
+
+async def test_end_of_channel_when_every_sender_closed():
+    send, receive = pystream.open_memory_channel(math.inf)
+    clone = send.clone()
+    await send.send(1)
+    await send.aclose()
+    await clone.send(2)
+    waiting = asyncio.ensure_future(receive.receive())
+    assert await waiting == 1
+    await clone.aclose()
+    assert [value async for value in receive] == [2]
+    with pytest.raises(pystream.EndOfChannel):
+        await receive.receive()
+    with pytest.raises(pystream.ClosedResourceError):
+        await send.send(3)
+    with pytest.raises(pystream.ClosedResourceError):
+        send.clone()
+    await receive.aclose()
+
+
+async def test_blocked_receiver_wakes_with_end_of_channel():
+    send, receive = pystream.open_memory_channel(1)
+    receiver = asyncio.ensure_future(receive.receive())
+    await asyncio.sleep(0)
+    await send.aclose()
+    with pytest.raises(pystream.EndOfChannel):
+        await receiver
+    await receive.aclose()
+
+
+async def test_broken_when_every_receiver_closed():
+    send, receive = pystream.open_memory_channel(0)
+    sender = asyncio.ensure_future(send.send("x"))
+    await asyncio.sleep(0)
+    other = receive.clone()
+    await receive.aclose()
+    assert not sender.done(), "one receiver is still open"
+    await other.aclose()
+    with pytest.raises(pystream.BrokenResourceError):
+        await sender
+    with pytest.raises(pystream.BrokenResourceError):
+        await send.send("y")
+    with pytest.raises(pystream.ClosedResourceError):
+        await receive.receive()
+    await send.aclose()
+
+
+async def test_cancelled_receive_loses_nothing():
+    send, receive = pystream.open_memory_channel(10)
+    for _ in range(20):
+        receiver = asyncio.ensure_future(receive.receive())
+        await asyncio.sleep(0)
+        receiver.cancel()
+        send.send_nowait("value")
+        await asyncio.wait([receiver])
+        if not receiver.cancelled():
+            assert receiver.result() == "value"
+        else:
+            assert receive.receive_nowait() == "value"
+    await send.aclose()
+    await receive.aclose()
+
+
+async def test_cancelled_send_is_not_delivered():
+    send, receive = pystream.open_memory_channel(0)
+    sender = asyncio.ensure_future(send.send("never"))
+    await asyncio.sleep(0)
+    sender.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sender
+    with pytest.raises(pystream.WouldBlock):
+        receive.receive_nowait()
+    await send.aclose()
+    await receive.aclose()
+
+
+async def test_operations_are_checkpoints():
+    send, receive = pystream.open_memory_channel(1)
+
+    async def cancelled_first(coro):
+        asyncio.current_task().cancel()
+        await coro
+        return "returned"
+
+    task = asyncio.ensure_future(cancelled_first(send.send(1)))
+    await asyncio.wait([task])
+    assert task.cancelled()
+    with pytest.raises(pystream.WouldBlock):
+        receive.receive_nowait()  # the cancelled send delivered nothing
+    send.send_nowait(2)
+    task = asyncio.ensure_future(cancelled_first(receive.receive()))
+    await asyncio.wait([task])
+    assert task.cancelled()
+    assert receive.receive_nowait() == 2  # the cancelled receive took nothing
+    await send.aclose()
+    await receive.aclose()
+
+
+def test_bad_buffer_sizes():
+    for bad in (-1, 1.5, "3", None, True):
+        with pytest.raises((TypeError, ValueError)):
+            pystream.open_memory_channel(bad)

@@ -1,0 +1,205 @@
+"""TLSStream, StapledStream and AsyncioStream keep the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import tempfile
+
+import pytest
+
+import pystream
+from pystream.testing import (
+    check_half_closeable_stream,
+    check_two_way_stream,
+    lockstep_stream_pair,
+    memory_stream_pair,
+)
+
+from helpers import make_pair, receive_exactly
+from tls_helpers import client_context, server_context
+
+
+def tls_over(transport_maker, *, alpn=None):
+    async def maker():
+        a, b = await transport_maker()
+        client_ctx, server_ctx = client_context(), server_context()
+        # TLS 1.3 servers send session tickets after the handshake, while
+        # the client may already be sending: over a transport with no buffer
+        # at all (lockstep), both would wait for the other to read.
+        server_ctx.num_tickets = 0
+        if alpn:
+            client_ctx.set_alpn_protocols(alpn)
+            server_ctx.set_alpn_protocols(alpn)
+        client = pystream.TLSStream(a, client_ctx, server_hostname="localhost")
+        server = pystream.TLSStream(b, server_ctx, server_side=True)
+        return client, server
+
+    return maker
+
+
+def handshaken(maker):
+    """A TLS maker whose pairs finished their handshake: over a lockstep
+    transport, a lazy handshake started by the receiving side would wait for
+    a sender that waits for it."""
+
+    async def made():
+        client, server = await maker()
+        await asyncio.gather(client.do_handshake(), server.do_handshake())
+        return client, server
+
+    return made
+
+
+async def memory_maker():
+    return memory_stream_pair()
+
+
+async def lockstep_maker():
+    return lockstep_stream_pair()
+
+
+async def socket_pair_maker():
+    return await make_pair("pair")
+
+
+async def test_tls_over_memory_streams():
+    await check_two_way_stream(tls_over(memory_maker), handshaken(tls_over(lockstep_maker)))
+
+
+async def test_tls_over_socket_pair():
+    await check_two_way_stream(tls_over(socket_pair_maker), handshaken(tls_over(lockstep_maker)))
+
+
+async def test_tls_over_tls():
+    await check_two_way_stream(tls_over(tls_over(memory_maker)), None)
+
+
+async def test_tls_handshake_alpn_and_certificate():
+    client, server = await tls_over(memory_maker, alpn=["h2", "http/1.1"])()
+    async with client, server:
+        await asyncio.gather(client.do_handshake(), server.do_handshake())
+        await client.do_handshake()  # idempotent
+        assert client.selected_alpn_protocol() == "h2"
+        assert client.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+        assert client.version() in ("TLSv1.3", "TLSv1.2")
+        with pytest.raises(NotImplementedError):
+            await client.send_eof()
+
+
+async def test_tls_wrong_host_name_breaks_the_handshake():
+    a, b = memory_stream_pair()
+    client = pystream.TLSStream(a, client_context(), server_hostname="not-localhost")
+    server = pystream.TLSStream(b, server_context(), server_side=True)
+    results = await asyncio.gather(
+        client.do_handshake(), server.do_handshake(), return_exceptions=True)
+    assert isinstance(results[0], pystream.BrokenResourceError)
+    assert isinstance(results[0].__cause__, ssl.SSLError)
+    assert isinstance(results[1], pystream.BrokenResourceError)
+    with pytest.raises(pystream.BrokenResourceError):
+        await client.send_all(b"x")
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_tls_close_without_a_reply_is_bounded():
+    # The peer never reads: close_notify cannot even be sent.  aclose still
+    # returns within its 5 s bound.
+    client, server = await tls_over(lockstep_maker)()
+    handshake = asyncio.gather(client.do_handshake(), server.do_handshake())
+    await handshake
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await client.aclose()
+    assert loop.time() - start < 7
+    await server.aclose()
+
+
+async def test_tls_unwrap_returns_the_transport():
+    client, server = await tls_over(memory_maker)()
+    await asyncio.gather(client.do_handshake(), server.do_handshake())
+    await client.send_all(b"secret")
+    assert await receive_exactly(server, 6) == b"secret"
+    (a, _), (b, _) = await asyncio.gather(client.unwrap(), server.unwrap())
+    await a.send_all(b"plain")
+    assert await receive_exactly(b, 5) == b"plain"
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_tls_listener_with_serve_listeners():
+    async def handler(stream):
+        line = await stream.readline()
+        await stream.send_all(line.upper())
+
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    tls_listeners = [pystream.TLSListener(l, server_context()) for l in listeners]
+    server = asyncio.ensure_future(pystream.serve_listeners(handler, tls_listeners))
+    transport = await pystream.open_tcp_stream("127.0.0.1", port)
+    async with pystream.TLSStream(transport, client_context(), server_hostname="localhost") as tls:
+        await tls.send_all(b"hello tls\n")
+        assert await tls.readline() == b"HELLO TLS\n"
+        assert await tls.receive_some() == b""
+    server.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await server
+
+
+async def test_stapled_stream():
+    async def maker():
+        a_out, b_in = memory_stream_pair()
+        b_out, a_in = memory_stream_pair()
+        return (pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in))
+
+    async def clogged():
+        a_out, b_in = lockstep_stream_pair()
+        b_out, a_in = lockstep_stream_pair()
+        return (pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in))
+
+    await check_half_closeable_stream(maker, clogged)
+
+
+async def asyncio_pair(unix=False):
+    accepted = asyncio.get_running_loop().create_future()
+
+    async def on_connect(reader, writer):
+        accepted.set_result((reader, writer))
+
+    if unix:
+        path = os.path.join(tempfile.mkdtemp(), "asyncio.sock")
+        server = await asyncio.start_unix_server(on_connect, path)
+        reader, writer = await asyncio.open_unix_connection(path)
+    else:
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    server_reader, server_writer = await accepted
+    server.close()
+    await server.wait_closed()
+    return (pystream.AsyncioStream(reader, writer),
+            pystream.AsyncioStream(server_reader, server_writer))
+
+
+async def clogged_asyncio_pair():
+    # Unix sockets: their buffers do not grow while data flows, as TCP's do.
+    a, b = await asyncio_pair(unix=True)
+    for x in (a, b):
+        # Write until the kernel buffers and the peer's StreamReader (which
+        # stops reading at its limit) are full and the writer's protocol is
+        # paused for good (asyncio's flow control, which drain waits on).
+        transport = x.writer.transport
+        protocol = transport.get_protocol()
+        while True:
+            while not protocol._paused:
+                transport.write(b"\0" * (1 << 20))
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.05)
+            if protocol._paused:
+                break
+    return a, b
+
+
+async def test_asyncio_stream():
+    await check_half_closeable_stream(asyncio_pair, clogged_asyncio_pair)
