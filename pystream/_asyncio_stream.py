@@ -38,6 +38,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             "another task is already receiving on this stream")
         self._pushback = bytearray()
         self._closing: Optional[asyncio.Future[None]] = None  # set by aclose
+        _retrieve_close_error(writer)
 
     def __repr__(self) -> str:
         return f"<pystream.AsyncioStream {self.writer.transport!r}>"
@@ -155,6 +156,21 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         self._closed = True
         self._wake_waiters()
         self.writer.transport.abort()
+
+
+def _retrieve_close_error(writer: asyncio.StreamWriter) -> None:
+    """asyncio keeps a lost connection's error in a future that only
+    ``wait_closed()`` reads; before Python 3.11 an unread one is reported to
+    the loop as "never retrieved".  We report the error through our own
+    calls instead, so mark it read."""
+    closed = getattr(getattr(writer, "_protocol", None), "_closed", None)
+    if isinstance(closed, asyncio.Future):
+        closed.add_done_callback(_read_outcome)
+
+
+def _read_outcome(future: "asyncio.Future[None]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _abort_if_open(transport: asyncio.WriteTransport) -> None:

@@ -30,7 +30,9 @@ def certificate_files() -> Tuple[str, str]:
 
 def server_context() -> ssl.SSLContext:
     cert, key = certificate_files()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # A server context for sure (create_default_context makes a generic one
+    # on PyPy, where num_tickets then refuses to be set).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
 
