@@ -5,7 +5,7 @@ contract, translated to asyncio.
 """
 
 from ._asyncio_stream import AsyncioStream
-from ._bridge import counters as _counters
+from ._bridge import counters as _counters  # noqa: F401 (tests, benchmarks)
 from ._channels import (
     MemoryReceiveChannel,
     MemorySendChannel,

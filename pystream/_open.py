@@ -84,11 +84,23 @@ async def _connect_one(
         bridge.ptr, fd, sockaddr[0].encode("ascii"), sockaddr[1], scope_id,
         handle.cdata, out,
     )
+    status, stream = await _connected(bridge, handle, err, out, lib.PS_KIND_TCP)
+    if status < 0:
+        exc = oserror(status)
+        raise type(exc)(exc.errno, f"connect to {sockaddr[:2]!r}: {exc.strerror}")
+    return stream
+
+
+async def _connected(
+    bridge: Bridge, handle: Handle, err: int, out: Any, kind: int
+) -> Tuple[int, SocketStream]:
+    """Wait for the connection a ps_*_connect call (which returned err)
+    started: (0, stream), or (error code, closed stream)."""
     if err < 0:
         raise oserror(err)
     bridge.adopt(handle, out[0])
     bridge.schedule_pass()
-    stream = SocketStream(handle, lib.PS_KIND_TCP)
+    stream = SocketStream(handle, kind)
     waiter = handle.op_waiter = bridge.loop.create_future()
     try:
         status = await waiter
@@ -99,9 +111,7 @@ async def _connect_one(
         handle.op_waiter = None
     if status < 0:
         stream._close_now()
-        exc = oserror(status)
-        raise type(exc)(exc.errno, f"connect to {sockaddr[:2]!r}: {exc.strerror}")
-    return stream
+    return status, stream
 
 
 async def open_tcp_stream(
@@ -207,21 +217,8 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
     handle = Handle(bridge)
     out = ffi.new("ps_stream_t **")
     err = lib.ps_pipe_connect(bridge.ptr, raw, handle.cdata, out)
-    if err < 0:
-        raise oserror(err)
-    bridge.adopt(handle, out[0])
-    bridge.schedule_pass()
-    stream = SocketStream(handle, lib.PS_KIND_PIPE)
-    waiter = handle.op_waiter = bridge.loop.create_future()
-    try:
-        status = await waiter
-    except BaseException:
-        stream._close_now()
-        raise
-    finally:
-        handle.op_waiter = None
+    status, stream = await _connected(bridge, handle, err, out, lib.PS_KIND_PIPE)
     if status < 0:
-        stream._close_now()
         exc = oserror(status)
         raise type(exc)(exc.errno, exc.strerror, name)
     return stream

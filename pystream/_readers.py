@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from typing import Optional, Union
+from typing import Optional
 
 from ._errors import ConflictDetector
 from ._util import checkpoint
@@ -74,16 +74,6 @@ class BufferedReceiveMixin:
                 await self._buffered_checkpoint()
                 return self._take(max_bytes)
             return await self._receive_raw(max_bytes)
-
-    async def receive_into(self, buffer: Union[bytearray, memoryview]) -> int:
-        view = memoryview(buffer).cast("B")
-        if view.readonly:
-            raise TypeError("receive_into needs a writable buffer")
-        if view.nbytes == 0:
-            raise ValueError("receive_into needs a non-empty buffer")
-        data = await self.receive_some(view.nbytes)
-        view[: len(data)] = data
-        return len(data)
 
     async def readexactly(self, n: int) -> bytes:
         n = operator.index(n)

@@ -73,11 +73,23 @@ def _max_bytes(max_bytes: Optional[int]) -> int:
     return max_bytes
 
 
-def _close_handle(handle: Handle) -> None:
-    """Close a handle whose owner was garbage-collected unclosed."""
-    if handle.ptr is not None and not handle.bridge.closed:
-        lib.ps_stream_close(handle.ptr, 0)
-        handle.bridge.schedule_pass()
+def _warn_unclosed(owner: Any, close: Any, *args: Any) -> None:
+    """From ``__del__`` of an object nobody closed: warn, and have its loop
+    close the C handle (``__del__`` may run in any thread)."""
+    handle = getattr(owner, "_h", None)
+    if handle is None or owner._closed or handle.ptr is None:
+        return
+    warnings.warn(f"unclosed {owner!r}", ResourceWarning, stacklevel=2, source=owner)
+
+    def close_handle() -> None:
+        if handle.ptr is not None and not handle.bridge.closed:
+            close(handle.ptr, *args)
+            handle.bridge.schedule_pass()
+
+    try:
+        handle.bridge.loop.call_soon_threadsafe(close_handle)
+    except RuntimeError:
+        pass  # the loop is closed; its teardown freed the handle
 
 
 class SocketStream(HalfCloseableStream):
@@ -125,14 +137,7 @@ class SocketStream(HalfCloseableStream):
         return f"<pystream.SocketStream {kind} {state}>"
 
     def __del__(self) -> None:
-        handle = getattr(self, "_h", None)
-        if handle is None or self._closed or handle.ptr is None:
-            return
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
-        try:
-            handle.bridge.loop.call_soon_threadsafe(_close_handle, handle)
-        except RuntimeError:
-            pass  # the loop is closed; its teardown freed the handle
+        _warn_unclosed(self, lib.ps_stream_close, 0)
 
     # -- state checks -----------------------------------------------------
     def _check_open(self) -> None:
@@ -571,14 +576,7 @@ class SocketListener(Listener[SocketStream]):
         return f"<pystream.SocketListener {state}>"
 
     def __del__(self) -> None:
-        handle = getattr(self, "_h", None)
-        if handle is None or self._closed or handle.ptr is None:
-            return
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
-        try:
-            handle.bridge.loop.call_soon_threadsafe(_close_listener, handle)
-        except RuntimeError:
-            pass
+        _warn_unclosed(self, lib.ps_listener_close)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -652,12 +650,6 @@ class SocketListener(Listener[SocketStream]):
         if self._closed or self._h.ptr is None:
             return -1
         return int(lib.ps_listener_fileno(self._h.ptr))
-
-
-def _close_listener(handle: Handle) -> None:
-    if handle.ptr is not None and not handle.bridge.closed:
-        lib.ps_listener_close(handle.ptr)
-        handle.bridge.schedule_pass()
 
 
 def stream_from_socket(sock: socket.socket) -> SocketStream:

@@ -5,7 +5,6 @@ loop's exception handler."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import inspect
 from typing import Any

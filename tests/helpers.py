@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from typing import Any, AsyncIterator, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pystream
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pystream
 from pystream.testing import (
     check_half_closeable_stream,
     lockstep_stream_pair,

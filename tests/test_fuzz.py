@@ -91,23 +91,3 @@ def _failures(machine):
     except BaseException as exc:  # AssertionError, or a group of them
         return [str(e) for e in getattr(exc, "exceptions", [exc])]
     raise AssertionError("the state machine found nothing wrong")
-
-
-def _forceful_aclose(end):
-    async def aclose():
-        end._close_now(forceful=True)
-        await asyncio.sleep(0)
-
-    return aclose
-
-
-def _empty_when_idle(end):
-    original = end._receive_raw
-
-    async def receive_raw(max_bytes):
-        if not end._in.data and not end._in.eof:
-            await asyncio.sleep(0)
-            return b""
-        return await original(max_bytes)
-
-    return receive_raw

@@ -220,7 +220,7 @@ async def test_server_survives_running_out_of_file_descriptors():
         for client in clients:
             await client.aclose()
         # With descriptors free again, the server serves new connections.
-        for attempt in range(50):
+        for _ in range(50):
             async with await pystream.open_tcp_stream("127.0.0.1", port) as c:
                 try:
                     await c.send_all(b"again")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any, Awaitable, Callable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Optional, Tuple
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully

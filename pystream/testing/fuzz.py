@@ -40,7 +40,7 @@ import functools
 from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
