@@ -108,7 +108,11 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             if not self._eof_sent:
                 self._eof_sent = True
                 if self.writer.can_write_eof() and not self.writer.transport.is_closing():
-                    self.writer.write_eof()
+                    try:
+                        self.writer.write_eof()
+                    except OSError as exc:  # e.g. ENOTCONN after a reset
+                        self._send_error = exc
+                        raise BrokenResourceError("the stream broke") from exc
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:

@@ -40,12 +40,26 @@ def socket_maker(kind):
     return maker
 
 
+async def stapled_maker():
+    a_out, b_in = memory_stream_pair()
+    b_out, a_in = memory_stream_pair()
+    return pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in)
+
+
+async def asyncio_maker():
+    from test_more_streams import asyncio_pair
+
+    return await asyncio_pair()
+
+
 MAKERS = {
     "memory": memory_maker,
     "lockstep": lockstep_maker,
     "pair": socket_maker("pair"),
     "tcp": socket_maker("tcp"),
     "unix": socket_maker("unix"),
+    "stapled": stapled_maker,
+    "asyncio": asyncio_maker,
 }
 
 
