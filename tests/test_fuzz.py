@@ -100,7 +100,7 @@ def _failures(machine):
     try:
         # No shrinking: finding the failure is what is tested, and quickly.
         run_state_machine_as_test(machine, settings=settings(
-            max_examples=200, deadline=None, database=None, derandomize=True,
+            max_examples=1000, deadline=None, database=None, derandomize=True,
             phases=[Phase.explicit, Phase.generate]))
     except BaseException as exc:  # AssertionError, or a group of them
         return [str(e) for e in getattr(exc, "exceptions", [exc])]
