@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from typing import Optional
+from typing import Optional, Tuple
 
 from ._errors import ConflictDetector
 from ._util import checkpoint
 
-__all__ = ["BufferedReceiveMixin", "check_max_bytes", "DEFAULT_RECEIVE_SIZE"]
+__all__ = [
+    "BufferedReceiveMixin",
+    "check_max_bytes",
+    "check_readuntil_args",
+    "DEFAULT_RECEIVE_SIZE",
+]
 
 DEFAULT_RECEIVE_SIZE = 65536
 
@@ -29,6 +34,20 @@ def check_max_bytes(max_bytes: Optional[int]) -> int:
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
     return max_bytes
+
+
+def check_readuntil_args(separator: bytes, limit: int) -> Tuple[bytes, int]:
+    """Validate readuntil's arguments: a non-empty bytes-like separator and
+    an integer limit >= 1."""
+    if not isinstance(separator, (bytes, bytearray, memoryview)):
+        raise TypeError("separator must be bytes-like")
+    sep = bytes(separator)
+    if not sep:
+        raise ValueError("Separator should be at least one-byte string")
+    limit = operator.index(limit)
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return sep, limit
 
 
 class BufferedReceiveMixin:
@@ -90,14 +109,7 @@ class BufferedReceiveMixin:
     async def readuntil(
         self, separator: bytes = b"\n", *, limit: int = 65536
     ) -> bytes:
-        if not isinstance(separator, (bytes, bytearray, memoryview)):
-            raise TypeError("separator must be bytes-like")
-        sep = bytes(separator)
-        if not sep:
-            raise ValueError("Separator should be at least one-byte string")
-        limit = operator.index(limit)
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        sep, limit = check_readuntil_args(separator, limit)
         with self._receive_conflict:
             offset = 0
             checkpointed = False

@@ -13,12 +13,11 @@ from typing import Any, Optional, Tuple, Union
 from ._binding import UV_EAGAIN, UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from ._bridge import Bridge, Handle, get_bridge
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from ._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes, check_readuntil_args
 from ._util import checkpoint
 from .abc import HalfCloseableStream, Listener
 
 __all__ = ["SocketStream", "SocketListener", "DEFAULT_RECEIVE_SIZE"]
-
-DEFAULT_RECEIVE_SIZE = 65536
 
 _KIND_TCP: int = lib.PS_KIND_TCP
 _KIND_PIPE: int = lib.PS_KIND_PIPE
@@ -61,16 +60,6 @@ def _address(addr: Any) -> Address:
     if raw[:1] == b"\0":
         return raw  # an abstract Unix name
     return os.fsdecode(raw)
-
-
-def _max_bytes(max_bytes: Optional[int]) -> int:
-    if max_bytes is None:
-        return DEFAULT_RECEIVE_SIZE
-    if type(max_bytes) is not int:
-        max_bytes = operator.index(max_bytes)
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-    return max_bytes
 
 
 def _warn_unclosed(owner: Any, close: Any, *args: Any) -> None:
@@ -306,7 +295,7 @@ class SocketStream(HalfCloseableStream):
         raise self._broken_receive(got)
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
-        max_bytes = _max_bytes(max_bytes)
+        max_bytes = check_max_bytes(max_bytes)
         with self._recv_conflict:
             await self._wait_readable(1)
             return self._take(max_bytes)
@@ -351,14 +340,7 @@ class SocketStream(HalfCloseableStream):
     async def readuntil(
         self, separator: bytes = b"\n", *, limit: int = 65536
     ) -> bytes:
-        if not isinstance(separator, (bytes, bytearray, memoryview)):
-            raise TypeError("separator must be bytes-like")
-        sep = bytes(separator)
-        if not sep:
-            raise ValueError("Separator should be at least one-byte string")
-        limit = operator.index(limit)
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        sep, limit = check_readuntil_args(separator, limit)
         with self._recv_conflict:
             offset = 0
             want = len(sep)
