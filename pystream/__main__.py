@@ -1,4 +1,4 @@
-"""Command line: ``python -m pystream {demo,echo,connect} ...``."""
+"""Command line: ``python -m pystream {bench,demo,echo,connect} ...``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _loop_runner(use_uvloop: bool):  # type: ignore[no-untyped-def]
     try:
         import uvloop
     except ImportError:
-        raise SystemExit("--uvloop: uvloop is not installed (pip install uvloop)")
+        raise SystemExit("--uvloop: uvloop is not installed (pip install uvloop)") from None
     return uvloop.run
 
 
@@ -79,7 +79,7 @@ async def _connect(args: argparse.Namespace) -> None:
 
 async def _demo(args: argparse.Namespace) -> None:
     """An echo server and clients in one process: shows the API working and
-    what it moves.  Not a benchmark: ``bench`` (to come) compares servers."""
+    what it moves.  Not a benchmark: ``bench`` compares servers."""
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].local_address[1]
     server = asyncio.ensure_future(pystream.serve_listeners(_echo_handler, listeners))
@@ -145,6 +145,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    bench = commands.add_parser(
+        "bench", help="benchmark pystream against asyncio, uvloop, trio and plain C",
+        description="Echo, ping-pong, bulk and idle-connection workloads against each "
+                    "server in its own process, driven by a load generator in C; "
+                    "interleaved rounds, medians, server CPU per request.")
+    from .bench import add_arguments
+
+    add_arguments(bench)
+
     demo = commands.add_parser("demo", help="echo server and clients in one process")
     demo.add_argument("--clients", type=int, default=4)
     demo.add_argument("--megabytes", type=int, default=64,
@@ -164,6 +173,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     connect.add_argument("--unix", metavar="PATH", help="connect to a Unix socket")
 
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .bench import run as run_bench
+
+        return run_bench(args)
     run = _loop_runner(args.uvloop)
     target = {"demo": _demo, "echo": _serve_echo, "connect": _connect}[args.command]
     try:

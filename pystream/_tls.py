@@ -30,8 +30,13 @@ class TLSStream(BufferedReceiveMixin, Stream):
     for the peer's (at most 5 s).  A cancelled ``send_all``, or a TLS error,
     leaves the stream broken: every later call raises
     ``BrokenResourceError``, and ``aclose`` still closes it.  A cancelled
-    receive or handshake that was waiting for the peer leaves it usable.  TLS has no half-close here: ``send_eof``
-    raises ``NotImplementedError``.
+    receive or handshake that was waiting for the peer leaves it usable.  If
+    the transport fails to send (the peer went away), sending is broken but
+    what the peer sent before can still be received.
+
+    ``send_eof`` sends close_notify and keeps receiving: TLS 1.3 allows that
+    half-close; on TLS 1.2 and older (where close_notify closes both ways)
+    it raises ``NotImplementedError``.
     """
 
     def __init__(
@@ -61,6 +66,10 @@ class TLSStream(BufferedReceiveMixin, Stream):
             "another task is already receiving on this stream")
         self._pushback = bytearray()
         self._sending: Optional[asyncio.Future[None]] = None  # a flush
+        # The transport failed to send: sending is broken, but what the peer
+        # sent before it went away can still be received.
+        self._send_failure: Optional[BaseException] = None
+        self._eof_sent = False
 
     def __repr__(self) -> str:
         return f"<pystream.TLSStream {self._state} over {self.transport_stream!r}>"
@@ -89,6 +98,13 @@ class TLSStream(BufferedReceiveMixin, Stream):
         if self._state == _BROKEN:
             raise BrokenResourceError("the TLS stream is broken") from self._broken_by
 
+    def _check_send_usable(self) -> None:
+        self._check_usable()
+        if self._eof_sent:
+            raise ClosedResourceError("send_eof() closed this stream's send side")
+        if self._send_failure is not None:
+            raise BrokenResourceError("the transport can no longer send") from self._send_failure
+
     def _break(self, cause: Optional[BaseException]) -> None:
         if self._state == _OK:
             self._state = _BROKEN
@@ -108,6 +124,12 @@ class TLSStream(BufferedReceiveMixin, Stream):
         """
         if not self._outgoing.pending:
             return
+        if self._send_failure is not None:
+            self._outgoing.read()  # the transport takes no more: drop it
+            if wait:
+                self._check_usable()
+                raise BrokenResourceError("the transport can no longer send") from self._send_failure
+            return
         if not wait and self._transport_send_lock.locked():
             return
         sending = asyncio.ensure_future(self._send_pending())
@@ -118,15 +140,20 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     async def _send_pending(self) -> None:
         async with self._transport_send_lock:
-            while self._outgoing.pending:
-                await self.transport_stream.send_all(self._outgoing.read())
+            try:
+                while self._outgoing.pending:
+                    await self.transport_stream.send_all(self._outgoing.read())
+            except (BrokenResourceError, ClosedResourceError) as exc:
+                self._send_failure = exc
+                self._outgoing.read()
+                self._check_usable()
+                raise BrokenResourceError("the transport can no longer send") from exc
 
     def _sent(self, sending: "asyncio.Future[None]") -> None:
-        # Also the only reader of the outcome when nobody awaits it.
         if self._sending is sending:
             self._sending = None
-        if not sending.cancelled() and sending.exception() is not None:
-            self._break(sending.exception())
+        if not sending.cancelled():
+            sending.exception()  # retrieved: it is _send_failure now
 
     async def _feed(self) -> None:
         """Give the TLS object more bytes from the transport.  If another
@@ -154,7 +181,14 @@ class TLSStream(BufferedReceiveMixin, Stream):
                     self._break(exc)
                     await self._flush_quietly()
                     raise BrokenResourceError(f"TLS failed: {exc}") from exc
-                await self._flush(wait=fn != self._ssl.read)
+                try:
+                    await self._flush(wait=fn != self._ssl.read)
+                except BrokenResourceError:
+                    if fn == self._ssl.write or fn == self._ssl.unwrap:
+                        raise
+                    # The peer stopped reading (it may have closed right
+                    # after its last bytes, before our TLS 1.3 session
+                    # tickets): keep receiving what it sent.
                 if not want_read:
                     return result
                 await self._feed()
@@ -169,7 +203,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
         except (BrokenResourceError, ClosedResourceError) as exc:
             if self._state == _CLOSED:
                 raise ClosedResourceError("the stream was closed during this call") from None
-            self._break(exc.__cause__ or exc)
+            if self._send_failure is None or exc.__cause__ is not self._send_failure:
+                self._break(exc.__cause__ or exc)  # not only sending failed
             raise
 
     async def _flush_quietly(self) -> None:
@@ -200,9 +235,9 @@ class TLSStream(BufferedReceiveMixin, Stream):
             raise TypeError("send_all needs bytes-like data, not str")
         view = memoryview(data).cast("B")
         with self._send_conflict:
-            self._check_usable()
+            self._check_send_usable()
             await checkpoint()
-            self._check_usable()
+            self._check_send_usable()
             if not view.nbytes:
                 return  # nothing to send (and never an EOF): no handshake
             await self._ensure_handshake()
@@ -214,13 +249,27 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
-            self._check_usable()
+            self._check_send_usable()
             await checkpoint()
             async with self._transport_send_lock:
                 await self.transport_stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        raise NotImplementedError("TLSStream has no half-close; use aclose()")
+        """Half-close (TLS 1.3 only): send close_notify, keep receiving.
+        Idempotent.  Does the handshake first if it has not happened."""
+        with self._send_conflict:
+            self._check_usable()
+            await checkpoint()
+            if self._eof_sent:
+                return
+            self._check_send_usable()
+            await self._ensure_handshake()
+            if self._ssl.version() != "TLSv1.3":
+                raise NotImplementedError(
+                    f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()")
+            self._eof_sent = True
+            self._write_close_notify()
+            await self._flush()  # shielded: a cancellation still sends it
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
@@ -255,7 +304,9 @@ class TLSStream(BufferedReceiveMixin, Stream):
         if self._state == _CLOSED:
             await checkpoint()
             return
-        send_notify = self._state == _OK and self._handshake_done
+        # (After send_eof, this only waits for the close_notify in flight.)
+        send_notify = (self._state == _OK and self._handshake_done
+                       and self._send_failure is None)
         self._state = _CLOSED
         try:
             if send_notify and not await wait_bounded(
@@ -277,11 +328,27 @@ class TLSStream(BufferedReceiveMixin, Stream):
             self._state = _CLOSED
             close_now(self.transport_stream)
 
-    async def _send_close_notify(self) -> None:
+    def _write_close_notify(self) -> None:
+        # unwrap() writes close_notify, then reads on, looking for the
+        # peer's: it would eat (and fail on) application data not yet
+        # received, which send_eof's caller still wants.  So it runs with
+        # nothing to read: the decrypted bytes go to the pushback buffer,
+        # where receives find them first, and the undecrypted ones are held
+        # and put back.  (With EOF written, the incoming buffer holds at most
+        # part of a record.)  The failure would also linger in OpenSSL's
+        # error queue on PyPy and fail the next TLS call in the thread.
+        while self._ssl.pending():
+            self._pushback += self._ssl.read(self._ssl.pending())
+        held = b"" if self._incoming.eof else self._incoming.read()
         try:
-            self._ssl.unwrap()  # writes close_notify; then wants the reply
-        except ssl.SSLWantReadError:
-            pass
+            self._ssl.unwrap()
+        except ssl.SSLError:
+            pass  # it wants the peer's close_notify: ours is written
+        if held:
+            self._incoming.write(held)
+
+    async def _send_close_notify(self) -> None:
+        self._write_close_notify()
         async with self._transport_send_lock:
             data = self._outgoing.read()
             if data:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pystream
 from pystream.testing import (
     check_half_closeable_stream,
     lockstep_stream_pair,
@@ -52,3 +55,18 @@ async def test_tcp_stream():
 
 async def test_unix_stream():
     await check_half_closeable_stream(*socket_makers("unix"))
+
+
+async def test_memory_receive_woken_by_data_then_closed_does_not_hang():
+    # Data wakes the blocked receive, and the stream closes before the
+    # receive resumes: it must raise, not wait again for data that is gone.
+    a, b = memory_stream_pair()
+    receiving = asyncio.ensure_future(b.receive_some())
+    await asyncio.sleep(0)
+    a._out.data += b"x"  # what send_all does, without its checkpoint
+    a._out.wake_reader()
+    await b.aclose()
+    done, _ = await asyncio.wait([receiving], timeout=2)
+    assert done, "receive_some still waits after aclose"
+    assert isinstance(receiving.exception(), pystream.ClosedResourceError)
+    await a.aclose()

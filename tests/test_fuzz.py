@@ -52,6 +52,17 @@ async def asyncio_maker():
     return await asyncio_pair()
 
 
+def tls_maker(transport_maker):
+    from tls_helpers import client_context, server_context
+
+    async def maker():
+        a, b = await transport_maker()
+        return (pystream.TLSStream(a, client_context(), server_hostname="localhost"),
+                pystream.TLSStream(b, server_context(), server_side=True))
+
+    return maker
+
+
 MAKERS = {
     "memory": memory_maker,
     "lockstep": lockstep_maker,
@@ -60,6 +71,9 @@ MAKERS = {
     "unix": socket_maker("unix"),
     "stapled": stapled_maker,
     "asyncio": asyncio_maker,
+    "tls-memory": tls_maker(memory_maker),
+    "tls-pair": tls_maker(socket_maker("pair")),
+    "tls-tls": tls_maker(tls_maker(memory_maker)),
 }
 
 

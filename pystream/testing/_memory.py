@@ -150,6 +150,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         pipe = self._in
         if pipe.data or pipe.eof:
             await checkpoint()
+            self._check_receive_open()  # closed meanwhile: the data is gone
         while not (pipe.data or pipe.eof):
             pipe.reader = _new_future()
             pipe.wake_writer()  # a lockstep sender may wait for a reader
@@ -157,7 +158,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
                 await pipe.reader
             finally:
                 pipe.reader = None
-        self._check_receive_open()
+            self._check_receive_open()  # woken by data, then closed: gone
         if not pipe.data:
             return b""
         n = min(max_bytes, len(pipe.data))

@@ -11,8 +11,11 @@ at every await point.  After every step it checks the model:
   the peer's completed sends accepted has arrived;
 - each failure has the right class for the state it happened in
   (``ClosedResourceError`` only after a local close, ``BrokenResourceError``
-  only after the peer closed, ``BusyResourceError`` for a second concurrent
-  call on one direction);
+  only after the peer closed or a local send was cancelled,
+  ``BusyResourceError`` for a second concurrent call on one direction);
+- as in Trio's contract, a cancelled ``send_all`` may have sent any prefix
+  of its data and may leave the stream broken, so the machine sends nothing
+  more on that end (it still receives, sends EOF and closes);
 - at the end, a graceful close delivers everything, and nothing is left
   running.
 
@@ -79,11 +82,16 @@ class _End:
         self.send_end = 0            # offset in sent where that send ends
         self.receive_task: Optional[asyncio.Task[Any]] = None
         self.receive_max = 0
-        self.send_cancelled = False  # a send was cancelled: its bytes may be partial
+        # A send was cancelled or failed: how much of it arrives is unknown,
+        # and the stream may be broken (TLS breaks), so nothing more is sent.
+        self.send_cancelled = False
         self.eof_sent = False
         self.closed = False
         self.forced = False
         self.got_eof = False
+        self.eof_in_flight = False   # send_task is a send_eof
+        self.no_half_close = False   # send_eof raised NotImplementedError
+        self.broke_receiving = False  # broken by its own cancelled send
 
 
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -148,16 +156,38 @@ def stream_state_machine(
         def _run(self, awaitable: Awaitable[Any], patience: float = PATIENCE) -> Any:
             return self.loop.run_until_complete(asyncio.wait_for(awaitable, patience))
 
-        def _is_busy(self, awaitable: Awaitable[Any]) -> bool:
+        def _is_busy(self, i: int, call: Any, in_flight: "asyncio.Task[Any]") -> bool:
             """Whether a second call on a direction in use raises
-            BusyResourceError (promptly: it must not wait its turn)."""
+            BusyResourceError (promptly: it must not wait its turn).
+
+            The probe starts only if the call in flight is still running at
+            that moment (it may finish in the same loop iteration); if not,
+            or if the stream broke or closed meanwhile, the probe says
+            nothing and counts as busy.
+            """
+            end, peer = self.ends[i], self._peer(i)
+
+            async def probe() -> bool:
+                if in_flight.done():
+                    return True
+                try:
+                    await call()
+                except BusyResourceError:
+                    return True
+                except ClosedResourceError:
+                    assert end.closed or end.eof_sent, (
+                        f"end {i}: ClosedResourceError, but it is open")
+                    return True
+                except BrokenResourceError:
+                    assert peer.closed or end.send_cancelled, (
+                        f"end {i}: BrokenResourceError, but the peer is open")
+                    return True
+                return False
+
             try:
-                self._run(awaitable, BUSY_PATIENCE)
-            except BusyResourceError:
-                return True
+                return bool(self._run(probe(), BUSY_PATIENCE))
             except asyncio.TimeoutError:
                 return False
-            return False
 
         def _steps(self, n: int) -> None:
             async def spin() -> None:
@@ -206,32 +236,39 @@ def stream_state_machine(
             elif isinstance(exc, ClosedResourceError):
                 assert end.closed, f"end {i}: ClosedResourceError from receive_some, but it is open"
             elif isinstance(exc, BrokenResourceError):
-                assert peer.closed, f"end {i}: BrokenResourceError from receive_some, but the peer is open"
+                assert peer.closed or end.send_cancelled, (
+                    f"end {i}: BrokenResourceError from receive_some, but the peer is open")
             else:
                 raise AssertionError(f"end {i}: receive_some raised {exc!r}") from exc
 
         def _check_send(self, i: int, end: _End, peer: _End, task: "asyncio.Task[Any]") -> None:
+            call = "send_eof" if end.eof_in_flight else "send_all"
+            end.eof_in_flight = False
             if task.cancelled():
-                end.send_cancelled = True
+                end.send_cancelled = True  # (a cancelled send_eof may have sent EOF)
                 return
             exc = task.exception()
-            if exc is None:
+            if isinstance(exc, NotImplementedError) and call == "send_eof":
+                end.eof_sent = False  # no half-close on this stream (TLS 1.2)
+                end.no_half_close = True
+            elif exc is None:
                 end.accepted = max(end.accepted, end.send_end)
             elif isinstance(exc, ClosedResourceError):
-                assert end.closed, f"end {i}: ClosedResourceError from send_all, but it is open"
+                assert end.closed, f"end {i}: ClosedResourceError from {call}, but it is open"
                 end.send_cancelled = True  # its bytes may be partial
             elif isinstance(exc, BrokenResourceError):
-                assert peer.closed, f"end {i}: BrokenResourceError from send_all, but the peer is open"
+                assert peer.closed or end.send_cancelled, (
+                    f"end {i}: BrokenResourceError from {call}, but the peer is open")
                 end.send_cancelled = True
             else:
-                raise AssertionError(f"end {i}: send_all raised {exc!r}") from exc
+                raise AssertionError(f"end {i}: {call} raised {exc!r}") from exc
 
         # -- rules --------------------------------------------------------
         @rule(i=st.integers(0, 1), data=st.binary(min_size=0, max_size=4096))
         @_guarded
         def start_send(self, i: int, data: bytes) -> None:
             end, peer = self.ends[i], self._peer(i)
-            if end.closed or end.eof_sent or end.send_task is not None:
+            if end.closed or end.eof_sent or end.send_cancelled or end.send_task is not None:
                 return
             if len(end.sent) - len(peer.received) + len(data) > max_in_flight:
                 return
@@ -282,7 +319,7 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed or end.receive_task is None or end.receive_task.done():
                 return
-            if not self._is_busy(end.stream.receive_some(1)):
+            if not self._is_busy(i, lambda: end.stream.receive_some(1), end.receive_task):
                 raise AssertionError(f"end {i}: a second concurrent receive_some was not busy")
 
         @rule(i=st.integers(0, 1))
@@ -291,22 +328,23 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed or end.eof_sent or end.send_task is None or end.send_task.done():
                 return
-            if not self._is_busy(end.stream.send_all(b"")):
+            if not self._is_busy(i, lambda: end.stream.send_all(b""), end.send_task):
                 raise AssertionError(f"end {i}: a second concurrent send_all was not busy")
 
         @rule(i=st.integers(0, 1))
         @_guarded
         def send_eof(self, i: int) -> None:
-            end, peer = self.ends[i], self._peer(i)
-            if end.closed or end.send_task is not None or not hasattr(end.stream, "send_eof"):
+            # In flight like a send: it may wait for the peer (a TLS
+            # handshake, a lockstep transport).
+            end = self.ends[i]
+            if end.closed or end.send_task is not None or end.no_half_close:
                 return
-            try:
-                self._run(end.stream.send_eof())
-            except NotImplementedError:
-                return  # no half-close on this stream (TLS)
-            except BrokenResourceError:
-                assert peer.closed, f"end {i}: send_eof broke, but the peer is open"
-            end.eof_sent = True
+            if not hasattr(end.stream, "send_eof"):
+                return
+            end.eof_sent = True  # from now on the peer may see EOF
+            end.eof_in_flight = True
+            end.send_task = self.loop.create_task(end.stream.send_eof())
+            self._steps(1)
             self._reap()
 
         @rule(i=st.integers(0, 1))
@@ -351,7 +389,8 @@ def stream_state_machine(
                         pass
                     except BrokenResourceError:  # not closed: it saw the peer
                         raise AssertionError(
-                            f"end {i}: after a cancelled aclose, the stream is still open")
+                            f"end {i}: after a cancelled aclose, the stream is still open"
+                        ) from None
                     else:
                         raise AssertionError(
                             f"end {i}: after a cancelled aclose, the stream is still open")
@@ -384,8 +423,10 @@ def stream_state_machine(
                     except BrokenResourceError:
                         # Allowed once everything arrived: closing a socket
                         # with data unread resets it; TLS closed before its
-                        # handshake has no close_notify to send.
+                        # handshake has no close_notify to send.  Or earlier,
+                        # if the receiver broke itself with a cancelled send.
                         peer.got_eof = True
+                        peer.broke_receiving = peer.send_cancelled
                         break
                     if not chunk:
                         peer.got_eof = True
@@ -434,17 +475,19 @@ def stream_state_machine(
                 self._run(self._close_and_drain(end, peer))
                 if not end.send_cancelled and not peer.got_eof:
                     raise AssertionError(f"end {1 - i} saw no EOF after end {i}'s graceful close")
-                if not end.send_cancelled:
+                if not end.send_cancelled and not peer.broke_receiving:
                     assert bytes(peer.received) == bytes(end.sent), (
                         f"end {1 - i}: after end {i}'s graceful close, the data received "
                         f"differs from what send_all accepted")
-            for end in self.ends:
+            for end in self.ends:  # first every call, then the streams
                 for task in (end.send_task, end.receive_task):
                     if task is not None and not task.done():
                         task.cancel()
                         self._settle(task)
-                self._run(aclose_forcefully(end.stream))
             self._reap()
+            for end in self.ends:
+                end.closed = end.forced = True
+                self._run(aclose_forcefully(end.stream))
             left = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
             assert not left, f"tasks left running: {left}"
 
