@@ -1,0 +1,221 @@
+"""The benchmark's Python servers, one per process:
+
+    python -m pystream.bench.servers KIND MODE
+
+KIND is one of ``KINDS``; MODE is ``echo`` (write back what is read) or
+``source`` (read an 8-byte big-endian count, send that many bytes in 64 KiB
+``send_all`` calls, close).  Each listens on 127.0.0.1 port 0, prints
+``READY <port>`` and serves until killed.  Every server is written the way
+its library's documentation shows, with 64 KiB reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Callable, Dict
+
+CHUNK = 65536
+PAYLOAD = b"x" * CHUNK
+
+
+def _ready(port: int) -> None:
+    print(f"READY {port}", flush=True)
+
+
+# -- pystream ---------------------------------------------------------------
+async def _pystream_main(mode: str) -> None:
+    import pystream
+
+    async def echo(stream: Any) -> None:
+        try:
+            while True:
+                data = await stream.receive_some(CHUNK)
+                if not data:
+                    return
+                await stream.send_all(data)
+        except pystream.BrokenResourceError:
+            pass
+
+    async def source(stream: Any) -> None:
+        try:
+            remaining = int.from_bytes(await stream.readexactly(8), "big")
+            while remaining:
+                n = min(remaining, CHUNK)
+                await stream.send_all(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
+                remaining -= n
+        except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
+            pass
+
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    _ready(listeners[0].local_address[1])
+    await pystream.serve_listeners(echo if mode == "echo" else source, listeners)
+
+
+# -- asyncio streams ------------------------------------------------------
+async def _streams_main(mode: str) -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.read(CHUNK)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            remaining = int.from_bytes(await reader.readexactly(8), "big")
+            while remaining:
+                n = min(remaining, CHUNK)
+                writer.write(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
+                await writer.drain()
+                remaining -= n
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(
+        echo if mode == "echo" else source, "127.0.0.1", 0, limit=CHUNK)
+    _ready(server.sockets[0].getsockname()[1])
+    await server.serve_forever()
+
+
+# -- asyncio protocols ----------------------------------------------------
+class _EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=1024 * 1024)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+class _SourceProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.header = b""
+        self.remaining = 0
+        self.paused = False
+
+    def data_received(self, data: bytes) -> None:
+        if len(self.header) >= 8:
+            return
+        self.header += data
+        if len(self.header) >= 8:
+            self.remaining = int.from_bytes(self.header[:8], "big")
+            self._pump()
+
+    def _pump(self) -> None:
+        while self.remaining and not self.paused:
+            n = min(self.remaining, CHUNK)
+            self.remaining -= n
+            self.transport.write(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
+        if not self.remaining:
+            self.transport.close()  # after the buffered data is written
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._pump()
+
+
+async def _protocol_main(mode: str) -> None:
+    loop = asyncio.get_running_loop()
+    factory = _EchoProtocol if mode == "echo" else _SourceProtocol
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    _ready(server.sockets[0].getsockname()[1])
+    await server.serve_forever()
+
+
+# -- trio -----------------------------------------------------------------
+def _trio_run(mode: str) -> None:
+    import trio
+
+    async def echo(stream: Any) -> None:
+        try:
+            while True:
+                data = await stream.receive_some(CHUNK)
+                if not data:
+                    return
+                await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass
+
+    async def source(stream: Any) -> None:
+        try:
+            header = b""
+            while len(header) < 8:
+                more = await stream.receive_some(8 - len(header))
+                if not more:
+                    return
+                header += more
+            remaining = int.from_bytes(header, "big")
+            while remaining:
+                n = min(remaining, CHUNK)
+                await stream.send_all(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
+                remaining -= n
+        except trio.BrokenResourceError:
+            pass
+
+    async def main() -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        _ready(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(echo if mode == "echo" else source, listeners)
+
+    trio.run(main)
+
+
+def _asyncio_runner(main: Callable[[str], Any], uvloop: bool) -> Callable[[str], None]:
+    def run(mode: str) -> None:
+        if uvloop:
+            import uvloop as uv
+
+            asyncio.set_event_loop_policy(uv.EventLoopPolicy())
+        asyncio.run(main(mode))
+
+    return run
+
+
+# The Python servers; "c-libuv" (refserver.c) is the benchmark's own.
+KINDS: Dict[str, Callable[[str], None]] = {
+    "pystream": _asyncio_runner(_pystream_main, uvloop=False),
+    "pystream-uvloop": _asyncio_runner(_pystream_main, uvloop=True),
+    "asyncio-streams": _asyncio_runner(_streams_main, uvloop=False),
+    "asyncio-protocol": _asyncio_runner(_protocol_main, uvloop=False),
+    "uvloop-streams": _asyncio_runner(_streams_main, uvloop=True),
+    "uvloop-protocol": _asyncio_runner(_protocol_main, uvloop=True),
+    "trio": _trio_run,
+}
+
+# What a kind needs beyond the standard library (missing: skipped).
+REQUIRES = {
+    "pystream-uvloop": "uvloop",
+    "uvloop-streams": "uvloop",
+    "uvloop-protocol": "uvloop",
+    "trio": "trio",
+}
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in KINDS or sys.argv[2] not in ("echo", "source"):
+        raise SystemExit(f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source")
+    try:
+        KINDS[sys.argv[1]](sys.argv[2])
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
