@@ -12,6 +12,12 @@ enum { PS__TAG_STREAM = 0x5053, PS__TAG_LISTENER = 0x504c };
 
 #define PS__READ_CHUNK (64 * 1024)
 #define PS__MIN_READ_ROOM (16 * 1024)
+/* A stream with nothing buffered reads into its loop's spare buffer; a
+ * read of at most this many bytes is then copied into a buffer of its own
+ * (so an idle connection holds a small buffer, not 64 KiB), a bigger one
+ * takes the spare over. */
+#define PS__SMALL_READ (4 * 1024)
+#define PS__SMALL_BUFFER_MIN 256
 #define PS__DEFAULT_HIGH_WATER (256 * 1024)
 #define PS__DEFAULT_LOW_WATER (64 * 1024)
 #define PS__ACCEPT_QUEUE_MAX 64
@@ -21,7 +27,8 @@ enum {
   PS__READING = 1 << 0,   /* uv_read_start is in effect */
   PS__WANT_READ = 1 << 1, /* the owner waits for PS_EV_READ */
   PS__CLOSING = 1 << 2,
-  PS__CONNECTING = 1 << 3
+  PS__CONNECTING = 1 << 3,
+  PS__IN_SPARE = 1 << 4 /* libuv reads into the loop's spare buffer */
 };
 
 /* The libuv handle that starts every pystream handle. */
@@ -46,6 +53,7 @@ struct ps_loop_s {
   int dirty;         /* a change libuv applies only during the next pass */
   int closing;       /* ps_loop_close runs: record no more events */
   int event_failure; /* an event could not be recorded (out of memory) */
+  char *spare;       /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
   ps_counters_t counters;
 };
 

@@ -137,6 +137,7 @@ int ps_loop_close(ps_loop_t *loop) {
   err = uv_loop_close(&loop->uv);
   if (err != 0) return err; /* Never free a loop libuv still uses. */
   free(loop->events);
+  free(loop->spare);
   ps__add(&ps__process_counters.loops, -1);
   free(loop);
   return 0;

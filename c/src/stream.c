@@ -120,9 +120,22 @@ static void ps__stop_reading(ps_stream_t *s) {
 static void ps__on_alloc(uv_handle_t *handle, size_t suggested,
                          uv_buf_t *buf) {
   ps_stream_t *s = handle->data;
+  ps_loop_t *loop = s->loop;
   size_t buffered = ps__buffered(s);
   (void)suggested;
 
+  if (buffered == 0 && s->rcap < PS__READ_CHUNK) {
+    /* libuv calls on_read before any other on_alloc: the spare is ours
+     * until then. */
+    if (loop->spare == NULL) loop->spare = malloc(PS__READ_CHUNK);
+    if (loop->spare != NULL) {
+      s->flags |= PS__IN_SPARE;
+      s->rstart = s->rend = 0;
+      buf->base = loop->spare;
+      buf->len = PS__READ_CHUNK;
+      return;
+    }
+  }
   if (buffered == 0 && s->rcap > 4 * PS__READ_CHUNK) {
     /* A burst grew the buffer; do not keep it for an idle connection. */
     free(s->rbuf);
@@ -148,11 +161,40 @@ static void ps__on_alloc(uv_handle_t *handle, size_t suggested,
   buf->len = s->rcap - s->rend;
 }
 
+/* Moves what libuv read into the spare buffer to the stream: copied into
+ * a small buffer of the stream's own, or, for a big read, the spare itself
+ * becomes the stream's buffer.  0, or UV_ENOMEM. */
+static int ps__adopt_spare(ps_stream_t *s, size_t nread) {
+  ps_loop_t *loop = s->loop;
+  if (nread > PS__SMALL_READ) {
+    free(s->rbuf);
+    s->rbuf = loop->spare;
+    s->rcap = PS__READ_CHUNK;
+    loop->spare = NULL;
+    return 0;
+  }
+  if (s->rcap < nread) {
+    size_t cap = PS__SMALL_BUFFER_MIN;
+    char *grown;
+    while (cap < nread) cap *= 2;
+    grown = realloc(s->rbuf, cap);
+    if (grown == NULL) return UV_ENOMEM;
+    s->rbuf = grown;
+    s->rcap = cap;
+  }
+  memcpy(s->rbuf, loop->spare, nread);
+  return 0;
+}
+
 static void ps__on_read(uv_stream_t *stream, ssize_t nread,
                         const uv_buf_t *buf) {
   ps_stream_t *s = stream->data;
   (void)buf;
 
+  if (s->flags & PS__IN_SPARE) {
+    s->flags &= ~PS__IN_SPARE;
+    if (nread > 0 && ps__adopt_spare(s, (size_t)nread) != 0) nread = UV_ENOBUFS;
+  }
   if (nread > 0) {
     s->rend += (size_t)nread;
     ps__count_buffered(s->loop, nread);
