@@ -20,6 +20,7 @@ import asyncio
 import atexit
 import collections
 import weakref
+from threading import get_ident
 from typing import Any, AsyncGenerator, Deque, Dict, Optional, Set
 
 from ._binding import ffi, lib, oserror
@@ -118,6 +119,7 @@ class Bridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._thread = get_ident()
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:
@@ -192,7 +194,15 @@ class Bridge:
         self.live.add(handle)
 
     def check_loop(self) -> None:
-        """Raise RuntimeError unless called from this bridge's loop."""
+        """Raise RuntimeError unless called from this bridge's loop.
+
+        The fast test: this loop is running, in this thread (no other loop
+        can run in a thread while one does).  It avoids
+        ``asyncio.get_running_loop()``, which costs a getpid() system call
+        per use before Python 3.12.
+        """
+        if get_ident() == self._thread and self.loop.is_running():
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -202,6 +212,7 @@ class Bridge:
                 "this pystream object belongs to another event loop or "
                 "thread; use it only from the loop that created it"
             )
+        self._thread = get_ident()  # the loop now runs in this thread
 
     # -- teardown -------------------------------------------------------
     def close(self) -> None:

@@ -130,14 +130,23 @@ class SocketStream(HalfCloseableStream):
 
     # -- state checks -----------------------------------------------------
     def _check_open(self) -> None:
+        self._check_still_open()
+        self._bridge.check_loop()
+
+    def _check_still_open(self) -> None:
+        """_check_open without the loop check: after an await in a call
+        that made it (the loop cannot change meanwhile)."""
         if self._closed:
             raise ClosedResourceError("this stream was closed")
         if self._h.ptr is None:
             raise ClosedResourceError("the event loop of this stream was closed")
-        self._bridge.check_loop()
 
     def _check_send(self) -> None:
-        self._check_open()
+        self._check_still_sendable()
+        self._bridge.check_loop()
+
+    def _check_still_sendable(self) -> None:
+        self._check_still_open()
         if self._eof_sent:
             raise ClosedResourceError("send_eof() closed this stream's send side")
         if self._send_error is not None:
@@ -169,20 +178,29 @@ class SocketStream(HalfCloseableStream):
         with self._send_conflict:
             self._check_send()
             await checkpoint()
-            self._check_send()
-            if size:
-                await self._send(data, view, size)
+            self._check_still_sendable()
+            if not size:
+                return
+            if view is data:  # bytes go to C as they are
+                written = lib.ps_stream_try_write(self._h.ptr, data, size)
+                if written == size:
+                    return  # the usual case: the kernel took it all
+                await self._send(data, view, size, written)
+            else:
+                await self._send(data, view, size, None)
 
     write = send_all
 
-    async def _send(self, data: Any, view: Any, size: int) -> None:
+    async def _send(self, data: Any, view: Any, size: int, written: Optional[int]) -> None:
+        """The rest of send_all: the write of a non-bytes buffer, or what
+        the kernel did not take at once (written bytes of data did go)."""
         h = self._h
-        # bytes go to C as they are; other buffers through from_buffer.
         ptr = data if view is data else ffi.from_buffer(view)
         try:
-            written = lib.ps_stream_try_write(h.ptr, ptr, size)
-            if written == size:
-                return
+            if written is None:
+                written = lib.ps_stream_try_write(h.ptr, ptr, size)
+                if written == size:
+                    return
             if written < 0:
                 raise self._broken_send(written)
             # The rest waits in libuv's queue, which keeps a pointer into the
@@ -220,7 +238,7 @@ class SocketStream(HalfCloseableStream):
                     h.send_waiter = None
             else:
                 await checkpoint()
-            self._check_send()
+            self._check_still_sendable()
             if h.write_status:
                 raise self._broken_send(h.write_status)
             if lib.ps_stream_writable(h.ptr) == 0:
@@ -281,7 +299,7 @@ class SocketStream(HalfCloseableStream):
                 await waiter
             finally:
                 h.recv_waiter = None
-        self._check_open()
+        self._check_still_open()
 
     def _take(self, n: int) -> bytes:
         """Take up to n buffered bytes; b"" at EOF; raise if broken."""
@@ -295,9 +313,21 @@ class SocketStream(HalfCloseableStream):
         raise self._broken_receive(got)
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
-        max_bytes = check_max_bytes(max_bytes)
+        max_bytes = DEFAULT_RECEIVE_SIZE if max_bytes is None else check_max_bytes(max_bytes)
         with self._recv_conflict:
-            await self._wait_readable(1)
+            # _wait_readable(1), inlined: this is the hot path.
+            self._check_open()
+            h = self._h
+            if lib.ps_stream_want_read(h.ptr, 1):
+                await checkpoint()
+            else:
+                self._bridge.poke()
+                waiter = h.recv_waiter = self._bridge.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    h.recv_waiter = None
+            self._check_still_open()
             return self._take(max_bytes)
 
     async def receive_into(self, buffer: Union[bytearray, memoryview]) -> int:
