@@ -96,23 +96,43 @@ def build(name: str, extra: List[str]) -> str:
 
 # -- processes ----------------------------------------------------------------
 
+def _allowed_cpus() -> List[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    # PyPy 3.9 has no sched_*affinity: read what the kernel says.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                cpus: List[int] = []
+                for part in line.split(":", 1)[1].strip().split(","):
+                    first, _, last = part.partition("-")
+                    cpus.extend(range(int(first), int(last or first) + 1))
+                return cpus
+    return []
+
+
 def _cpus() -> Tuple[Optional[int], Optional[int]]:
     """(core for the servers, core for the load generator), or Nones."""
     try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
+        cpus = _allowed_cpus()
+    except (OSError, ValueError):
         return None, None
-    if len(cpus) < 2:
+    if len(cpus) < 2 or not (hasattr(os, "sched_setaffinity") or shutil.which("taskset")):
         return None, None
     return cpus[-1], cpus[0]
 
 
 def _pin(pid: int, cpu: Optional[int]) -> None:
-    if cpu is not None:
+    if cpu is None:
+        return
+    if hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(pid, {cpu})
         except OSError:
             pass
+    else:
+        subprocess.run(["taskset", "-p", "-c", str(cpu), str(pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def cpu_seconds(pid: int) -> float:
