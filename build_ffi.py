@@ -76,14 +76,31 @@ def _sanitizer_flags() -> list[str]:
     return [f"-fsanitize={wanted}", "-fno-omit-frame-pointer", "-g"]
 
 
+def _package_version() -> str:
+    """The version in pystream/_version.py (read, not imported: the package
+    needs this very extension to import)."""
+    with open(os.path.join(HERE, "pystream", "_version.py"), encoding="utf-8") as f:
+        match = re.search(r'^__version__ = "([^"]+)"$', f.read(), re.M)
+    if match is None:
+        raise SystemExit("pystream/_version.py: no __version__")
+    return match.group(1)
+
+
+# The version compiled in: pystream._binding refuses a core built for
+# another version of the Python package (a stale build in a checkout).
+VERSION_CDEF = "const char *ps_package_version(void);\n"
+VERSION_SOURCE = 'const char *ps_package_version(void) {{ return "{}"; }}\n'
+
+
 def _make_builder() -> FFI:
     cflags, libs = _libuv_flags()
     sanitize = _sanitizer_flags()
     builder = FFI()
-    builder.cdef(_read_cdef() + UV_CDEF)
+    builder.cdef(_read_cdef() + UV_CDEF + VERSION_CDEF)
     builder.set_source(
         "pystream._pystream_cffi",
-        '#include <uv.h>\n#include "pystream.h"\n',
+        '#include <uv.h>\n#include "pystream.h"\n'
+        + VERSION_SOURCE.format(_package_version()),
         sources=[os.path.relpath(os.path.join(C_DIR, "src", s), HERE)
                  for s in SOURCES],
         include_dirs=[os.path.join("c", "include"), os.path.join("c", "src")],

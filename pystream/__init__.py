@@ -31,8 +31,7 @@ from ._socket import SocketListener, SocketStream
 from ._stapled import StapledStream
 from ._tls import TLSListener, TLSStream
 from ._util import aclose_forcefully
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "AsyncioStream",

@@ -14,7 +14,24 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "'pip install .' (it needs libuv1-dev to build)"
     ) from exc
 
+from ._version import __version__
+
 __all__ = ["ffi", "lib", "oserror", "UV_EOF", "UV_EAGAIN", "UV_ECANCELED"]
+
+
+
+def check_core_version(built_for: str, version: str) -> None:
+    """Refuse a compiled core built for another version of the package (a
+    stale build left in a checkout)."""
+    if built_for != version:
+        raise ImportError(
+            f"pystream's compiled core was built for pystream {built_for}, but "
+            f"this is pystream {version}: rebuild it ('pip install .', or "
+            f"'pip install -e .' in a checkout)"
+        )
+
+
+check_core_version(ffi.string(lib.ps_package_version()).decode("ascii"), __version__)
 
 UV_EOF: int = lib.UV_EOF
 UV_EAGAIN: int = lib.UV_EAGAIN

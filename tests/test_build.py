@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -19,3 +21,21 @@ def test_missing_libuv_is_one_clear_message(tmp_path):
     assert result.returncode != 0
     assert "libuv1-dev" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version_is_written_once_and_compiled_in():
+    from importlib.metadata import version
+
+    import pystream
+    from pystream._binding import ffi, lib
+
+    assert pystream.__version__ == version("pystream")
+    assert ffi.string(lib.ps_package_version()).decode() == pystream.__version__
+
+
+def test_core_built_for_another_version_refuses_to_load():
+    from pystream._binding import check_core_version
+
+    check_core_version("1.2.3", "1.2.3")
+    with pytest.raises(ImportError, match="built for pystream 0.1.0, but this is pystream 0.2.0"):
+        check_core_version("0.1.0", "0.2.0")
