@@ -186,6 +186,18 @@ static int ps__adopt_spare(ps_stream_t *s, size_t nread) {
   return 0;
 }
 
+/* libuv reports end of file, without reading again, when the kernel
+ * signals a hang-up after a partial read; but a reset (RST) signals a
+ * hang-up too.  The socket's pending error tells them apart. */
+static int ps__pending_error_or_eof(ps_stream_t *s) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (uv_fileno(&s->u.handle, &fd) != 0) return UV_EOF;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return UV_EOF;
+  return -err; /* libuv's codes are minus errno on Unix */
+}
+
 static void ps__on_read(uv_stream_t *stream, ssize_t nread,
                         const uv_buf_t *buf) {
   ps_stream_t *s = stream->data;
@@ -201,6 +213,7 @@ static void ps__on_read(uv_stream_t *stream, ssize_t nread,
     if (ps__buffered(s) >= ps__high_water(s)) ps__stop_reading(s);
   } else if (nread < 0) {
     s->read_status = nread == UV_ENOBUFS ? UV_ENOMEM : (int)nread;
+    if (nread == UV_EOF) s->read_status = ps__pending_error_or_eof(s);
     ps__stop_reading(s);
   }
   ps__notify_read(s);
