@@ -13,7 +13,7 @@ import pytest
 
 import pystream
 
-from helpers import make_pair, receive_exactly
+from helpers import LOOP_KINDS, make_pair, receive_exactly, run_in_loop
 
 KINDS = ["tcp", "unix"]
 MAX_STEPS = 200  # loop iterations; every operation below finishes in fewer
@@ -228,3 +228,17 @@ async def test_plain_socket_peer_reset_is_a_broken_resource():
                 chunk = await stream.receive_some()
                 assert chunk, "a reset is not an EOF"
         assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+@pytest.mark.parametrize("kind", LOOP_KINDS)
+def test_short_soak(kind):
+    # The on-demand soak (python -m pystream.testing.soak), short: every
+    # scenario runs, every byte checks out, nothing is left open.
+    from pystream.testing.soak import soak
+
+    report = run_in_loop(kind, soak(seconds=3, connections=60, seed=1))
+    print(report.format())
+    assert not report.unexpected, report.unexpected
+    assert set(report.done) == {"echo", "half-close", "reset", "cancel", "slow-reader"}
+    assert report.bytes_echoed > 0
+    assert report.ok, report.format()
