@@ -1,4 +1,4 @@
-"""Command line: ``python -m pystream {bench,demo,echo,connect} ...``."""
+"""Command line: ``python -m pystream {bench,demo,echo,connect,serve-file,fetch} ...``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import ssl
 import sys
 import time
 from typing import List, Optional
@@ -40,15 +41,126 @@ async def _serve_echo(args: argparse.Namespace) -> None:
     await pystream.serve_listeners(_echo_handler, listeners)
 
 
-# -- connect --------------------------------------------------------------
+# -- connecting (connect, fetch) ------------------------------------------
 
-async def _connect(args: argparse.Namespace) -> None:
+async def _open(args: argparse.Namespace, command: str) -> pystream.abc.Stream:
+    """The stream the client commands use: TCP or Unix, then TLS if asked."""
+    stream: pystream.abc.Stream
     if args.unix:
         stream = await pystream.open_unix_stream(args.unix)
     else:
         if args.host is None or args.port is None:
-            raise SystemExit("connect: give HOST and PORT, or --unix PATH")
+            raise SystemExit(f"{command}: give HOST and PORT, or --unix PATH")
         stream = await pystream.open_tcp_stream(args.host, args.port)
+    if args.tls or args.cafile or args.insecure:
+        context = ssl.create_default_context(cafile=args.cafile)
+        if args.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        tls = pystream.TLSStream(stream, context,
+                                 server_hostname=args.server_hostname or args.host)
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await pystream.aclose_forcefully(tls)
+            raise
+        stream = tls
+    return stream
+
+
+def _add_connect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("host", nargs="?")
+    parser.add_argument("port", nargs="?", type=int)
+    parser.add_argument("--unix", metavar="PATH", help="connect to a Unix socket")
+    parser.add_argument("--tls", action="store_true", help="speak TLS (system CAs)")
+    parser.add_argument("--cafile", metavar="PEM", help="TLS: trust these certificates")
+    parser.add_argument("--insecure", action="store_true",
+                        help="TLS: do not check the certificate")
+    parser.add_argument("--server-hostname", metavar="NAME",
+                        help="TLS: the name to check (default: HOST)")
+
+
+class _Progress:
+    """Bytes moved and the rate, on one line of stderr, at most 5 times a
+    second; only on a terminal unless forced."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.total = 0
+        self.start = time.monotonic()
+        self.shown = 0.0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        now = time.monotonic()
+        if self.enabled and now - self.shown >= 0.2:
+            self.shown = now
+            self._show(now, end="")
+
+    def _show(self, now: float, end: str) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        sys.stderr.write(f"\r{self.label} {self.total / 1048576:10.1f} MiB "
+                         f"{self.total / 1048576 / elapsed:8.1f} MiB/s{end}")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self._show(time.monotonic(), end="\n")
+
+
+# -- serve-file / fetch ---------------------------------------------------
+
+async def _serve_file(args: argparse.Namespace) -> None:
+    size = os.path.getsize(args.path)  # fails clearly before listening
+    if args.unix:
+        listeners = [await pystream.open_unix_listener(args.unix)]
+    else:
+        listeners = await pystream.open_tcp_listeners(args.port, host=args.host)
+
+    async def send_file(stream: pystream.SocketStream) -> None:
+        peer = stream.remote_address or "a client"  # (Unix clients have no name)
+        start = time.monotonic()
+        with open(args.path, "rb") as f:
+            while True:
+                chunk = f.read(256 * 1024)
+                if not chunk:
+                    break
+                await stream.send_all(chunk)
+        await stream.send_eof()
+        await stream.read()  # wait for the client to finish reading and close
+        elapsed = time.monotonic() - start
+        print(f"sent {size} bytes to {peer} "
+              f"in {elapsed:.2f} s", flush=True)
+
+    for listener in listeners:
+        print(f"serving {args.path} ({size} bytes) on {listener.local_address}", flush=True)
+    await pystream.serve_listeners(send_file, listeners)
+
+
+async def _fetch(args: argparse.Namespace) -> None:
+    digest = hashlib.sha256()
+    progress = _Progress("fetch", args.progress or sys.stderr.isatty())
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    try:
+        async with await _open(args, "fetch") as stream:
+            async for chunk in stream:
+                out.write(chunk)
+                digest.update(chunk)
+                progress.add(len(chunk))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        else:
+            out.flush()
+    progress.finish()
+    print(f"{progress.total} bytes, sha256 {digest.hexdigest()}", file=sys.stderr)
+
+
+# -- connect --------------------------------------------------------------
+
+async def _connect(args: argparse.Namespace) -> None:
+    stream = await _open(args, "connect")
     loop = asyncio.get_running_loop()
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
@@ -58,7 +170,10 @@ async def _connect(args: argparse.Namespace) -> None:
             # stdin may be a terminal, a pipe or a file: read it in a thread.
             data = await loop.run_in_executor(None, stdin.read1, 65536)
             if not data:
-                await stream.send_eof()
+                try:
+                    await stream.send_eof()
+                except NotImplementedError:
+                    pass  # TLS 1.2 has no half-close: keep reading until the server closes
                 return
             await stream.send_all(data)
 
@@ -167,10 +282,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     echo.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
 
     connect = commands.add_parser(
-        "connect", help="netcat-like: stdin to the stream, the stream to stdout")
-    connect.add_argument("host", nargs="?")
-    connect.add_argument("port", nargs="?", type=int)
-    connect.add_argument("--unix", metavar="PATH", help="connect to a Unix socket")
+        "connect", help="netcat-like: stdin to the stream, the stream to stdout",
+        description="Sends stdin, prints what comes back; stdin's EOF half-closes.")
+    _add_connect_arguments(connect)
+
+    serve_file = commands.add_parser(
+        "serve-file", help="send a file to every client that connects",
+        description="Each connection gets the whole file, then EOF.")
+    serve_file.add_argument("path")
+    serve_file.add_argument("--host", default=None, help="default: all interfaces")
+    serve_file.add_argument("--port", type=int, default=7778)
+    serve_file.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
+
+    fetch = commands.add_parser(
+        "fetch", help="receive what a server sends, to a file, with progress",
+        description="Reads until the server's EOF; prints the size and SHA-256.")
+    _add_connect_arguments(fetch)
+    fetch.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    fetch.add_argument("--progress", action="store_true",
+                       help="show progress even when stderr is not a terminal")
 
     args = parser.parse_args(argv)
     if args.command == "bench":
@@ -178,13 +308,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return run_bench(args)
     run = _loop_runner(args.uvloop)
-    target = {"demo": _demo, "echo": _serve_echo, "connect": _connect}[args.command]
+    target = {"demo": _demo, "echo": _serve_echo, "connect": _connect,
+              "serve-file": _serve_file, "fetch": _fetch}[args.command]
     try:
         run(target(args))
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:
+    except (OverflowError, ValueError, TypeError) as exc:  # a bad address or port
         print(f"pystream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, pystream.BrokenResourceError) as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        print(f"pystream {args.command}: {exc}{cause}", file=sys.stderr)
         return 1
     return 0
 

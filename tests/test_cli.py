@@ -68,3 +68,81 @@ def test_bad_arguments_show_usage():
     )
     assert result.returncode == 2
     assert b"usage" in result.stderr
+
+
+def test_serve_file_and_fetch(tmp_path):
+    data = os.urandom(5 * 1024 * 1024 + 17)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    server = subprocess.Popen(
+        pystream_cmd("serve-file", str(source), "--host", "127.0.0.1", "--port", "0"),
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        match = re.search(r"\('127\.0\.0\.1', (\d+)\)", line)
+        assert match and f"({len(data)} bytes)" in line, line
+        target = tmp_path / "fetched.bin"
+        fetched = subprocess.run(
+            pystream_cmd("fetch", "127.0.0.1", match.group(1), "-o", str(target), "--progress"),
+            capture_output=True, text=True, timeout=TIMEOUT, check=True,
+        )
+        assert target.read_bytes() == data
+        import hashlib
+
+        assert f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}" in fetched.stderr
+        assert "MiB/s" in fetched.stderr  # the progress line
+        assert "sent %d bytes" % len(data) in server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(TIMEOUT)
+        server.stdout.close()
+
+
+def test_connect_over_tls(tmp_path):
+    from tls_helpers import certificate_files
+
+    cert, key = certificate_files()
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "..", "examples", "tls_echo.py"),
+         "serve", "--port", "0", "--cert", cert, "--key", key],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
+        client = subprocess.run(
+            pystream_cmd("connect", "localhost", port, "--tls", "--cafile", cert),
+            input=b"over TLS\n", capture_output=True, timeout=TIMEOUT, check=True,
+        )
+        assert client.stdout == b"over TLS\n"
+        # The certificate is checked: without the CA it is refused, clearly.
+        refused = subprocess.run(
+            pystream_cmd("connect", "localhost", port, "--tls"),
+            input=b"", capture_output=True, timeout=TIMEOUT,
+        )
+        assert refused.returncode == 1
+        assert b"CERTIFICATE_VERIFY_FAILED" in refused.stderr
+        assert b"Traceback" not in refused.stderr
+    finally:
+        server.terminate()
+        server.wait(TIMEOUT)
+        server.stdout.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["connect", "127.0.0.1", "70000"], b"port"),
+    (["fetch", "127.0.0.1", "-5"], b"port"),
+    (["connect"], b"give HOST and PORT"),
+])
+def test_bad_addresses_are_clear_errors(args, message):
+    result = subprocess.run(pystream_cmd(*args), input=b"", capture_output=True, timeout=TIMEOUT)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_every_command_has_help():
+    for command in ("bench", "demo", "echo", "connect", "serve-file", "fetch"):
+        result = subprocess.run(pystream_cmd(command, "--help"), capture_output=True,
+                                text=True, timeout=TIMEOUT, check=True)
+        assert result.stdout.startswith("usage: python -m pystream " + command)
