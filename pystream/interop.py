@@ -1,0 +1,91 @@
+"""Using pystream streams where other libraries' stream interfaces are
+expected.
+
+**Trio-style code** needs nothing: pystream's ``Stream`` has Trio's names and
+contract (``send_all``, ``wait_send_all_might_not_block``, ``send_eof``,
+``receive_some``, ``aclose``, ``async with``, ``async for``), so functions
+written against ``trio.abc.Stream``'s methods accept a pystream stream as it
+is, on asyncio.  Trio's exceptions are not pystream's, though: code that
+catches ``trio.BrokenResourceError`` must catch pystream's instead.
+
+**anyio** has its own interface (``anyio.abc.ByteStream``: ``send``,
+``receive`` raising ``EndOfStream``, ``send_eof``, ``aclose``) and its own
+exceptions.  ``as_anyio_stream(stream)`` wraps a pystream stream in an
+``anyio.abc.ByteStream``, translating both, so anyio's helpers
+(``BufferedByteReceiveStream``, ``TextStream``, ...) and anyio-based
+libraries run over pystream (on anyio's asyncio backend).  It needs anyio
+installed; pystream does not depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from .abc import Stream
+
+__all__ = ["as_anyio_stream"]
+
+_anyio_class: Optional[type] = None
+
+
+def as_anyio_stream(stream: Stream) -> Any:
+    """An ``anyio.abc.ByteStream`` over ``stream`` (any pystream ``Stream``;
+    ``send_eof`` works where the stream has one).  Raises ImportError if
+    anyio is not installed."""
+    global _anyio_class
+    if _anyio_class is None:
+        _anyio_class = _make_anyio_class()
+    return _anyio_class(stream)
+
+
+def _make_anyio_class() -> type:
+    import anyio
+    import anyio.abc
+
+    translated = (
+        (ClosedResourceError, anyio.ClosedResourceError),
+        (BrokenResourceError, anyio.BrokenResourceError),
+        (BusyResourceError, anyio.BusyResourceError),
+    )
+
+    def translate(exc: BaseException) -> BaseException:
+        for ours, theirs in translated:
+            if isinstance(exc, ours):
+                return theirs(*exc.args)
+        return exc
+
+    class AnyioByteStream(anyio.abc.ByteStream):  # type: ignore[misc]
+        """pystream's stream with anyio's ``ByteStream`` interface."""
+
+        def __init__(self, stream: Stream) -> None:
+            self.stream = stream
+
+        async def receive(self, max_bytes: int = 65536) -> bytes:
+            try:
+                data = await self.stream.receive_some(max_bytes)
+            except (ClosedResourceError, BrokenResourceError, BusyResourceError) as exc:
+                raise translate(exc) from exc
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
+        async def send(self, item: bytes) -> None:
+            try:
+                await self.stream.send_all(item)
+            except (ClosedResourceError, BrokenResourceError, BusyResourceError) as exc:
+                raise translate(exc) from exc
+
+        async def send_eof(self) -> None:
+            send_eof = getattr(self.stream, "send_eof", None)
+            if send_eof is None:
+                raise NotImplementedError(f"{type(self.stream).__name__} has no send_eof")
+            try:
+                await send_eof()
+            except (ClosedResourceError, BrokenResourceError, BusyResourceError) as exc:
+                raise translate(exc) from exc
+
+        async def aclose(self) -> None:
+            await self.stream.aclose()
+
+    return AnyioByteStream
