@@ -31,11 +31,15 @@ async def _echo_handler(stream: pystream.SocketStream) -> None:
         await stream.send_all(chunk)
 
 
-async def _serve_echo(args: argparse.Namespace) -> None:
+async def _listen(args: argparse.Namespace) -> List[pystream.abc.Listener[pystream.SocketStream]]:
+    """The listeners the server commands use: --unix PATH, or TCP."""
     if args.unix:
-        listeners = [await pystream.open_unix_listener(args.unix)]
-    else:
-        listeners = await pystream.open_tcp_listeners(args.port, host=args.host)
+        return [await pystream.open_unix_listener(args.unix)]
+    return list(await pystream.open_tcp_listeners(args.port, host=args.host))
+
+
+async def _serve_echo(args: argparse.Namespace) -> None:
+    listeners = await _listen(args)
     for listener in listeners:
         print(f"echo server listening on {listener.local_address}", flush=True)
     await pystream.serve_listeners(_echo_handler, listeners)
@@ -66,6 +70,12 @@ async def _open(args: argparse.Namespace, command: str) -> pystream.abc.Stream:
             raise
         stream = tls
     return stream
+
+
+def _add_listen_arguments(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default=None, help="default: all interfaces")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
 
 
 def _add_connect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,10 +123,7 @@ class _Progress:
 
 async def _serve_file(args: argparse.Namespace) -> None:
     size = os.path.getsize(args.path)  # fails clearly before listening
-    if args.unix:
-        listeners = [await pystream.open_unix_listener(args.unix)]
-    else:
-        listeners = await pystream.open_tcp_listeners(args.port, host=args.host)
+    listeners = await _listen(args)
 
     async def send_file(stream: pystream.SocketStream) -> None:
         peer = stream.remote_address or "a client"  # (Unix clients have no name)
@@ -277,9 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="line round trips per client before the bulk")
 
     echo = commands.add_parser("echo", help="run an echo server")
-    echo.add_argument("--host", default=None, help="default: all interfaces")
-    echo.add_argument("--port", type=int, default=7777)
-    echo.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
+    _add_listen_arguments(echo, port=7777)
 
     connect = commands.add_parser(
         "connect", help="netcat-like: stdin to the stream, the stream to stdout",
@@ -290,9 +295,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "serve-file", help="send a file to every client that connects",
         description="Each connection gets the whole file, then EOF.")
     serve_file.add_argument("path")
-    serve_file.add_argument("--host", default=None, help="default: all interfaces")
-    serve_file.add_argument("--port", type=int, default=7778)
-    serve_file.add_argument("--unix", metavar="PATH", help="serve on a Unix socket")
+    _add_listen_arguments(serve_file, port=7778)
 
     fetch = commands.add_parser(
         "fetch", help="receive what a server sends, to a file, with progress",
