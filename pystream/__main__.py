@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import os
 import ssl
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Union, cast
 
 import pystream
 
@@ -31,7 +32,7 @@ async def _echo_handler(stream: pystream.SocketStream) -> None:
         await stream.send_all(chunk)
 
 
-async def _listen(args: argparse.Namespace) -> List[pystream.abc.Listener[pystream.SocketStream]]:
+async def _listen(args: argparse.Namespace) -> List[pystream.SocketListener]:
     """The listeners the server commands use: --unix PATH, or TCP."""
     if args.unix:
         return [await pystream.open_unix_listener(args.unix)]
@@ -41,15 +42,15 @@ async def _listen(args: argparse.Namespace) -> List[pystream.abc.Listener[pystre
 async def _serve_echo(args: argparse.Namespace) -> None:
     listeners = await _listen(args)
     for listener in listeners:
-        print(f"echo server listening on {listener.local_address}", flush=True)
+        print(f"echo server listening on {listener.local_address!r}", flush=True)
     await pystream.serve_listeners(_echo_handler, listeners)
 
 
 # -- connecting (connect, fetch) ------------------------------------------
 
-async def _open(args: argparse.Namespace, command: str) -> pystream.abc.Stream:
+async def _open(args: argparse.Namespace, command: str) -> Union[pystream.SocketStream, pystream.TLSStream]:
     """The stream the client commands use: TCP or Unix, then TLS if asked."""
-    stream: pystream.abc.Stream
+    stream: Union[pystream.SocketStream, pystream.TLSStream]
     if args.unix:
         stream = await pystream.open_unix_stream(args.unix)
     else:
@@ -137,11 +138,11 @@ async def _serve_file(args: argparse.Namespace) -> None:
         await stream.send_eof()
         await stream.read()  # wait for the client to finish reading and close
         elapsed = time.monotonic() - start
-        print(f"sent {size} bytes to {peer} "
+        print(f"sent {size} bytes to {peer!r} "
               f"in {elapsed:.2f} s", flush=True)
 
     for listener in listeners:
-        print(f"serving {args.path} ({size} bytes) on {listener.local_address}", flush=True)
+        print(f"serving {args.path} ({size} bytes) on {listener.local_address!r}", flush=True)
     await pystream.serve_listeners(send_file, listeners)
 
 
@@ -169,7 +170,7 @@ async def _fetch(args: argparse.Namespace) -> None:
 async def _connect(args: argparse.Namespace) -> None:
     stream = await _open(args, "connect")
     loop = asyncio.get_running_loop()
-    stdin = sys.stdin.buffer
+    stdin = cast(io.BufferedReader, sys.stdin.buffer)
     stdout = sys.stdout.buffer
 
     async def pump_stdin() -> None:
@@ -203,7 +204,7 @@ async def _demo(args: argparse.Namespace) -> None:
     """An echo server and clients in one process: shows the API working and
     what it moves.  Not a benchmark: ``bench`` compares servers."""
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].local_address[1]
+    port = int(listeners[0].local_address[1])
     server = asyncio.ensure_future(pystream.serve_listeners(_echo_handler, listeners))
     print(f"echo server on 127.0.0.1:{port}; {args.clients} clients, "
           f"{args.megabytes} MiB each way per client", flush=True)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import stat
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ._binding import ffi, lib, oserror
 from ._bridge import Bridge, Handle, get_bridge
@@ -52,7 +52,7 @@ def _check_backlog(backlog: Optional[int]) -> int:
 def _interleave(infos: Sequence[Any]) -> List[Any]:
     """RFC 8305 section 4: alternate address families, starting with the
     first one the resolver returned."""
-    by_family: dict = {}
+    by_family: Dict[int, List[Any]] = {}
     for info in infos:
         by_family.setdefault(info[0], []).append(info)
     queues = list(by_family.values())
@@ -150,7 +150,7 @@ async def _race(
 ) -> SocketStream:
     loop = bridge.loop
     remaining = list(targets)
-    running: set = set()
+    running: Set["asyncio.Task[SocketStream]"] = set()
     errors: List[OSError] = []
     try:
         while True:
@@ -164,7 +164,7 @@ async def _race(
                 timeout=delay if remaining else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            winner = None
+            winner: Optional[SocketStream] = None
             for task in done:
                 exc = task.exception()
                 if exc is None and winner is None:
@@ -266,7 +266,7 @@ async def open_tcp_listeners(
     infos = await bridge.loop.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
-    unique = []
+    unique: List[Any] = []
     for info in infos:
         if info[4] not in [u[4] for u in unique]:
             unique.append(info)

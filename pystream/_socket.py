@@ -8,7 +8,7 @@ import operator
 import os
 import socket
 import warnings
-from typing import Any, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 from ._binding import UV_EAGAIN, UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from ._bridge import Bridge, Handle, get_bridge
@@ -58,7 +58,7 @@ def _address(addr: Any) -> Address:
     if addr.family == socket.AF_INET6:
         return (raw.decode("ascii"), addr.port, addr.flowinfo, addr.scope_id)
     if raw[:1] == b"\0":
-        return raw  # an abstract Unix name
+        return bytes(raw)  # an abstract Unix name
     return os.fsdecode(raw)
 
 
@@ -305,7 +305,7 @@ class SocketStream(HalfCloseableStream):
         """Take up to n buffered bytes; b"" at EOF; raise if broken."""
         got = lib.ps_stream_take_ptr(self._h.ptr, n, self._out)
         if got > 0:
-            data = ffi.unpack(self._out[0], got)
+            data: bytes = ffi.unpack(self._out[0], got)
             self._bridge.poke()
             return data
         if got == UV_EOF:
@@ -410,7 +410,7 @@ class SocketStream(HalfCloseableStream):
             if n > 0:
                 await self._wait_readable(1)
                 return self._take(n)
-            chunks = []
+            chunks: List[bytes] = []
             while True:
                 await self._wait_readable(1)
                 chunk = self._take(1 << 30)
@@ -474,7 +474,7 @@ class SocketStream(HalfCloseableStream):
         if err < 0:
             raise oserror(err)
         if buflen > 0:
-            return ffi.unpack(buf, size[0])
+            return bytes(ffi.unpack(buf, size[0]))
         return int(ffi.cast("int *", buf)[0])
 
     def _address(self, peer: int) -> Address:

@@ -281,7 +281,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
         self._check_usable()
         await self._ensure_handshake()
         try:
-            return await self._retry(self._ssl.read, max_bytes)
+            data: bytes = await self._retry(self._ssl.read, max_bytes)
+            return data
         except BrokenResourceError as exc:
             if isinstance(exc.__cause__, ssl.SSLZeroReturnError):
                 self._state = _OK  # close_notify is a clean EOF

@@ -55,7 +55,7 @@ def _make_anyio_class() -> type:
                 return theirs(*exc.args)
         return exc
 
-    class AnyioByteStream(anyio.abc.ByteStream):  # type: ignore[misc]
+    class AnyioByteStream(anyio.abc.ByteStream):
         """pystream's stream with anyio's ``ByteStream`` interface."""
 
         def __init__(self, stream: Stream) -> None:

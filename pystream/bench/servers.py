@@ -48,7 +48,7 @@ async def _pystream_main(mode: str) -> None:
             pass
 
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
-    _ready(listeners[0].local_address[1])
+    _ready(int(listeners[0].local_address[1]))
     await pystream.serve_listeners(echo if mode == "echo" else source, listeners)
 
 

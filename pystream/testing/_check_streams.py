@@ -73,7 +73,8 @@ async def _raises(exc_type: Any, awaitable: Awaitable[Any], behaviour: str) -> B
     try:
         await _within(awaitable, behaviour)
     except exc_type as exc:
-        return exc
+        caught: BaseException = exc
+        return caught
     except AssertionError:
         raise
     except BaseException as exc:

@@ -26,6 +26,8 @@ from typing import Any, Callable, Counter, Dict, List, Optional
 
 import pystream
 
+from .._bridge import counters
+
 __all__ = ["SoakReport", "soak", "main"]
 
 
@@ -42,7 +44,7 @@ class Snapshot:
             for line in f:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1])
-        return Snapshot(rss, len(os.listdir("/proc/self/fd")), pystream._counters()["handles"])
+        return Snapshot(rss, len(os.listdir("/proc/self/fd")), counters()["handles"])
 
 
 @dataclass
@@ -189,7 +191,7 @@ async def soak(seconds: float, connections: int, seed: int = 0) -> SoakReport:
     unix_path = os.path.join(tmp, "sock")
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     listeners.append(await pystream.open_unix_listener(unix_path))
-    port = listeners[0].local_address[1]
+    port = int(listeners[0].local_address[1])
     server = asyncio.ensure_future(pystream.serve_listeners(_echo, listeners))
     deadline = time.monotonic() + seconds
 
@@ -240,12 +242,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.connections < 1:
         parser.error("--seconds and --connections must be positive")
+    run: Callable[..., Any] = asyncio.run
     if args.uvloop:
         import uvloop
 
         run = uvloop.run
-    else:
-        run = asyncio.run
     report = run(soak(args.seconds, args.connections, args.seed))
     print(report.format())
     return 0 if report.ok else 1
