@@ -364,6 +364,12 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> Dict[str, Any
         for kind in kinds:
             echo_servers[kind] = Server(kind, "echo", refserver, cpus[0])
             source_servers[kind] = Server(kind, "source", refserver, cpus[0])
+        # One untimed run per server first: a server's first burst of
+        # connections (and, on PyPy, the JIT's warm-up) is slower than the
+        # rest, and with few rounds that would move the median.
+        progress_stream.write("warming up the servers...\n")
+        for kind in kinds:
+            measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], min(settings.seconds, 0.5), cpus[1])
         for rnd in range(settings.rounds):
             # Rotate who goes first, so no server always follows the same one.
             order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
