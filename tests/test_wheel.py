@@ -1,0 +1,50 @@
+"""The binary wheel carries its own libuv (scripts/build-wheel)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(
+    platform.python_implementation() != "CPython",
+    reason="wheels are built and repaired with the CPython environment's auditwheel",
+)
+
+ROUND_TRIP = """
+import asyncio, pystream
+async def main():
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        await a.send_all(b"from the wheel")
+        print(pystream.__file__, await b.receive_some())
+asyncio.run(main())
+"""
+
+
+def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
+    built = subprocess.run([os.path.join(ROOT, "scripts", "build-wheel")], capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = built.stdout.split()[-1]
+    assert "manylinux" in wheel
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", os.path.join(ROOT, wheel)],
+                   check=True, timeout=300, capture_output=True)
+    # -I: not this checkout's pystream, the installed one.
+    ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
+    (extension,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "_pystream_cffi*.so"))
+    linked = subprocess.run(["ldd", extension], capture_output=True, text=True, check=True).stdout
+    libuv = [line for line in linked.splitlines() if "libuv" in line]
+    assert libuv and all("pystream.libs" in line for line in libuv), linked
