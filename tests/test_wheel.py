@@ -1,4 +1,5 @@
-"""The binary wheel carries its own libuv (scripts/build-wheel)."""
+"""Packaging: the binary wheel carries its own libuv (scripts/build-wheel),
+and the sdist builds and installs."""
 
 from __future__ import annotations
 
@@ -48,3 +49,22 @@ def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
     linked = subprocess.run(["ldd", extension], capture_output=True, text=True, check=True).stdout
     libuv = [line for line in linked.splitlines() if "libuv" in line]
     assert libuv and all("pystream.libs" in line for line in libuv), linked
+
+
+def test_sdist_builds_installs_and_runs(tmp_path):
+    # python -m build --sdist: everything the build needs is in it (the C
+    # core, build_ffi.py, the version, the benchmark's C sources).
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), ROOT],
+                   check=True, timeout=300, capture_output=True)
+    (sdist,) = glob.glob(str(tmp_path / "pystream-*.tar.gz"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", sdist],
+                   check=True, timeout=300, capture_output=True)
+    ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
+    (bench_dir,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "bench"))
+    assert {"loadgen.c", "refserver.c"} <= set(os.listdir(bench_dir))
