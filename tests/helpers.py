@@ -125,3 +125,19 @@ async def clog(sender: pystream.SocketStream, receiver: pystream.SocketStream) -
             if lib.ps_stream_try_write(sender._h.ptr, chunk, 1) == 0:
                 return sent
             sent += 1
+
+
+def exit_report(result: Any) -> str:
+    """How a finished subprocess ended, for assertion messages: its exit
+    status, or the signal that killed it (a crash), then its stderr."""
+    code = result.returncode
+    if code is not None and code < 0:
+        import signal
+
+        how = f"killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exit status {code}"
+    err = result.stderr
+    if isinstance(err, bytes):
+        err = err.decode("utf-8", "replace")
+    return f"{how}\n{(err or '')[-3000:]}"

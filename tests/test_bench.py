@@ -12,6 +12,8 @@ import pytest
 
 from pystream.bench import KEY_FIGURE, SERVERS, build, format_table, ratios
 
+from helpers import exit_report
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 TINY = ["--quick", "--rounds", "2", "--seconds", "0.1", "--bulk-mib", "4", "--idle", "20"]
@@ -27,7 +29,7 @@ def run_bench(*args):
 def test_bench_json_is_well_formed():
     servers = "pystream,asyncio-streams,c-libuv"
     done = run_bench("--servers", servers, "--json", "-")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, exit_report(done)
     result = json.loads(done.stdout)
     assert result["settings"]["rounds"] == 2
     assert set(result["workloads"]) == {
@@ -55,7 +57,7 @@ def test_bench_json_is_well_formed():
 
 def test_bench_table_and_subsets():
     done = run_bench("--servers", "pystream", "--workloads", "ping-pong,bulk")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, exit_report(done)
     assert "1 x 100 B ping-pong" in done.stdout and "bulk one-way" in done.stdout
     assert "10 x 64 KiB" not in done.stdout
     assert "[4/4]" in done.stderr  # progress: 2 workloads x 1 server x 2 rounds
@@ -63,9 +65,9 @@ def test_bench_table_and_subsets():
 
 def test_bench_rejects_unknown_names():
     done = run_bench("--servers", "nginx")
-    assert done.returncode != 0 and "unknown server" in done.stderr
+    assert done.returncode > 0 and "unknown server" in done.stderr, exit_report(done)
     done = run_bench("--workloads", "everything")
-    assert done.returncode != 0 and "unknown workload" in done.stderr
+    assert done.returncode > 0 and "unknown workload" in done.stderr, exit_report(done)
 
 
 def test_missing_optional_servers_are_skipped(monkeypatch):

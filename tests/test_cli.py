@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import LOOP_KINDS
+from helpers import LOOP_KINDS, exit_report
 
 TIMEOUT = 60
 
@@ -136,7 +136,7 @@ def test_connect_over_tls(tmp_path):
 ])
 def test_bad_addresses_are_clear_errors(args, message):
     result = subprocess.run(pystream_cmd(*args), input=b"", capture_output=True, timeout=TIMEOUT)
-    assert result.returncode != 0
+    assert result.returncode > 0, exit_report(result)
     assert message in result.stderr
     assert b"Traceback" not in result.stderr
 

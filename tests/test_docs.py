@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from helpers import exit_report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -34,4 +36,4 @@ def test_the_docs_have_programs():
 def test_doc_program_runs(name, index, code, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
-    assert done.returncode == 0, f"{name} program {index}:\n{done.stderr}"
+    assert done.returncode == 0, f"{name} program {index}: {exit_report(done)}"

@@ -11,7 +11,7 @@ import pytest
 
 import pystream
 
-from helpers import receive_exactly
+from helpers import exit_report, receive_exactly
 
 
 async def echo(stream):
@@ -233,7 +233,11 @@ async def test_server_survives_running_out_of_file_descriptors():
                 break
         else:
             raise AssertionError("the server stopped serving after EMFILE")
-        assert server.poll() is None, "the server died"
+        if server.poll() is not None:
+            from types import SimpleNamespace
+
+            died = SimpleNamespace(returncode=server.returncode, stderr=server.stderr.read())
+            raise AssertionError("the server died: " + exit_report(died))
     finally:
         server.kill()
         server.wait()

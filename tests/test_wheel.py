@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from helpers import exit_report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.skipif(
@@ -32,7 +34,7 @@ asyncio.run(main())
 def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
     built = subprocess.run([os.path.join(ROOT, "scripts", "build-wheel")], capture_output=True,
                            text=True, timeout=300)
-    assert built.returncode == 0, built.stderr
+    assert built.returncode == 0, exit_report(built)
     wheel = built.stdout.split()[-1]
     assert "manylinux" in wheel
     venv = tmp_path / "venv"
@@ -43,7 +45,7 @@ def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
     # -I: not this checkout's pystream, the installed one.
     ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 0, exit_report(ran)
     assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
     (extension,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "_pystream_cffi*.so"))
     linked = subprocess.run(["ldd", extension], capture_output=True, text=True, check=True).stdout
@@ -64,7 +66,7 @@ def test_sdist_builds_installs_and_runs(tmp_path):
                    check=True, timeout=300, capture_output=True)
     ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 0, exit_report(ran)
     assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
     (bench_dir,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "bench"))
     assert {"loadgen.c", "refserver.c"} <= set(os.listdir(bench_dir))
