@@ -132,6 +132,9 @@ async def open_tcp_stream(
     if not isinstance(host, (str, bytes)):
         raise TypeError(f"host must be str or bytes, not {type(host).__name__}")
     _check_port(port)
+    if happy_eyeballs_delay is not None and not isinstance(happy_eyeballs_delay, (int, float)):
+        raise TypeError(f"happy_eyeballs_delay must be a number or None, "
+                        f"not {type(happy_eyeballs_delay).__name__}")
     if happy_eyeballs_delay is not None and happy_eyeballs_delay < 0:
         raise ValueError("happy_eyeballs_delay must not be negative")
     bridge = get_bridge()

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence, Set
 
 from ._errors import ClosedResourceError
 from ._open import open_tcp_listeners
-from ._util import aclose_forcefully
+from ._util import aclose_forcefully, require_methods
 from .abc import AsyncResource, Listener
 
 __all__ = ["serve_listeners", "serve_tcp"]
@@ -51,6 +51,13 @@ async def serve_listeners(
     awaited.  An unexpected accept error stops the server the same way and
     is raised.
     """
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+    listeners = list(listeners)
+    if not listeners:
+        raise ValueError("serve_listeners needs at least one listener")
+    for listener in listeners:
+        require_methods(listener, "each listener", "accept", "aclose")
     loop = asyncio.get_running_loop()
     handlers: Set["asyncio.Task[None]"] = set()
 

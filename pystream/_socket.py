@@ -468,6 +468,8 @@ class SocketStream(HalfCloseableStream):
 
     def getsockopt(self, level: int, option: int, buflen: int = 0) -> Union[int, bytes]:
         """Like ``socket.getsockopt``: an int, or bytes if buflen > 0."""
+        if buflen < 0:
+            raise ValueError("getsockopt: buflen must not be negative")
         size = ffi.new("size_t *", buflen if buflen > 0 else ffi.sizeof("int"))
         buf = ffi.new("char[]", size[0])
         err = lib.ps_stream_getsockopt(self._ptr(), level, option, buf, size)

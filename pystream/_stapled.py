@@ -7,7 +7,7 @@ from typing import Union
 
 from ._errors import ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._util import close_now
+from ._util import close_now, require_methods
 from .abc import HalfCloseableStream, ReceiveStream, SendStream
 
 __all__ = ["StapledStream"]
@@ -22,6 +22,8 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
     """
 
     def __init__(self, send_stream: SendStream, receive_stream: ReceiveStream) -> None:
+        require_methods(send_stream, "send_stream", "send_all", "aclose")
+        require_methods(receive_stream, "receive_stream", "receive_some", "aclose")
         self.send_stream = send_stream
         self.receive_stream = receive_stream
         self._receive_conflict = ConflictDetector(

@@ -9,7 +9,7 @@ from typing import Any, Optional, Tuple, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._util import aclose_forcefully, checkpoint, close_now, wait_bounded
+from ._util import aclose_forcefully, checkpoint, close_now, require_methods, wait_bounded
 from .abc import Listener, Stream
 
 __all__ = ["TLSStream", "TLSListener"]
@@ -47,6 +47,9 @@ class TLSStream(BufferedReceiveMixin, Stream):
         server_side: bool = False,
         server_hostname: Optional[str] = None,
     ) -> None:
+        require_methods(transport_stream, "transport_stream", "send_all", "receive_some", "aclose")
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
         self.transport_stream = transport_stream
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()

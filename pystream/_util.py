@@ -8,7 +8,16 @@ from typing import Any, Awaitable, Generator
 
 from .abc import AsyncResource
 
-__all__ = ["checkpoint", "aclose_forcefully", "close_now", "wait_bounded"]
+__all__ = ["checkpoint", "aclose_forcefully", "close_now", "wait_bounded", "require_methods"]
+
+
+def require_methods(obj: Any, what: str, *names: str) -> None:
+    """TypeError unless obj has these methods (streams are duck-typed: any
+    object with the methods will do, not only pystream's)."""
+    missing = [n for n in names if not callable(getattr(obj, n, None))]
+    if missing:
+        raise TypeError(f"{what} must have the methods {', '.join(missing)}; "
+                        f"got {type(obj).__name__}")
 
 
 @types.coroutine
