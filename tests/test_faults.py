@@ -242,3 +242,25 @@ def test_short_soak(kind):
     assert set(report.done) == {"echo", "half-close", "reset", "cancel", "slow-reader"}
     assert report.bytes_echoed > 0
     assert report.ok, report.format()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_single_64_mib_send_all(kind):
+    # One call, 64 MiB: libuv holds a pointer into the caller's buffer (no
+    # copy) until the peer has taken it all.
+    import hashlib
+
+    payload = bytes(range(256)) * (256 * 1024)
+    a, b = await make_pair(kind)
+    async with a, b:
+        sending = asyncio.ensure_future(a.send_all(payload))
+        digest = hashlib.sha256()
+        total = 0
+        while total < len(payload):
+            chunk = await b.receive_some()
+            assert chunk
+            digest.update(chunk)
+            total += len(chunk)
+        await sending
+        assert total == len(payload)
+        assert digest.digest() == hashlib.sha256(payload).digest()
