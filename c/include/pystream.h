@@ -28,8 +28,8 @@ typedef struct ps_listener_s ps_listener_t;
 
 /* Event types, one per kind of completion. */
 enum {
-  PS_EV_READ = 1,   /* an armed stream has what ps_stream_want_read asked  */
-  PS_EV_WRITE = 2,  /* one queued write finished; status 0 or an error     */
+  PS_EV_READ = 1,     /* an armed stream has what ps_stream_want_read asked  */
+  PS_EV_WRITE = 2,    /* one queued write finished; status 0 or an error     */
   PS_EV_SHUTDOWN = 3, /* ps_stream_shutdown finished; status 0 or an error */
   PS_EV_CONNECT = 4,  /* ps_tcp_connect/ps_pipe_connect finished           */
   PS_EV_ACCEPT = 5,   /* an armed listener has a connection or an error    */
@@ -40,27 +40,27 @@ enum {
 enum { PS_KIND_TCP = 1, PS_KIND_PIPE = 2 };
 
 typedef struct {
-  void *data;  /* the handle's data slot when the event was recorded */
-  int type;    /* PS_EV_* */
-  int status;  /* 0 or a negative libuv error code */
+  void *data; /* the handle's data slot when the event was recorded */
+  int type;   /* PS_EV_* */
+  int status; /* 0 or a negative libuv error code */
 } ps_event_t;
 
 typedef struct {
-  int family;        /* AF_INET, AF_INET6, AF_UNIX, or 0 if unknown */
-  char host[112];    /* numeric host, or the socket path for AF_UNIX */
-  size_t host_len;   /* bytes used in host (a path may hold NULs) */
+  int family;      /* AF_INET, AF_INET6, AF_UNIX, or 0 if unknown */
+  char host[112];  /* numeric host, or the socket path for AF_UNIX */
+  size_t host_len; /* bytes used in host (a path may hold NULs) */
   int port;
   unsigned int flowinfo;
   unsigned int scope_id;
 } ps_address_t;
 
 typedef struct {
-  long loops;           /* ps_loop_t objects alive */
-  long handles;         /* streams and listeners not yet freed */
+  long loops;   /* ps_loop_t objects alive */
+  long handles; /* streams and listeners not yet freed */
   long streams;
   long listeners;
-  long writes_pending;  /* queued writes libuv has not completed */
-  long bytes_buffered;  /* received bytes held in stream buffers */
+  long writes_pending; /* queued writes libuv has not completed */
+  long bytes_buffered; /* received bytes held in stream buffers */
 } ps_counters_t;
 
 /* ---- Loop ---------------------------------------------------------------
@@ -147,8 +147,8 @@ int ps_stream_shutdown(ps_stream_t *s);
  * stream is freed.  Returns UV_EALREADY if it is already closing. */
 int ps_stream_close(ps_stream_t *s, int abortive);
 
-int ps_stream_setsockopt(ps_stream_t *s, int level, int name,
-                         const void *value, size_t len);
+int ps_stream_setsockopt(ps_stream_t *s, int level, int name, const void *value,
+                         size_t len);
 int ps_stream_getsockopt(ps_stream_t *s, int level, int name, void *value,
                          size_t *len);
 int ps_stream_address(ps_stream_t *s, int peer, ps_address_t *out);
@@ -156,8 +156,8 @@ int ps_stream_address(ps_stream_t *s, int peer, ps_address_t *out);
 /* ---- Listeners ----------------------------------------------------------
  * Adopts a bound socket and listens on it.  Connections are accepted as
  * they arrive, up to a small queue, and start reading at once. */
-int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog,
-                     void *data, ps_listener_t **out);
+int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
+                     ps_listener_t **out);
 /* Returns 0 and a new stream whose data slot is data; UV_EAGAIN after arming
  * the listener, so that PS_EV_ACCEPT is recorded when a connection or an
  * error arrives; or the accept error libuv reported, once. */

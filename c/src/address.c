@@ -5,8 +5,7 @@
 
 #include "internal.h"
 
-int ps__address(const struct sockaddr_storage *ss, int len,
-                ps_address_t *out) {
+int ps__address(const struct sockaddr_storage *ss, int len, ps_address_t *out) {
   memset(out, 0, sizeof(*out));
   out->family = ss->ss_family;
   if (ss->ss_family == AF_INET) {

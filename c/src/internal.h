@@ -69,8 +69,8 @@ struct ps_stream_s {
   size_t rcap;
   size_t rstart;
   size_t rend;
-  size_t want;      /* bytes the owner waits for, while PS__WANT_READ */
-  int read_status;  /* 0 while reading goes on, else UV_EOF or an error */
+  size_t want;     /* bytes the owner waits for, while PS__WANT_READ */
+  int read_status; /* 0 while reading goes on, else UV_EOF or an error */
   size_t low_water;
   size_t high_water;
   long writes_pending;
@@ -86,9 +86,9 @@ struct ps_listener_s {
   int tag;
   int kind;
   int closing;
-  int armed;          /* the owner waits for PS_EV_ACCEPT */
-  int libuv_pending;  /* libuv holds a connection we did not accept yet */
-  int error;          /* an accept error not yet reported */
+  int armed;         /* the owner waits for PS_EV_ACCEPT */
+  int libuv_pending; /* libuv holds a connection we did not accept yet */
+  int error;         /* an accept error not yet reported */
   ps_loop_t *loop;
   void *data;
   ps_stream_t *queue_head;

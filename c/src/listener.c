@@ -81,8 +81,8 @@ void ps__listener_begin_close(ps_listener_t *l) {
   l->loop->dirty = 1;
 }
 
-int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog,
-                     void *data, ps_listener_t **out) {
+int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
+                     ps_listener_t **out) {
   ps_listener_t *l = calloc(1, sizeof(*l));
   int err;
 

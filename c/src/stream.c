@@ -117,8 +117,7 @@ static void ps__stop_reading(ps_stream_t *s) {
   }
 }
 
-static void ps__on_alloc(uv_handle_t *handle, size_t suggested,
-                         uv_buf_t *buf) {
+static void ps__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   ps_stream_t *s = handle->data;
   ps_loop_t *loop = s->loop;
   size_t buffered = ps__buffered(s);
@@ -194,7 +193,8 @@ static int ps__pending_error_or_eof(ps_stream_t *s) {
   int err = 0;
   socklen_t len = sizeof(err);
   if (uv_fileno(&s->u.handle, &fd) != 0) return UV_EOF;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return UV_EOF;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+    return UV_EOF;
   return -err; /* libuv's codes are minus errno on Unix */
 }
 
@@ -473,8 +473,7 @@ int ps_stream_writable(ps_stream_t *s) {
   p.fd = fd;
   p.events = POLLOUT;
   p.revents = 0;
-  do
-    n = poll(&p, 1, 0);
+  do n = poll(&p, 1, 0);
   while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
   return n > 0 ? 1 : 0;
@@ -499,8 +498,8 @@ int ps_stream_close(ps_stream_t *s, int abortive) {
   return 0;
 }
 
-int ps_stream_setsockopt(ps_stream_t *s, int level, int name,
-                         const void *value, size_t len) {
+int ps_stream_setsockopt(ps_stream_t *s, int level, int name, const void *value,
+                         size_t len) {
   int fd = ps_stream_fileno(s);
   if (fd < 0) return fd;
   if (setsockopt(fd, level, name, value, (socklen_t)len) != 0) return -errno;

@@ -11,23 +11,22 @@
 
 #include "pystream.h"
 
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-              #cond);                                                    \
-      exit(1);                                                           \
-    }                                                                    \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      exit(1);                                                                 \
+    }                                                                          \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                       \
-  do {                                                                       \
-    long a_ = (long)(a), b_ = (long)(b);                                     \
-    if (a_ != b_) {                                                          \
-      fprintf(stderr, "%s:%d: %s == %ld, expected %s == %ld\n", __FILE__,    \
-              __LINE__, #a, a_, #b, b_);                                     \
-      exit(1);                                                               \
-    }                                                                        \
+#define CHECK_EQ(a, b)                                                    \
+  do {                                                                    \
+    long a_ = (long)(a), b_ = (long)(b);                                  \
+    if (a_ != b_) {                                                       \
+      fprintf(stderr, "%s:%d: %s == %ld, expected %s == %ld\n", __FILE__, \
+              __LINE__, #a, a_, #b, b_);                                  \
+      exit(1);                                                            \
+    }                                                                     \
   } while (0)
 
 /* What one handle's events were: a count and the last status per type. */
@@ -57,17 +56,17 @@ static inline void pump(ps_loop_t *loop, int wait_ms) {
 }
 
 /* Pump until cond holds; fail after about ten seconds. */
-#define PUMP_UNTIL(loop, cond)                                   \
-  do {                                                           \
-    int spins_ = 0;                                              \
-    while (!(cond)) {                                            \
-      if (++spins_ > 1000) {                                     \
-        fprintf(stderr, "%s:%d: timed out waiting for %s\n",     \
-                __FILE__, __LINE__, #cond);                      \
-        exit(1);                                                 \
-      }                                                          \
-      pump((loop), 10);                                          \
-    }                                                            \
+#define PUMP_UNTIL(loop, cond)                                         \
+  do {                                                                 \
+    int spins_ = 0;                                                    \
+    while (!(cond)) {                                                  \
+      if (++spins_ > 1000) {                                           \
+        fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, \
+                __LINE__, #cond);                                      \
+        exit(1);                                                       \
+      }                                                                \
+      pump((loop), 10);                                                \
+    }                                                                  \
   } while (0)
 
 /* Every test ends here: the loop closes cleanly and nothing is left. */

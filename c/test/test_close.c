@@ -25,8 +25,8 @@ static void tcp_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
   CHECK_EQ(ps_listener_address(l, &addr), 0);
   CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", addr.port, 0, ta, a), 0);
   CHECK_EQ(ps_listener_accept(l, tb, b), UV_EAGAIN);
-  PUMP_UNTIL(loop, tl.count[PS_EV_ACCEPT] == 1 &&
-                       ta->count[PS_EV_CONNECT] == 1);
+  PUMP_UNTIL(loop,
+             tl.count[PS_EV_ACCEPT] == 1 && ta->count[PS_EV_CONNECT] == 1);
   CHECK_EQ(ps_listener_accept(l, tb, b), 0);
   CHECK_EQ(ps_listener_close(l), 0);
   PUMP_UNTIL(loop, tl.count[PS_EV_CLOSE] == 1);

@@ -43,8 +43,7 @@ int main(void) {
   /* Nothing yet: accept arms the listener. */
   CHECK_EQ(ps_listener_accept(l, &ts, &server), UV_EAGAIN);
   CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", port, 0, &tc, &client), 0);
-  PUMP_UNTIL(loop, tc.count[PS_EV_CONNECT] == 1 &&
-                       tl.count[PS_EV_ACCEPT] == 1);
+  PUMP_UNTIL(loop, tc.count[PS_EV_CONNECT] == 1 && tl.count[PS_EV_ACCEPT] == 1);
   CHECK_EQ(tc.status[PS_EV_CONNECT], 0);
   CHECK_EQ(ps_listener_accept(l, &ts, &server), 0);
   CHECK_EQ(ps_stream_address(client, 0, &addr), 0);
@@ -67,8 +66,8 @@ int main(void) {
     socklen_t len = sizeof(sin);
     CHECK_EQ(getsockname(closed_fd, (struct sockaddr *)&sin, &len), 0);
     close(closed_fd);
-    CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", ntohs(sin.sin_port), 0,
-                            &tr, &refused),
+    CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", ntohs(sin.sin_port), 0, &tr,
+                            &refused),
              0);
     PUMP_UNTIL(loop, tr.count[PS_EV_CONNECT] == 1);
     CHECK_EQ(tr.status[PS_EV_CONNECT], UV_ECONNREFUSED);
@@ -83,8 +82,7 @@ int main(void) {
   /* Connections nobody accepts are queued by the core, then closed with
    * the listener. */
   for (i = 0; i < 3; i++)
-    CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", port, 0, &te[i],
-                            &extra[i]),
+    CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", port, 0, &te[i], &extra[i]),
              0);
   PUMP_UNTIL(loop, te[0].count[PS_EV_CONNECT] + te[1].count[PS_EV_CONNECT] +
                            te[2].count[PS_EV_CONNECT] ==

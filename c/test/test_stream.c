@@ -42,8 +42,7 @@ static void test_read_write_find(ps_loop_t *loop) {
   CHECK_EQ(ps_stream_try_write(a, "bye", 3), 3);
   CHECK_EQ(ps_stream_shutdown(a), 0);
   CHECK_EQ(ps_stream_want_read(b, 100), 0);
-  PUMP_UNTIL(loop, ta.count[PS_EV_SHUTDOWN] == 1 &&
-                       tb.count[PS_EV_READ] == 2);
+  PUMP_UNTIL(loop, ta.count[PS_EV_SHUTDOWN] == 1 && tb.count[PS_EV_READ] == 2);
   CHECK_EQ(ta.status[PS_EV_SHUTDOWN], 0);
   CHECK_EQ(ps_stream_read_status(b), UV_EOF);
   CHECK_EQ(ps_stream_take_ptr(b, 100, &p), 3);
