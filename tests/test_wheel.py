@@ -31,22 +31,29 @@ asyncio.run(main())
 """
 
 
-def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
-    built = subprocess.run([os.path.join(ROOT, "scripts", "build-wheel")], capture_output=True,
-                           text=True, timeout=300)
-    assert built.returncode == 0, exit_report(built)
-    wheel = built.stdout.split()[-1]
-    assert "manylinux" in wheel
+def install_and_run(tmp_path, package):
+    """Install package (a wheel or an sdist) into a new venv and run the
+    round trip there; return the venv."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", os.path.join(ROOT, wheel)],
+    subprocess.run([python, "-m", "pip", "install", "-q", package],
                    check=True, timeout=300, capture_output=True)
     # -I: not this checkout's pystream, the installed one.
     ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert ran.returncode == 0, exit_report(ran)
     assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
+    return venv
+
+
+def test_repaired_wheel_installs_and_runs_on_its_own_libuv(tmp_path):
+    built = subprocess.run([os.path.join(ROOT, "scripts", "build-wheel")], capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, exit_report(built)
+    wheel = built.stdout.split()[-1]
+    assert "manylinux" in wheel
+    venv = install_and_run(tmp_path, os.path.join(ROOT, wheel))
     (extension,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "_pystream_cffi*.so"))
     linked = subprocess.run(["ldd", extension], capture_output=True, text=True, check=True).stdout
     libuv = [line for line in linked.splitlines() if "libuv" in line]
@@ -59,14 +66,6 @@ def test_sdist_builds_installs_and_runs(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), ROOT],
                    check=True, timeout=300, capture_output=True)
     (sdist,) = glob.glob(str(tmp_path / "pystream-*.tar.gz"))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", sdist],
-                   check=True, timeout=300, capture_output=True)
-    ran = subprocess.run([python, "-I", "-c", ROUND_TRIP], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
-    assert ran.returncode == 0, exit_report(ran)
-    assert str(venv) in ran.stdout and "b'from the wheel'" in ran.stdout
+    venv = install_and_run(tmp_path, sdist)
     (bench_dir,) = glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pystream" / "bench"))
     assert {"loadgen.c", "refserver.c"} <= set(os.listdir(bench_dir))

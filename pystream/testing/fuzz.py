@@ -295,10 +295,7 @@ def stream_state_machine(
             self._steps(steps)
             self._reap()
 
-        @rule(i=st.integers(0, 1))
-        @_guarded
-        def cancel_send(self, i: int) -> None:
-            task = self.ends[i].send_task
+        def _cancel(self, task: "Optional[asyncio.Task[Any]]") -> None:
             if task is not None:
                 task.cancel()
                 self._settle(task)
@@ -306,12 +303,13 @@ def stream_state_machine(
 
         @rule(i=st.integers(0, 1))
         @_guarded
+        def cancel_send(self, i: int) -> None:
+            self._cancel(self.ends[i].send_task)
+
+        @rule(i=st.integers(0, 1))
+        @_guarded
         def cancel_receive(self, i: int) -> None:
-            task = self.ends[i].receive_task
-            if task is not None:
-                task.cancel()
-                self._settle(task)
-                self._reap()
+            self._cancel(self.ends[i].receive_task)
 
         @rule(i=st.integers(0, 1))
         @_guarded
