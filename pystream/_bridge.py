@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import functools
 import weakref
 from threading import get_ident
-from typing import Any, AsyncGenerator, Deque, Dict, Optional, Set
+from typing import Any, AsyncGenerator, Callable, Deque, Dict, Optional, Set
 
 from ._binding import ffi, lib, oserror
 from ._errors import ClosedResourceError
@@ -63,7 +64,7 @@ class Handle:
         self.write_status = 0
 
     def on_event(self, kind: int, status: int) -> None:
-        if kind == _EV_READ:
+        if kind == _EV_READ:  # also handled inline by Bridge.run_pass
             waiter = self.recv_waiter
         elif kind == _EV_WRITE:
             # libuv is done with the buffer: unpin it now (PyPy would keep
@@ -119,7 +120,17 @@ class Bridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._thread = get_ident()
+        # Read by the streams' hot paths, which inline check_loop's fast
+        # test and poke: the thread the loop runs in, and whether a pass is
+        # already scheduled.
+        self.thread = get_ident()
+        # loop.create_future(), without the Python frame of asyncio's own.
+        if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+            self.new_future: Callable[[], asyncio.Future[Any]] = functools.partial(
+                asyncio.Future, loop=loop
+            )
+        else:
+            self.new_future = loop.create_future
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:
@@ -128,7 +139,7 @@ class Bridge:
         self.live: Set[Handle] = set()
         self.closed = False
         self._events = ffi.new("ps_event_t **")
-        self._pass_pending = False
+        self.pass_pending = False
         self.passes = 0  # libuv passes run, for tests and benchmarks
         self._timer: Optional[asyncio.TimerHandle] = None
         self._fd = lib.ps_loop_backend_fd(self.ptr)
@@ -144,24 +155,24 @@ class Bridge:
     # -- passes ---------------------------------------------------------
     def schedule_pass(self) -> None:
         """Run a pass soon: a call changed what libuv watches."""
-        if not self._pass_pending:
-            self._pass_pending = True
+        if not self.pass_pending:
+            self.pass_pending = True
             self.loop.call_soon(self._scheduled_pass)
 
     def poke(self) -> None:
         """Schedule a pass only if the last C calls made one necessary."""
-        if not self._pass_pending and lib.ps_loop_dirty(self.ptr):
-            self._pass_pending = True
+        if not self.pass_pending and lib.ps_loop_dirty(self.ptr):
+            self.pass_pending = True
             self.loop.call_soon(self._scheduled_pass)
 
     def _scheduled_pass(self) -> None:
-        if self._pass_pending:
+        if self.pass_pending:
             self.run_pass()
 
     def run_pass(self) -> None:
         if self.closed:
             return
-        self._pass_pending = False
+        self.pass_pending = False
         self.passes += 1
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
@@ -172,6 +183,11 @@ class Bridge:
             for i in range(n):
                 event = events[i]
                 handle = from_handle(event.data)
+                if event.type == _EV_READ:  # the common event, inlined
+                    waiter = handle.recv_waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                    continue
                 try:
                     handle.on_event(event.type, event.status)
                 except Exception as exc:  # pragma: no cover - a bug
@@ -201,7 +217,7 @@ class Bridge:
         ``asyncio.get_running_loop()``, which costs a getpid() system call
         per use before Python 3.12.
         """
-        if get_ident() == self._thread and self.loop.is_running():
+        if get_ident() == self.thread and self.loop.is_running():
             return
         try:
             running = asyncio.get_running_loop()
@@ -212,7 +228,7 @@ class Bridge:
                 "this pystream object belongs to another event loop or "
                 "thread; use it only from the loop that created it"
             )
-        self._thread = get_ident()  # the loop now runs in this thread
+        self.thread = get_ident()  # the loop now runs in this thread
 
     # -- teardown -------------------------------------------------------
     def close(self) -> None:

@@ -38,18 +38,24 @@ class EndOfChannel(Exception):
 class ConflictDetector:
     """Raises ``BusyResourceError`` when a second task enters while another
     is inside.  One per direction of a resource; used as ``with detector:``.
+
+    A hot path may do the same by hand (``if d.held: raise d.busy()``, set
+    ``held``, clear it in ``finally``), saving the two calls of ``with``.
     """
 
-    __slots__ = ("_message", "_held")
+    __slots__ = ("_message", "held")
 
     def __init__(self, message: str) -> None:
         self._message = message
-        self._held = False
+        self.held = False
+
+    def busy(self) -> BusyResourceError:
+        return BusyResourceError(self._message)
 
     def __enter__(self) -> None:
-        if self._held:
+        if self.held:
             raise BusyResourceError(self._message)
-        self._held = True
+        self.held = True
 
     def __exit__(
         self,
@@ -57,4 +63,4 @@ class ConflictDetector:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self._held = False
+        self.held = False

@@ -101,7 +101,7 @@ async def _connected(
     bridge.adopt(handle, out[0])
     bridge.schedule_pass()
     stream = SocketStream(handle, kind)
-    waiter = handle.op_waiter = bridge.loop.create_future()
+    waiter = handle.op_waiter = bridge.new_future()
     try:
         status = await waiter
     except BaseException:

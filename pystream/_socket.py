@@ -8,6 +8,7 @@ import operator
 import os
 import socket
 import warnings
+from threading import get_ident
 from typing import Any, List, Optional, Tuple, Union
 
 from ._binding import UV_EAGAIN, UV_ECANCELED, UV_EOF, ffi, lib, oserror
@@ -169,25 +170,40 @@ class SocketStream(HalfCloseableStream):
 
     # -- sending ----------------------------------------------------------
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        # The hot path: the conflict detector is used by hand and the state
+        # and loop checks are inlined (every call saved here is measurable);
+        # the slow helpers raise the errors.
         if type(data) is bytes:
             size = len(data)
             view: Any = data
         else:
             view = _byte_view(data)
             size = view.nbytes
-        with self._send_conflict:
-            self._check_send()
+        busy = self._send_conflict
+        if busy.held:
+            raise busy.busy()
+        busy.held = True
+        try:
+            h = self._h
+            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+                self._check_still_sendable()
+            bridge = self._bridge
+            if get_ident() != bridge.thread or not bridge.loop.is_running():
+                bridge.check_loop()
             await checkpoint()
-            self._check_still_sendable()
+            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+                self._check_still_sendable()
             if not size:
                 return
             if view is data:  # bytes go to C as they are
-                written = lib.ps_stream_try_write(self._h.ptr, data, size)
+                written = lib.ps_stream_try_write(h.ptr, data, size)
                 if written == size:
                     return  # the usual case: the kernel took it all
                 await self._send(data, view, size, written)
             else:
                 await self._send(data, view, size, None)
+        finally:
+            busy.held = False
 
     write = send_all
 
@@ -218,7 +234,7 @@ class SocketStream(HalfCloseableStream):
             if ptr is not None and ptr is not data:
                 ffi.release(ptr)
         self._bridge.schedule_pass()
-        waiter = h.send_waiter = self._bridge.loop.create_future()
+        waiter = h.send_waiter = self._bridge.new_future()
         try:
             await waiter
         finally:
@@ -231,7 +247,7 @@ class SocketStream(HalfCloseableStream):
             self._check_send()
             h = self._h
             if h.pending_writes:
-                waiter = h.send_waiter = self._bridge.loop.create_future()
+                waiter = h.send_waiter = self._bridge.new_future()
                 try:
                     await waiter
                 finally:
@@ -276,7 +292,7 @@ class SocketStream(HalfCloseableStream):
             if err < 0:
                 raise self._broken_send(err)
             self._bridge.schedule_pass()
-            waiter = h.op_waiter = self._bridge.loop.create_future()
+            waiter = h.op_waiter = self._bridge.new_future()
             try:
                 status = await waiter
             finally:
@@ -294,7 +310,7 @@ class SocketStream(HalfCloseableStream):
             await checkpoint()
         else:
             self._bridge.poke()
-            waiter = h.recv_waiter = self._bridge.loop.create_future()
+            waiter = h.recv_waiter = self._bridge.new_future()
             try:
                 await waiter
             finally:
@@ -313,22 +329,46 @@ class SocketStream(HalfCloseableStream):
         raise self._broken_receive(got)
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
-        max_bytes = DEFAULT_RECEIVE_SIZE if max_bytes is None else check_max_bytes(max_bytes)
-        with self._recv_conflict:
-            # _wait_readable(1), inlined: this is the hot path.
-            self._check_open()
+        # The hot path: _check_open, _wait_readable(1), _take and the
+        # bridge's poke inlined, the conflict detector used by hand.
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif type(max_bytes) is not int or max_bytes < 1:
+            max_bytes = check_max_bytes(max_bytes)
+        busy = self._recv_conflict
+        if busy.held:
+            raise busy.busy()
+        busy.held = True
+        try:
             h = self._h
+            if self._closed or h.ptr is None:
+                self._check_still_open()
+            bridge = self._bridge
+            if get_ident() != bridge.thread or not bridge.loop.is_running():
+                bridge.check_loop()
             if lib.ps_stream_want_read(h.ptr, 1):
                 await checkpoint()
             else:
-                self._bridge.poke()
-                waiter = h.recv_waiter = self._bridge.loop.create_future()
+                if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
+                    bridge.schedule_pass()
+                waiter = h.recv_waiter = bridge.new_future()
                 try:
                     await waiter
                 finally:
                     h.recv_waiter = None
-            self._check_still_open()
-            return self._take(max_bytes)
+            if self._closed or h.ptr is None:
+                self._check_still_open()
+            got = lib.ps_stream_take_ptr(h.ptr, max_bytes, self._out)
+            if got > 0:
+                data: bytes = ffi.unpack(self._out[0], got)
+                if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
+                    bridge.schedule_pass()
+                return data
+            if got == UV_EOF:
+                return b""
+            raise self._broken_receive(got)
+        finally:
+            busy.held = False
 
     async def receive_into(self, buffer: Union[bytearray, memoryview]) -> int:
         view = memoryview(buffer)
@@ -527,7 +567,7 @@ async def _wait_closed(h: Handle) -> None:
         return
     waiter = h.close_waiter
     if waiter is None:
-        waiter = h.close_waiter = h.bridge.loop.create_future()
+        waiter = h.close_waiter = h.bridge.new_future()
     # Shielded: one cancelled closer must not cancel the others' wait.
     await asyncio.shield(waiter)
 
@@ -616,7 +656,7 @@ class SocketListener(Listener[SocketStream]):
                     bridge.poke()
                     return SocketStream(handle, self._kind)
                 if err == UV_EAGAIN:
-                    waiter = self._h.op_waiter = bridge.loop.create_future()
+                    waiter = self._h.op_waiter = bridge.new_future()
                     try:
                         await waiter
                     finally:
