@@ -9,9 +9,14 @@ import os
 try:
     from ._pystream_cffi import ffi, lib
 except ImportError as exc:  # pragma: no cover - depends on the install
+    if getattr(exc, "name", None) == __name__.rpartition(".")[0] + "._pystream_cffi":
+        problem = "is missing"
+    else:  # it exists but does not load: a shared library it needs, say
+        problem = f"does not load ({exc})"
     raise ImportError(
-        "pystream's compiled core is missing: install the package with "
-        "'pip install .' (it needs libuv1-dev to build)"
+        f"pystream's compiled core {problem}: install the package with "
+        "'pip install .' (building needs libuv1-dev; a wheel from "
+        "scripts/build-wheel carries its own libuv)"
     ) from exc
 
 from ._version import __version__

@@ -12,8 +12,9 @@ checks that need one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
-from typing import Any, Awaitable, Callable, Optional, Tuple
+from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
@@ -33,20 +34,49 @@ PATIENCE = 10.0
 CLOGGED_SEND = 16 * 1024 * 1024
 
 
+# The tasks _spawn started inside the innermost _Pair.
+_spawned: "contextvars.ContextVar[Optional[List[asyncio.Future[Any]]]]" = (
+    contextvars.ContextVar("pystream_check_spawned", default=None)
+)
+
+
+def _spawn(awaitable: Awaitable[Any]) -> "asyncio.Future[Any]":
+    """Run awaitable as a task that the enclosing _Pair cleans up after."""
+    task = asyncio.ensure_future(awaitable)
+    tasks = _spawned.get()
+    if tasks is not None:
+        tasks.append(task)
+    return task
+
+
 class _Pair:
-    """``async with _Pair(maker) as (s, r)``: closes both ends forcefully."""
+    """``async with _Pair(maker) as (s, r)``: closes both ends forcefully,
+    then ends what ``_spawn`` started and the check left running (it failed,
+    or ended early): a check leaves no task behind to report errors later."""
 
     def __init__(self, maker: Maker) -> None:
         self._maker = maker
         self._ends: Tuple[Any, Any] = (None, None)
+        self._tasks: List[asyncio.Future[Any]] = []
+        self._token: Optional[contextvars.Token[Any]] = None
 
     async def __aenter__(self) -> Tuple[Any, Any]:
         self._ends = await self._maker()
+        self._token = _spawned.set(self._tasks)
         return self._ends
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        if self._token is not None:
+            _spawned.reset(self._token)
         for end in self._ends:
             await aclose_forcefully(end)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        for task in self._tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: the check already judged it
 
 
 def _flipped(maker: Maker) -> Maker:
@@ -98,7 +128,7 @@ async def _is_checkpoint(call: Callable[[], Awaitable[Any]]) -> bool:
         # so the flag, not the task's state, says whether call yielded.)
         returned = True
 
-    task = asyncio.ensure_future(body())
+    task = _spawn(body())
     await asyncio.wait([task])
     if not task.cancelled():
         task.result()  # re-raise a real error
@@ -125,7 +155,7 @@ async def _drain_until(r: ReceiveStream, task: "asyncio.Future[Any]", what: str)
 
     async def drain() -> None:
         while not task.done():
-            receive = asyncio.ensure_future(r.receive_some(65536))
+            receive = _spawn(r.receive_some(65536))
             await asyncio.wait([receive, task], return_when=asyncio.FIRST_COMPLETED)
             if not receive.done():
                 receive.cancel()
@@ -164,7 +194,7 @@ async def _random_transfer(
 async def _check_transfer(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
         for data in (b"bytes", bytearray(b"bytearray"), memoryview(b"xmemoryviewx")[1:-1]):
-            sender = asyncio.ensure_future(s.send_all(data))
+            sender = _spawn(s.send_all(data))
             got = await _receive_exactly(r, len(data), f"send_all({type(data).__name__}) delivers it")
             await _within(sender, "send_all returns once the peer received the data")
             _expect(got == bytes(data), f"send_all({type(data).__name__}) delivers the same bytes")
@@ -173,7 +203,7 @@ async def _check_transfer(maker: Maker) -> None:
 async def _check_empty_send_is_not_eof(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
         await _within(s.send_all(b""), "send_all(b'') returns")
-        sender = asyncio.ensure_future(s.send_all(b"x"))
+        sender = _spawn(s.send_all(b"x"))
         got = await _within(r.receive_some(), "receive after send_all(b'')")
         _expect(got == b"x", "send_all(b'') is not EOF: the next receive gets the next data")
         await _within(sender, "send_all returns")
@@ -186,7 +216,7 @@ async def _check_arguments(maker: Maker) -> None:
         await _raises(TypeError, r.receive_some(1.5), "receive_some(1.5) raises TypeError")
         await _raises(TypeError, s.send_all("text"), "send_all(str) raises TypeError")
         # The stream still works afterwards.
-        sender = asyncio.ensure_future(s.send_all(b"ok"))
+        sender = _spawn(s.send_all(b"ok"))
         got = await _receive_exactly(r, 2, "the stream works after bad arguments")
         _expect(got == b"ok", "the stream works after bad arguments")
         await _within(sender, "send_all returns")
@@ -199,7 +229,7 @@ async def _check_checkpoints(maker: Maker) -> None:
             ("wait_send_all_might_not_block()", s.wait_send_all_might_not_block),
         ):
             _expect(await _is_checkpoint(call), f"{name} is a checkpoint (it can be cancelled)")
-        sender = asyncio.ensure_future(s.send_all(b"abc"))
+        sender = _spawn(s.send_all(b"abc"))
         await _receive_exactly(r, 1, "receive the first byte")
         _expect(await _is_checkpoint(r.receive_some),
                 "receive_some() is a checkpoint even with data buffered")
@@ -216,16 +246,16 @@ async def _check_checkpoints(maker: Maker) -> None:
 
 async def _check_busy(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        receivers = [asyncio.ensure_future(r.receive_some()) for _ in range(2)]
+        receivers = [_spawn(r.receive_some()) for _ in range(2)]
         await _yield_many()
         busy = [t for t in receivers if t.done() and isinstance(t.exception(), BusyResourceError)]
         _expect(len(busy) == 1, "two concurrent receive_some: one raises BusyResourceError")
-        sender = asyncio.ensure_future(s.send_all(b"x"))
+        sender = _spawn(s.send_all(b"x"))
         waiting = [t for t in receivers if t not in busy][0]
         _expect(await _within(waiting, "the other receive gets the data") == b"x",
                 "the receive that was not busy gets the data")
         await _within(sender, "send_all returns")
-        senders = [asyncio.ensure_future(s.send_all(b"1")) for _ in range(2)]
+        senders = [_spawn(s.send_all(b"1")) for _ in range(2)]
         await _yield_many()
         busy = [t for t in senders if t.done() and isinstance(t.exception(), BusyResourceError)]
         _expect(len(busy) == 1, "two concurrent send_all: one raises BusyResourceError")
@@ -271,7 +301,7 @@ async def _check_graceful_close_delivers(maker: Maker) -> None:
             await s.send_all(data)
             await s.aclose()
 
-        sender = asyncio.ensure_future(send_and_close())
+        sender = _spawn(send_and_close())
         await _yield_many()  # the receiver starts late
         got = bytearray()
         while True:
@@ -287,7 +317,7 @@ async def _check_graceful_close_delivers(maker: Maker) -> None:
 
 async def _check_forceful_close(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"before"))
+        sender = _spawn(s.send_all(b"before"))
         await _yield_many()
         await _within(aclose_forcefully(s), "aclose_forcefully returns at once")
         await asyncio.wait([sender])
@@ -308,7 +338,7 @@ async def _check_forceful_close(maker: Maker) -> None:
 
 async def _check_close_wakes_receive(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        receiver = asyncio.ensure_future(r.receive_some())
+        receiver = _spawn(r.receive_some())
         await _yield_many()
         _expect(not receiver.done(), "receive_some blocks while there is no data")
         await _within(r.aclose(), "aclose returns")
@@ -318,12 +348,12 @@ async def _check_close_wakes_receive(maker: Maker) -> None:
 
 async def _check_cancelled_receive_leaves_closable(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        receiver = asyncio.ensure_future(r.receive_some())
+        receiver = _spawn(r.receive_some())
         await _yield_many()
         receiver.cancel()
         await asyncio.wait([receiver])
         _expect(receiver.cancelled(), "a blocked receive_some can be cancelled")
-        sender = asyncio.ensure_future(s.send_all(b"after"))
+        sender = _spawn(s.send_all(b"after"))
         got = await _receive_exactly(r, 5, "receive after a cancelled receive")
         _expect(got == b"after", "a cancelled receive_some leaves the stream usable")
         await _within(sender, "send_all returns")
@@ -341,7 +371,7 @@ async def _check_random_chunks(maker: Maker) -> None:
 
 async def _check_clogged_send_blocks(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"x" * CLOGGED_SEND))
+        sender = _spawn(s.send_all(b"x" * CLOGGED_SEND))
         await _yield_many()
         _expect(not sender.done(), "send_all blocks while the peer does not read")
         await _drain_until(r, sender, "send_all returns once the peer reads")
@@ -350,7 +380,7 @@ async def _check_clogged_send_blocks(maker: Maker) -> None:
 
 async def _check_clogged_wait_blocks(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        waiter = asyncio.ensure_future(s.wait_send_all_might_not_block())
+        waiter = _spawn(s.wait_send_all_might_not_block())
         await _yield_many()
         _expect(not waiter.done(), "wait_send_all_might_not_block blocks while the peer does not read")
         await _drain_until(r, waiter, "wait_send_all_might_not_block returns once the peer reads")
@@ -359,7 +389,7 @@ async def _check_clogged_wait_blocks(maker: Maker) -> None:
 
 async def _check_clogged_conflicts(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"x" * CLOGGED_SEND))
+        sender = _spawn(s.send_all(b"x" * CLOGGED_SEND))
         await _yield_many()
         await _raises(BusyResourceError, s.wait_send_all_might_not_block(),
                       "wait_send_all_might_not_block during a blocked send_all raises BusyResourceError")
@@ -367,7 +397,7 @@ async def _check_clogged_conflicts(maker: Maker) -> None:
                       "send_all during a blocked send_all raises BusyResourceError")
         await _drain_until(r, sender, "send_all returns once the peer reads")
     async with _Pair(maker) as (s, r):
-        waiter = asyncio.ensure_future(s.wait_send_all_might_not_block())
+        waiter = _spawn(s.wait_send_all_might_not_block())
         await _yield_many()
         await _raises(BusyResourceError, s.send_all(b"y"),
                       "send_all during a blocked wait_send_all_might_not_block raises BusyResourceError")
@@ -376,7 +406,7 @@ async def _check_clogged_conflicts(maker: Maker) -> None:
 
 async def _check_clogged_close_wakes_send(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"x" * CLOGGED_SEND))
+        sender = _spawn(s.send_all(b"x" * CLOGGED_SEND))
         await _yield_many()
         await _within(s.aclose(), "aclose with a send_all blocked in another task returns")
         await _raises(ClosedResourceError, sender,
@@ -385,7 +415,7 @@ async def _check_clogged_close_wakes_send(maker: Maker) -> None:
 
 async def _check_clogged_cancelled_send_closable(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"x" * CLOGGED_SEND))
+        sender = _spawn(s.send_all(b"x" * CLOGGED_SEND))
         await _yield_many()
         sender.cancel()
         await asyncio.wait([sender])
@@ -442,13 +472,13 @@ async def _check_both_ways_at_once(maker: Maker) -> None:
 
 async def _check_send_and_receive_together(maker: Maker) -> None:
     async with _Pair(maker) as (a, b):
-        receiver = asyncio.ensure_future(a.receive_some())
+        receiver = _spawn(a.receive_some())
         await _yield_many()
-        sender = asyncio.ensure_future(a.send_all(b"out"))
+        sender = _spawn(a.send_all(b"out"))
         got = await _receive_exactly(b, 3, "sending while a receive waits on the same end")
         _expect(got == b"out", "send_all and receive_some on one end do not conflict")
         await _within(sender, "send_all returns")
-        back = asyncio.ensure_future(b.send_all(b"in"))
+        back = _spawn(b.send_all(b"in"))
         _expect(await _within(receiver, "the waiting receive gets data") in (b"in", b"i"),
                 "the waiting receive gets the data")
         await _within(back, "send_all returns")
@@ -468,7 +498,7 @@ async def _check_send_eof(maker: Maker) -> None:
     async with _Pair(maker) as (a, b):
         _expect(isinstance(a, HalfCloseableStream) or hasattr(a, "send_eof"),
                 "a half-closeable stream has send_eof")
-        sender = asyncio.ensure_future(a.send_all(b"last words"))
+        sender = _spawn(a.send_all(b"last words"))
         got = await _receive_exactly(b, 10, "data sent before send_eof")
         await _within(sender, "send_all returns")
         await _within(a.send_eof(), "send_eof returns")
@@ -480,7 +510,7 @@ async def _check_send_eof(maker: Maker) -> None:
                       "send_all after send_eof raises ClosedResourceError")
         await _raises(ClosedResourceError, a.send_all(b""),
                       "send_all(b'') after send_eof raises ClosedResourceError")
-        back = asyncio.ensure_future(b.send_all(b"reply"))
+        back = _spawn(b.send_all(b"reply"))
         got = await _receive_exactly(a, 5, "receiving after our send_eof")
         _expect(got == b"reply", "after send_eof, receiving still works")
         await _within(back, "send_all returns")
@@ -494,7 +524,7 @@ async def _check_send_eof(maker: Maker) -> None:
 
 async def _check_clogged_send_eof_busy(maker: Maker) -> None:
     async with _Pair(maker) as (s, r):
-        sender = asyncio.ensure_future(s.send_all(b"x" * CLOGGED_SEND))
+        sender = _spawn(s.send_all(b"x" * CLOGGED_SEND))
         await _yield_many()
         await _raises(BusyResourceError, s.send_eof(),
                       "send_eof during a blocked send_all raises BusyResourceError")
