@@ -19,10 +19,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextvars
 import functools
+import os
+import platform
 import weakref
 from threading import get_ident
-from typing import Any, AsyncGenerator, Callable, Deque, Dict, Optional, Set
+from typing import (
+    Any,
+    AsyncGenerator,
+    Callable,
+    Deque,
+    Dict,
+    Generator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+)
 
 from ._binding import ffi, lib, oserror
 from ._errors import ClosedResourceError
@@ -33,6 +47,110 @@ _EV_READ = lib.PS_EV_READ
 _EV_WRITE = lib.PS_EV_WRITE
 _EV_CLOSE = lib.PS_EV_CLOSE
 _UV_ECANCELED = lib.UV_ECANCELED
+
+
+_PENDING, _DONE, _CANCELLED = 0, 1, 2
+
+# Whether receives wait on a Waiter (see Bridge.new_recv_waiter);
+# PYSTREAM_EAGER_WAKE=1 or 0 overrides the interpreter's default.
+EAGER_WAKE = os.environ.get(
+    "PYSTREAM_EAGER_WAKE", "1" if platform.python_implementation() == "PyPy" else "0"
+) == "1"
+
+
+class Waiter:
+    """A one-shot future for a task waiting to receive, which the bridge can
+    resolve and resume at once: the task's next step runs inside the pass
+    that read its data, not one loop iteration later through call_soon.
+
+    asyncio's Task accepts any object with this interface
+    (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``,
+    ``result``, ``cancel``), and ``Task.cancel()`` cancels it like a Future.
+    """
+
+    __slots__ = ("_loop", "_state", "_exception", "_callbacks",
+                 "_asyncio_future_blocking", "_message")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._state = _PENDING
+        self._exception: Optional[BaseException] = None
+        self._callbacks: List[Tuple[Any, Any]] = []
+        self._asyncio_future_blocking = False
+        self._message: Any = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._state != _PENDING
+
+    def cancelled(self) -> bool:
+        return self._state == _CANCELLED
+
+    def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        if self._state == _PENDING:
+            self._callbacks.append((fn, context))
+        else:
+            self._loop.call_soon(fn, self, context=context)
+
+    def remove_done_callback(self, fn: Any) -> int:
+        kept = [(f, c) for f, c in self._callbacks if f != fn]
+        removed = len(self._callbacks) - len(kept)
+        self._callbacks = kept
+        return removed
+
+    def result(self) -> None:
+        if self._state == _DONE:
+            if self._exception is not None:
+                raise self._exception
+            return None
+        if self._state == _CANCELLED:
+            if self._message is None:
+                raise asyncio.CancelledError()
+            raise asyncio.CancelledError(self._message)
+        raise asyncio.InvalidStateError("the waiter is not done")
+
+    def exception(self) -> Optional[BaseException]:
+        if self._state != _DONE:
+            self.result()  # raises CancelledError or InvalidStateError
+        return self._exception
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self._state != _PENDING:
+            return False
+        self._state = _CANCELLED
+        self._message = msg
+        self._schedule()
+        return True
+
+    def set_result(self, result: None) -> None:
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError("the waiter is done")
+        self._state = _DONE
+        self._schedule()
+
+    def set_exception(self, exc: BaseException) -> None:
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError("the waiter is done")
+        self._state = _DONE
+        self._exception = exc
+        self._schedule()
+
+    def _schedule(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for fn, context in callbacks:
+            self._loop.call_soon(fn, self, context=context)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._state == _PENDING:
+            self._asyncio_future_blocking = True
+            yield self
+        return self.result()
+
+    __iter__ = __await__
 
 
 class Handle:
@@ -55,7 +173,7 @@ class Handle:
         self.bridge = bridge
         self.ptr: Any = None  # the C handle; None once closed
         self.cdata = ffi.new_handle(self)
-        self.recv_waiter: Optional[asyncio.Future[Any]] = None
+        self.recv_waiter: Any = None  # a Waiter or a Future
         self.send_waiter: Optional[asyncio.Future[Any]] = None
         self.op_waiter: Optional[asyncio.Future[Any]] = None
         self.close_waiter: Optional[asyncio.Future[Any]] = None
@@ -99,18 +217,20 @@ class Handle:
         self.ptr = None
         self.pending_writes.clear()
         exc = ClosedResourceError("the event loop this belongs to was closed")
-        for waiter in (
-            self.recv_waiter,
-            self.send_waiter,
-            self.op_waiter,
-            self.close_waiter,
-        ):
+        # Closing is done, as far as anyone can tell; the rest fail.
+        outcomes: Tuple[Tuple[Any, Optional[BaseException]], ...] = (
+            (self.recv_waiter, exc),
+            (self.send_waiter, exc),
+            (self.op_waiter, exc),
+            (self.close_waiter, None),
+        )
+        for waiter, error in outcomes:
             if waiter is not None and not waiter.done():
                 try:
-                    if waiter is self.close_waiter:
+                    if error is None:
                         waiter.set_result(None)
                     else:
-                        waiter.set_exception(exc)
+                        waiter.set_exception(error)
                 except RuntimeError:  # its loop is closed
                     pass
 
@@ -131,6 +251,13 @@ class Bridge:
             )
         else:
             self.new_future = loop.create_future
+        # What a receive waits on.  On PyPy a Waiter, which resumes its task
+        # inside the pass (measured: 12% less CPU per small echoed request);
+        # on CPython a Future, because the Waiter's methods cost more Python
+        # calls there than the loop iteration they save (3% more).
+        self.new_recv_waiter: Callable[[], Any] = (
+            functools.partial(Waiter, loop) if EAGER_WAKE else self.new_future
+        )
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:
@@ -177,6 +304,7 @@ class Bridge:
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
             raise oserror(n)  # only out of memory; reported by the loop
+        ready: List[Waiter] = []
         if n:
             events = self._events[0]
             from_handle = ffi.from_handle
@@ -185,7 +313,14 @@ class Bridge:
                 handle = from_handle(event.data)
                 if event.type == _EV_READ:  # the common event, inlined
                     waiter = handle.recv_waiter
-                    if waiter is not None and not waiter.done():
+                    if waiter is None:
+                        continue
+                    if type(waiter) is Waiter:
+                        if waiter._state == _PENDING:
+                            waiter._state = _DONE
+                            if waiter._callbacks:
+                                ready.append(waiter)
+                    elif not waiter.done():
                         waiter.set_result(None)
                     continue
                 try:
@@ -201,6 +336,31 @@ class Bridge:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
+        if ready:
+            self._resume(ready)
+
+    def _resume(self, ready: List[Waiter]) -> None:
+        """Run the next step of each task waiting on a waiter in ready, now
+        (unless a task is running: then through call_soon, as a Future)."""
+        if asyncio.current_task(self.loop) is not None:
+            for waiter in ready:
+                waiter._schedule()
+            return
+        for i, waiter in enumerate(ready):
+            callbacks, waiter._callbacks = waiter._callbacks, []
+            for j, (fn, context) in enumerate(callbacks):
+                try:
+                    context.run(fn, waiter)
+                except Exception as exc:  # pragma: no cover - a Task does not raise
+                    self.loop.call_exception_handler(
+                        {"message": "resuming a task failed", "exception": exc}
+                    )
+                except BaseException:  # KeyboardInterrupt, SystemExit
+                    # Leave nobody behind: the rest resume in later callbacks.
+                    waiter._callbacks = callbacks[j + 1 :]
+                    for later in ready[i:]:
+                        later._schedule()
+                    raise
 
     # -- handles --------------------------------------------------------
     def adopt(self, handle: Handle, ptr: Any) -> None:

@@ -310,7 +310,7 @@ class SocketStream(HalfCloseableStream):
             await checkpoint()
         else:
             self._bridge.poke()
-            waiter = h.recv_waiter = self._bridge.new_future()
+            waiter = h.recv_waiter = self._bridge.new_recv_waiter()
             try:
                 await waiter
             finally:
@@ -351,7 +351,7 @@ class SocketStream(HalfCloseableStream):
             else:
                 if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
                     bridge.schedule_pass()
-                waiter = h.recv_waiter = bridge.new_future()
+                waiter = h.recv_waiter = bridge.new_recv_waiter()
                 try:
                     await waiter
                 finally:

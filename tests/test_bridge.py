@@ -6,6 +6,8 @@ import asyncio
 import gc
 import threading
 
+import pytest
+
 import pystream
 from pystream import _bridge
 
@@ -128,3 +130,172 @@ def test_threads_each_run_their_own_bridge():
         t.join()
     assert errors == []
     assert pystream._counters()["loops"] == 0
+
+
+# -- receives resumed inside the pass (the Waiter; PyPy's default) ----------
+
+def eager(bridge):
+    """Make this bridge's receives wait on Waiters, whatever the default."""
+    bridge.new_recv_waiter = lambda: _bridge.Waiter(bridge.loop)
+
+
+async def test_waiter_resumes_receivers_inside_the_pass():
+    loop = asyncio.get_running_loop()
+    bridge = _bridge.get_bridge()
+    eager(bridge)
+    pairs = [await pystream.open_stream_pair() for _ in range(20)]
+    try:
+        received = [asyncio.ensure_future(b.receive_some()) for _, b in pairs]
+        await asyncio.sleep(0.01)  # all waiting
+        for i, (a, _) in enumerate(pairs):
+            await a.send_all(b"%d" % i)
+        # No await since the last send: its receiver still waits.  A pass run
+        # from a plain callback (as the loop runs them) finishes it inside.
+        done_inside = loop.create_future()
+
+        def run_a_pass():
+            bridge.run_pass()
+            done_inside.set_result([r.done() for r in received])
+
+        loop.call_soon(run_a_pass)
+        assert all(await done_inside)
+        assert [r.result() for r in received] == [b"%d" % i for i in range(20)]
+    finally:
+        for a, b in pairs:
+            await a.aclose()
+            await b.aclose()
+
+
+async def test_waiter_cancelled_receive_loses_nothing():
+    bridge = _bridge.get_bridge()
+    eager(bridge)
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        receiver = asyncio.ensure_future(b.receive_some())
+        await asyncio.sleep(0.01)
+        assert isinstance(b._h.recv_waiter, _bridge.Waiter)
+        receiver.cancel()
+        await asyncio.wait([receiver])
+        assert receiver.cancelled()
+        await a.send_all(b"kept")
+        assert await b.receive_some() == b"kept"
+
+
+async def test_waiter_wakes_with_the_error_when_closed_meanwhile():
+    bridge = _bridge.get_bridge()
+    eager(bridge)
+    a, b = await pystream.open_stream_pair()
+    async with a:
+        receiver = asyncio.ensure_future(b.receive_some())
+        await asyncio.sleep(0.01)
+        await b.aclose()
+        try:
+            await receiver
+        except pystream.ClosedResourceError:
+            pass
+        else:
+            raise AssertionError("a receive on a stream closed meanwhile must fail")
+
+
+async def test_waiter_pass_run_inside_a_task_schedules_instead():
+    # A task cannot run another task's step inside its own: a pass run from
+    # a task (only tests do that) resumes receivers through call_soon.
+    bridge = _bridge.get_bridge()
+    eager(bridge)
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        receiver = asyncio.ensure_future(b.receive_some())
+        await asyncio.sleep(0.01)
+        await a.send_all(b"x")
+        for _ in range(10):
+            bridge.run_pass()  # from this task
+            if b._h.recv_waiter is not None and b._h.recv_waiter.done():
+                break
+            await asyncio.sleep(0.001)
+        assert await receiver == b"x"
+
+
+async def test_waiter_follows_the_future_protocol():
+    loop = asyncio.get_running_loop()
+    waiter = _bridge.Waiter(loop)
+    assert waiter.get_loop() is loop and not waiter.done()
+    for call in (waiter.result, waiter.exception):
+        try:
+            call()
+        except asyncio.InvalidStateError:
+            pass
+        else:
+            raise AssertionError("result() and exception() of a pending waiter must fail")
+    calls = []
+    waiter.add_done_callback(calls.append)
+    waiter.add_done_callback(print)
+    assert waiter.remove_done_callback(print) == 1
+    waiter.set_result(None)
+    await asyncio.sleep(0)
+    assert calls == [waiter] and waiter.result() is None and waiter.exception() is None
+    waiter.add_done_callback(calls.append)  # after the fact: still called
+    await asyncio.sleep(0)
+    assert calls == [waiter, waiter]
+    assert not waiter.cancel()
+
+    failed = _bridge.Waiter(loop)
+    failed.set_exception(KeyError("k"))
+    assert isinstance(failed.exception(), KeyError)
+
+    cancelled = _bridge.Waiter(loop)
+    task = asyncio.ensure_future(cancelled)  # a Task awaits it like a Future
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled() and cancelled.cancelled()
+    try:
+        cancelled.exception()
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("exception() of a cancelled waiter raises CancelledError")
+
+
+@pytest.mark.parametrize("kind", LOOP_KINDS)
+def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind):
+    loop = new_loop(kind)
+    try:
+        async def setup():
+            eager(_bridge.get_bridge())
+            return [await pystream.open_stream_pair() for _ in range(3)]
+
+        pairs = loop.run_until_complete(setup())
+
+        async def interrupted(stream):
+            await stream.receive_some()
+            raise KeyboardInterrupt
+
+        first = loop.create_task(interrupted(pairs[0][1]))
+        others = [loop.create_task(b.receive_some()) for _, b in pairs[1:]]
+        loop.run_until_complete(asyncio.sleep(0.01))  # all three waiting
+
+        async def send_all_three():
+            for a, _ in pairs:
+                await a.send_all(b"go")
+            await asyncio.sleep(1)
+
+        try:
+            loop.run_until_complete(send_all_three())
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the KeyboardInterrupt should reach run_until_complete")
+        assert isinstance(first.exception(), KeyboardInterrupt)
+        # The loop was stopped by the interrupt; the others still resume.
+        done = loop.run_until_complete(asyncio.wait_for(asyncio.gather(*others), 5))
+        assert done == [b"go", b"go"]
+
+        async def close_all():
+            for a, b in pairs:
+                await a.aclose()
+                await b.aclose()
+
+        loop.run_until_complete(close_all())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
