@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import platform
+import subprocess
+import sys
+
+import pytest
 
 import pystream
 from pystream.testing import (
@@ -70,3 +75,40 @@ async def test_memory_receive_woken_by_data_then_closed_does_not_hang():
     assert done, "receive_some still waits after aclose"
     assert isinstance(receiving.exception(), pystream.ClosedResourceError)
     await a.aclose()
+
+
+
+PYPY_HEAP_AFTER_CHECKS = """
+import asyncio, gc
+from pystream.testing import _check_streams, lockstep_stream_pair
+
+async def maker():
+    return lockstep_stream_pair()
+
+def heap_mb():
+    for _ in range(3):
+        gc.collect()
+    line = str(gc.get_stats()).splitlines()[1]  # "GC used: 12.3MB (peak: ...)"
+    return float(line.split()[2].rstrip("MB"))
+
+async def main():
+    await _check_streams._check_clogged_send_blocks(maker)
+    before = heap_mb()
+    for _ in range(4):
+        await _check_streams._check_clogged_send_blocks(maker)
+    print(heap_mb() - before)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(platform.python_implementation() != "PyPy",
+                    reason="reads PyPy's own GC statistics (the leak was PyPy's)")
+def test_clogged_checks_do_not_grow_the_heap_on_pypy():
+    # Each clogged check sends 16 MiB; on PyPy the helper tasks' contexts
+    # once kept all of it alive, check after check.
+    ran = subprocess.run([sys.executable, "-c", PYPY_HEAP_AFTER_CHECKS],
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    grown = float(ran.stdout)
+    assert grown < 16, f"the heap grew {grown:.1f} MB over 4 clogged checks"

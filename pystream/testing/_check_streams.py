@@ -77,6 +77,11 @@ class _Pair:
         for task in self._tasks:
             if not task.cancelled():
                 task.exception()  # retrieved: the check already judged it
+        # The spawned tasks' contexts refer to this list.  Empty it: on PyPy
+        # something keeps those contexts alive after the check, and with
+        # them every task and the data its frame held (measured: 16 MB kept
+        # per clogged check, and the suite ran 4x slower as the heap grew).
+        self._tasks.clear()
 
 
 def _flipped(maker: Maker) -> Maker:
