@@ -17,8 +17,7 @@ from helpers import LOOP_KINDS, new_loop, receive_exactly, run_in_loop
 async def test_idle_streams_do_not_spin():
     a, b = await pystream.open_stream_pair()
     async with a, b:
-        receiver = asyncio.ensure_future(b.receive_some())
-        await asyncio.sleep(0.01)
+        receiver = await waiting_receive(b)
         bridge = _bridge.get_bridge()
         before = bridge.passes
         await asyncio.sleep(0.2)
@@ -134,15 +133,24 @@ def test_threads_each_run_their_own_bridge():
 
 # -- receives resumed inside the pass (the Waiter; PyPy's default) ----------
 
-def eager(bridge):
-    """Make this bridge's receives wait on Waiters, whatever the default."""
+def eager():
+    """The running loop's bridge, its receives made to wait on Waiters
+    whatever the interpreter's default."""
+    bridge = _bridge.get_bridge()
     bridge.new_recv_waiter = lambda: _bridge.Waiter(bridge.loop)
+    return bridge
+
+
+async def waiting_receive(stream):
+    """A task receiving on stream, already waiting."""
+    receiver = asyncio.ensure_future(stream.receive_some())
+    await asyncio.sleep(0.01)
+    return receiver
 
 
 async def test_waiter_resumes_receivers_inside_the_pass():
     loop = asyncio.get_running_loop()
-    bridge = _bridge.get_bridge()
-    eager(bridge)
+    bridge = eager()
     pairs = [await pystream.open_stream_pair() for _ in range(20)]
     try:
         received = [asyncio.ensure_future(b.receive_some()) for _, b in pairs]
@@ -167,12 +175,10 @@ async def test_waiter_resumes_receivers_inside_the_pass():
 
 
 async def test_waiter_cancelled_receive_loses_nothing():
-    bridge = _bridge.get_bridge()
-    eager(bridge)
+    eager()
     a, b = await pystream.open_stream_pair()
     async with a, b:
-        receiver = asyncio.ensure_future(b.receive_some())
-        await asyncio.sleep(0.01)
+        receiver = await waiting_receive(b)
         assert isinstance(b._h.recv_waiter, _bridge.Waiter)
         receiver.cancel()
         await asyncio.wait([receiver])
@@ -182,30 +188,22 @@ async def test_waiter_cancelled_receive_loses_nothing():
 
 
 async def test_waiter_wakes_with_the_error_when_closed_meanwhile():
-    bridge = _bridge.get_bridge()
-    eager(bridge)
+    eager()
     a, b = await pystream.open_stream_pair()
     async with a:
-        receiver = asyncio.ensure_future(b.receive_some())
-        await asyncio.sleep(0.01)
+        receiver = await waiting_receive(b)
         await b.aclose()
-        try:
+        with pytest.raises(pystream.ClosedResourceError):
             await receiver
-        except pystream.ClosedResourceError:
-            pass
-        else:
-            raise AssertionError("a receive on a stream closed meanwhile must fail")
 
 
 async def test_waiter_pass_run_inside_a_task_schedules_instead():
     # A task cannot run another task's step inside its own: a pass run from
     # a task (only tests do that) resumes receivers through call_soon.
-    bridge = _bridge.get_bridge()
-    eager(bridge)
+    bridge = eager()
     a, b = await pystream.open_stream_pair()
     async with a, b:
-        receiver = asyncio.ensure_future(b.receive_some())
-        await asyncio.sleep(0.01)
+        receiver = await waiting_receive(b)
         await a.send_all(b"x")
         for _ in range(10):
             bridge.run_pass()  # from this task
@@ -261,7 +259,7 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
     loop = new_loop(kind)
     try:
         async def setup():
-            eager(_bridge.get_bridge())
+            eager()
             return [await pystream.open_stream_pair() for _ in range(3)]
 
         pairs = loop.run_until_complete(setup())
