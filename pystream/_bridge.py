@@ -182,9 +182,9 @@ class Handle:
         self.write_status = 0
 
     def on_event(self, kind: int, status: int) -> None:
-        if kind == _EV_READ:  # also handled inline by Bridge.run_pass
-            waiter = self.recv_waiter
-        elif kind == _EV_WRITE:
+        """Every event but PS_EV_READ, which Bridge.run_pass resolves
+        inline (the hot path)."""
+        if kind == _EV_WRITE:
             # libuv is done with the buffer: unpin it now (PyPy would keep
             # a bytearray unresizable until the next collection).
             ffi.release(self.pending_writes.popleft())
