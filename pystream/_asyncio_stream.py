@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._util import checkpoint
+from ._util import CHECKPOINT
 from .abc import HalfCloseableStream
 
 __all__ = ["AsyncioStream"]
@@ -86,7 +86,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         payload = bytes(memoryview(data).cast("B")) if not isinstance(data, bytes) else data
         with self._send_conflict:
             self._check_send()
-            await checkpoint()
+            await CHECKPOINT
             self._check_send()
             if payload:
                 self.writer.write(payload)
@@ -97,14 +97,14 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
             self._check_send()
-            await checkpoint()
+            await CHECKPOINT
             await self._drain()
 
     async def send_eof(self) -> None:
         with self._send_conflict:
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
-            await checkpoint()
+            await CHECKPOINT
             if not self._eof_sent:
                 self._eof_sent = True
                 if self.writer.can_write_eof() and not self.writer.transport.is_closing():
@@ -122,7 +122,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     async def _receive_raw(self, max_bytes: int) -> bytes:
         self._check_receive_open()
         # StreamReader.read returns at once when it has data: yield first.
-        await checkpoint()
+        await CHECKPOINT
         self._check_receive_open()
         try:
             data = await self.reader.read(max_bytes)
@@ -152,7 +152,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             if transport.get_write_buffer_size():
                 asyncio.get_running_loop().call_later(
                     _CLOSE_TIMEOUT, _abort_if_open, transport)
-        await checkpoint()
+        await CHECKPOINT
 
     def _close_now(self) -> None:
         if self._closed:

@@ -59,25 +59,40 @@ EAGER_WAKE = os.environ.get(
 
 
 class Waiter:
-    """A one-shot future for a task waiting to receive, which the bridge can
-    resolve and resume at once: the task's next step runs inside the pass
-    that read its data, not one loop iteration later through call_soon.
+    """A future for a task waiting to receive, which the bridge can resolve
+    and resume at once: the task's next step runs inside the pass that read
+    its data, not one loop iteration later through call_soon.
 
     asyncio's Task accepts any object with this interface
     (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``,
     ``result``, ``cancel``), and ``Task.cancel()`` cancels it like a Future.
+
+    On PyPy a receive's wait allocates little (every object there that
+    outlives a minor collection costs a major collection's work): a handle
+    keeps one Waiter and re-arms it for each wait, and the one callback a
+    Task adds is kept without a list.
     """
 
-    __slots__ = ("_loop", "_state", "_exception", "_callbacks",
-                 "_asyncio_future_blocking", "_message")
+    __slots__ = ("_loop", "_state", "_exception", "_message", "_fn", "_context",
+                 "_more", "_asyncio_future_blocking")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._state = _PENDING
         self._exception: Optional[BaseException] = None
-        self._callbacks: List[Tuple[Any, Any]] = []
-        self._asyncio_future_blocking = False
         self._message: Any = None
+        # The first done callback and its context, then any others.
+        self._fn: Any = None
+        self._context: Any = None
+        self._more: List[Tuple[Any, Any]] = []
+        self._asyncio_future_blocking = False
+
+    def rearm(self) -> None:
+        """Make a finished Waiter pending again, for its handle's next wait
+        (its callbacks ran or were scheduled when it finished)."""
+        self._state = _PENDING
+        self._exception = None
+        self._message = None
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -91,16 +106,31 @@ class Waiter:
     def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
         if context is None:
             context = contextvars.copy_context()
-        if self._state == _PENDING:
-            self._callbacks.append((fn, context))
-        else:
+        if self._state != _PENDING:
             self._loop.call_soon(fn, self, context=context)
+        elif self._fn is None:
+            self._fn = fn
+            self._context = context
+        else:
+            self._more.append((fn, context))
 
     def remove_done_callback(self, fn: Any) -> int:
-        kept = [(f, c) for f, c in self._callbacks if f != fn]
-        removed = len(self._callbacks) - len(kept)
-        self._callbacks = kept
-        return removed
+        callbacks = self._take_callbacks()
+        kept = [(f, c) for f, c in callbacks if f != fn]
+        for f, c in kept:
+            self.add_done_callback(f, context=c)
+        return len(callbacks) - len(kept)
+
+    def _take_callbacks(self) -> List[Tuple[Any, Any]]:
+        """Remove and return the callbacks, in the order they were added."""
+        if self._fn is None:
+            return []
+        callbacks = [(self._fn, self._context)]
+        self._fn = self._context = None
+        if self._more:
+            callbacks += self._more
+            self._more = []
+        return callbacks
 
     def result(self) -> None:
         if self._state == _DONE:
@@ -140,11 +170,12 @@ class Waiter:
         self._schedule()
 
     def _schedule(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
+        for fn, context in self._take_callbacks():
             self._loop.call_soon(fn, self, context=context)
 
     def __await__(self) -> Generator[Any, None, None]:
+        # (A generator: a Waiter iterating itself, raising StopIteration from
+        # a Python __next__, allocated more on PyPy, not less.)
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
             yield self
@@ -161,6 +192,7 @@ class Handle:
         "ptr",
         "cdata",
         "recv_waiter",
+        "spare_waiter",
         "send_waiter",
         "op_waiter",
         "close_waiter",
@@ -174,6 +206,8 @@ class Handle:
         self.ptr: Any = None  # the C handle; None once closed
         self.cdata = ffi.new_handle(self)
         self.recv_waiter: Any = None  # a Waiter or a Future
+        # The Waiter each receive re-arms, or None: receives make Futures.
+        self.spare_waiter = Waiter(bridge.loop) if bridge.eager_wake else None
         self.send_waiter: Optional[asyncio.Future[Any]] = None
         self.op_waiter: Optional[asyncio.Future[Any]] = None
         self.close_waiter: Optional[asyncio.Future[Any]] = None
@@ -255,6 +289,7 @@ class Bridge:
         # inside the pass (measured: 12% less CPU per small echoed request);
         # on CPython a Future, because the Waiter's methods cost more Python
         # calls there than the loop iteration they save (3% more).
+        self.eager_wake = EAGER_WAKE
         self.new_recv_waiter: Callable[[], Any] = (
             functools.partial(Waiter, loop) if EAGER_WAKE else self.new_future
         )
@@ -318,7 +353,7 @@ class Bridge:
                     if type(waiter) is Waiter:
                         if waiter._state == _PENDING:
                             waiter._state = _DONE
-                            if waiter._callbacks:
+                            if waiter._fn is not None:
                                 ready.append(waiter)
                     elif not waiter.done():
                         waiter.set_result(None)
@@ -347,8 +382,14 @@ class Bridge:
                 waiter._schedule()
             return
         for i, waiter in enumerate(ready):
-            callbacks, waiter._callbacks = waiter._callbacks, []
-            for j, (fn, context) in enumerate(callbacks):
+            # The first callback (the usual case: the one waiting task), then
+            # any others, each in its context.
+            fn, context, more = waiter._fn, waiter._context, waiter._more
+            waiter._fn = waiter._context = None
+            if more:
+                waiter._more = []
+            j = 0
+            while True:
                 try:
                     context.run(fn, waiter)
                 except Exception as exc:  # pragma: no cover - a Task does not raise
@@ -357,10 +398,15 @@ class Bridge:
                     )
                 except BaseException:  # KeyboardInterrupt, SystemExit
                     # Leave nobody behind: the rest resume in later callbacks.
-                    waiter._callbacks = callbacks[j + 1 :]
-                    for later in ready[i:]:
+                    for fn, context in more[j:]:
+                        self.loop.call_soon(fn, waiter, context=context)
+                    for later in ready[i + 1 :]:
                         later._schedule()
                     raise
+                if j == len(more):
+                    break
+                fn, context = more[j]
+                j += 1
 
     # -- handles --------------------------------------------------------
     def adopt(self, handle: Handle, ptr: Any) -> None:

@@ -21,7 +21,7 @@ import math
 from typing import Any, Deque, Generic, Tuple, TypeVar, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, EndOfChannel
-from ._util import checkpoint
+from ._util import CHECKPOINT
 from .abc import ReceiveChannel, SendChannel
 
 __all__ = ["open_memory_channel", "MemorySendChannel", "MemoryReceiveChannel", "WouldBlock"]
@@ -74,7 +74,7 @@ class MemorySendChannel(SendChannel[T]):
         """Send value, waiting while the buffer is full.  A checkpoint."""
         if self._closed:
             raise ClosedResourceError("this send channel was closed")
-        await checkpoint()
+        await CHECKPOINT
         try:
             self.send_nowait(value)
             return
@@ -108,7 +108,7 @@ class MemorySendChannel(SendChannel[T]):
 
     async def aclose(self) -> None:
         self.close()
-        await checkpoint()
+        await CHECKPOINT
 
 
 class MemoryReceiveChannel(ReceiveChannel[T]):
@@ -152,7 +152,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
         buffer is empty.  A checkpoint; a cancelled call loses nothing."""
         if self._closed:
             raise ClosedResourceError("this receive channel was closed")
-        await checkpoint()
+        await CHECKPOINT
         try:
             return self.receive_nowait()
         except WouldBlock:
@@ -189,7 +189,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
 
     async def aclose(self) -> None:
         self.close()
-        await checkpoint()
+        await CHECKPOINT
 
 
 def open_memory_channel(

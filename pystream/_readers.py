@@ -13,7 +13,7 @@ import operator
 from typing import Optional, Tuple
 
 from ._errors import ConflictDetector
-from ._util import checkpoint
+from ._util import CHECKPOINT
 
 __all__ = [
     "BufferedReceiveMixin",
@@ -83,7 +83,7 @@ class BufferedReceiveMixin:
 
     async def _buffered_checkpoint(self) -> None:
         self._check_receive_open()
-        await checkpoint()
+        await CHECKPOINT
         self._check_receive_open()
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:

@@ -15,7 +15,7 @@ from ._binding import UV_EAGAIN, UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from ._bridge import Bridge, Handle, get_bridge
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes, check_readuntil_args
-from ._util import checkpoint
+from ._util import CHECKPOINT
 from .abc import HalfCloseableStream, Listener
 
 __all__ = ["SocketStream", "SocketListener", "DEFAULT_RECEIVE_SIZE"]
@@ -190,7 +190,7 @@ class SocketStream(HalfCloseableStream):
             bridge = self._bridge
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
-            await checkpoint()
+            await CHECKPOINT
             if self._closed or self._eof_sent or self._send_error or h.ptr is None:
                 self._check_still_sendable()
             if not size:
@@ -253,7 +253,7 @@ class SocketStream(HalfCloseableStream):
                 finally:
                     h.send_waiter = None
             else:
-                await checkpoint()
+                await CHECKPOINT
             self._check_still_sendable()
             if h.write_status:
                 raise self._broken_send(h.write_status)
@@ -284,7 +284,7 @@ class SocketStream(HalfCloseableStream):
         with self._send_conflict:
             self._check_open()
             if self._eof_sent:
-                await checkpoint()
+                await CHECKPOINT
                 return
             self._eof_sent = True
             h = self._h
@@ -307,10 +307,15 @@ class SocketStream(HalfCloseableStream):
         self._check_open()
         h = self._h
         if lib.ps_stream_want_read(h.ptr, want):
-            await checkpoint()
+            await CHECKPOINT
         else:
             self._bridge.poke()
-            waiter = h.recv_waiter = self._bridge.new_recv_waiter()
+            waiter = h.spare_waiter
+            if waiter is None:
+                waiter = self._bridge.new_recv_waiter()
+            else:
+                waiter.rearm()
+            h.recv_waiter = waiter
             try:
                 await waiter
             finally:
@@ -347,11 +352,16 @@ class SocketStream(HalfCloseableStream):
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
             if lib.ps_stream_want_read(h.ptr, 1):
-                await checkpoint()
+                await CHECKPOINT
             else:
                 if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
                     bridge.schedule_pass()
-                waiter = h.recv_waiter = bridge.new_recv_waiter()
+                waiter = h.spare_waiter  # PyPy's Waiter, used again
+                if waiter is None:
+                    waiter = bridge.new_recv_waiter()
+                else:
+                    waiter.rearm()
+                h.recv_waiter = waiter
                 try:
                     await waiter
                 finally:
@@ -445,7 +455,7 @@ class SocketStream(HalfCloseableStream):
         with self._recv_conflict:
             if n == 0:
                 self._check_open()
-                await checkpoint()
+                await CHECKPOINT
                 return b""
             if n > 0:
                 await self._wait_readable(1)
@@ -563,7 +573,7 @@ def _byte_view(data: Any) -> memoryview:
 async def _wait_closed(h: Handle) -> None:
     """Wait for the C close completion of a handle whose close started."""
     if h.ptr is None:
-        await checkpoint()
+        await CHECKPOINT
         return
     waiter = h.close_waiter
     if waiter is None:
@@ -645,7 +655,7 @@ class SocketListener(Listener[SocketStream]):
         descriptors raises ``OSError`` (``serve_listeners`` backs off)."""
         with self._conflict:
             self._check_open()
-            await checkpoint()
+            await CHECKPOINT
             bridge = self._bridge
             handle = Handle(bridge)
             while True:

@@ -9,7 +9,7 @@ from typing import Any, Optional, Tuple, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._util import aclose_forcefully, checkpoint, close_now, require_methods, wait_bounded
+from ._util import aclose_forcefully, CHECKPOINT, close_now, require_methods, wait_bounded
 from .abc import Listener, Stream
 
 __all__ = ["TLSStream", "TLSListener"]
@@ -220,7 +220,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
     async def do_handshake(self) -> None:
         """Do the handshake now (it also happens lazily).  Idempotent."""
         self._check_usable()
-        await checkpoint()
+        await CHECKPOINT
         await self._ensure_handshake()
 
     async def _ensure_handshake(self) -> None:
@@ -239,7 +239,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         view = memoryview(data).cast("B")
         with self._send_conflict:
             self._check_send_usable()
-            await checkpoint()
+            await CHECKPOINT
             self._check_send_usable()
             if not view.nbytes:
                 return  # nothing to send (and never an EOF): no handshake
@@ -253,7 +253,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
             self._check_send_usable()
-            await checkpoint()
+            await CHECKPOINT
             async with self._transport_send_lock:
                 await self.transport_stream.wait_send_all_might_not_block()
 
@@ -262,7 +262,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         Idempotent.  Does the handshake first if it has not happened."""
         with self._send_conflict:
             self._check_usable()
-            await checkpoint()
+            await CHECKPOINT
             if self._eof_sent:
                 return
             self._check_send_usable()
@@ -280,7 +280,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         self._check_usable()
-        await checkpoint()
+        await CHECKPOINT
         self._check_usable()
         await self._ensure_handshake()
         try:
@@ -298,7 +298,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         and any bytes that arrived after the peer's close_notify."""
         with self._send_conflict, self._receive_conflict:
             self._check_usable()
-            await checkpoint()
+            await CHECKPOINT
             await self._ensure_handshake()
             await self._retry(self._ssl.unwrap)
             self._state = _CLOSED
@@ -306,7 +306,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     async def aclose(self) -> None:
         if self._state == _CLOSED:
-            await checkpoint()
+            await CHECKPOINT
             return
         # (After send_eof, this only waits for the close_notify in flight.)
         send_notify = (self._state == _OK and self._handshake_done

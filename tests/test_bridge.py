@@ -137,6 +137,7 @@ def eager():
     """The running loop's bridge, its receives made to wait on Waiters
     whatever the interpreter's default."""
     bridge = _bridge.get_bridge()
+    bridge.eager_wake = True  # handles made from now on keep a Waiter
     bridge.new_recv_waiter = lambda: _bridge.Waiter(bridge.loop)
     return bridge
 
@@ -185,6 +186,48 @@ async def test_waiter_cancelled_receive_loses_nothing():
         assert receiver.cancelled()
         await a.send_all(b"kept")
         assert await b.receive_some() == b"kept"
+
+
+async def test_waiter_is_rearmed_for_each_wait_even_after_a_cancel():
+    eager()
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        waiter = b._h.spare_waiter
+        assert isinstance(waiter, _bridge.Waiter)
+        for i in range(3):
+            receiver = await waiting_receive(b)
+            assert b._h.recv_waiter is waiter and not waiter.done()
+            await a.send_all(b"%d" % i)
+            assert await receiver == b"%d" % i
+        cancelled = await waiting_receive(b)
+        cancelled.cancel()
+        await asyncio.wait([cancelled])
+        assert cancelled.cancelled() and waiter.cancelled()
+        receiver = await waiting_receive(b)  # the same Waiter, pending again
+        assert b._h.recv_waiter is waiter and not waiter.done()
+        await a.send_all(b"after")
+        assert await receiver == b"after"
+
+
+async def test_waiter_runs_every_callback_in_order_inside_the_pass():
+    loop = asyncio.get_running_loop()
+    bridge = eager()
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        receiver = await waiting_receive(b)
+        calls = []
+        b._h.recv_waiter.add_done_callback(lambda w: calls.append("second"))
+        b._h.recv_waiter.add_done_callback(lambda w: calls.append("third"))
+        await a.send_all(b"x")
+        done_inside = loop.create_future()
+
+        def run_a_pass():
+            bridge.run_pass()
+            done_inside.set_result((receiver.done(), list(calls)))
+
+        loop.call_soon(run_a_pass)
+        assert await done_inside == (True, ["second", "third"])
+        assert receiver.result() == b"x"
 
 
 async def test_waiter_wakes_with_the_error_when_closed_meanwhile():

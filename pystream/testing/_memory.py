@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, Optional, Tuple, Union
 
 from .._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from .._readers import BufferedReceiveMixin
-from .._util import checkpoint
+from .._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
 __all__ = ["MemoryStream", "memory_stream_pair", "lockstep_stream_pair"]
@@ -93,7 +93,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         payload = bytes(memoryview(data).cast("B")) if not isinstance(data, bytes) else data
         with self._send_conflict:
             self._check_send()
-            await checkpoint()
+            await CHECKPOINT
             if self.send_hook is not None:
                 await self.send_hook(payload)
             self._check_send()
@@ -121,7 +121,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
             self._check_send()
-            await checkpoint()
+            await CHECKPOINT
             # A lockstep send blocks until the peer waits in a receive.
             while self._lockstep and self._out.reader is None:
                 await self._wait_writer()
@@ -131,7 +131,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         with self._send_conflict:
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
-            await checkpoint()
+            await CHECKPOINT
             if not self._eof_sent:
                 self._eof_sent = True
                 self._out.eof = True
@@ -149,7 +149,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
             self._check_receive_open()
         pipe = self._in
         if pipe.data or pipe.eof:
-            await checkpoint()
+            await CHECKPOINT
             self._check_receive_open()  # closed meanwhile: the data is gone
         while not (pipe.data or pipe.eof):
             pipe.reader = _new_future()
@@ -188,7 +188,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
 
     async def aclose(self) -> None:
         self._close_now(forceful=False)
-        await checkpoint()
+        await CHECKPOINT
 
 
 def memory_stream_pair() -> Tuple[MemoryStream, MemoryStream]:
