@@ -117,8 +117,8 @@ class Waiter:
     def remove_done_callback(self, fn: Any) -> int:
         callbacks = self._take_callbacks()
         kept = [(f, c) for f, c in callbacks if f != fn]
-        for f, c in kept:
-            self.add_done_callback(f, context=c)
+        if kept:
+            (self._fn, self._context), self._more = kept[0], kept[1:]
         return len(callbacks) - len(kept)
 
     def _take_callbacks(self) -> List[Tuple[Any, Any]]:

@@ -200,23 +200,24 @@ class SocketStream(HalfCloseableStream):
                 if written == size:
                     return  # the usual case: the kernel took it all
                 await self._send(data, view, size, written)
-            else:
-                await self._send(data, view, size, None)
+            else:  # pinned for the call (PyPy's GC may move a bytearray)
+                ptr = ffi.from_buffer(view)
+                written = lib.ps_stream_try_write(h.ptr, ptr, size)
+                ffi.release(ptr)
+                if written == size:
+                    return
+                await self._send(data, view, size, written)
         finally:
             busy.held = False
 
     write = send_all
 
-    async def _send(self, data: Any, view: Any, size: int, written: Optional[int]) -> None:
-        """The rest of send_all: the write of a non-bytes buffer, or what
-        the kernel did not take at once (written bytes of data did go)."""
+    async def _send(self, data: Any, view: Any, size: int, written: int) -> None:
+        """The rest of send_all, when the kernel did not take everything at
+        once: written bytes went (or written is an error)."""
         h = self._h
         ptr = data if view is data else ffi.from_buffer(view)
         try:
-            if written is None:
-                written = lib.ps_stream_try_write(h.ptr, ptr, size)
-                if written == size:
-                    return
             if written < 0:
                 raise self._broken_send(written)
             # The rest waits in libuv's queue, which keeps a pointer into the

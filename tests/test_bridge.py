@@ -268,12 +268,16 @@ async def test_waiter_follows_the_future_protocol():
         else:
             raise AssertionError("result() and exception() of a pending waiter must fail")
     calls = []
-    waiter.add_done_callback(calls.append)
     waiter.add_done_callback(print)
-    assert waiter.remove_done_callback(print) == 1
+    waiter.add_done_callback(calls.append)
+    waiter.add_done_callback(lambda w: calls.append("last"))
+    waiter.add_done_callback(print)
+    assert waiter.remove_done_callback(print) == 2  # the first and the last
     waiter.set_result(None)
     await asyncio.sleep(0)
-    assert calls == [waiter] and waiter.result() is None and waiter.exception() is None
+    assert calls == [waiter, "last"]
+    assert waiter.result() is None and waiter.exception() is None
+    del calls[1:]
     waiter.add_done_callback(calls.append)  # after the fact: still called
     await asyncio.sleep(0)
     assert calls == [waiter, waiter]
@@ -340,3 +344,42 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
+
+
+# -- the shared checkpoint --------------------------------------------------
+
+async def test_checkpoint_yields_once_per_await_and_takes_a_cancellation():
+    from pystream._util import CHECKPOINT
+
+    order = []
+
+    async def other():
+        for i in range(3):
+            order.append(("other", i))
+            await asyncio.sleep(0)
+
+    async def checkpointing():
+        for i in range(3):
+            order.append(("checkpoint", i))
+            await CHECKPOINT
+
+    await asyncio.gather(checkpointing(), other())
+    # Each await let the other task run once: the two interleave.
+    assert order == [("checkpoint", 0), ("other", 0), ("checkpoint", 1),
+                     ("other", 1), ("checkpoint", 2), ("other", 2)]
+
+    reached = []
+
+    async def cancelled_at_the_checkpoint():
+        try:
+            await CHECKPOINT
+            reached.append("after the await")
+        except asyncio.CancelledError:
+            reached.append("cancelled at the await")
+            raise
+
+    task = asyncio.ensure_future(cancelled_at_the_checkpoint())
+    await asyncio.sleep(0)  # the task now waits at its checkpoint
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled() and reached == ["cancelled at the await"]
