@@ -51,7 +51,7 @@ _UV_ECANCELED = lib.UV_ECANCELED
 
 _PENDING, _DONE, _CANCELLED = 0, 1, 2
 
-# Whether receives wait on a Waiter (see Bridge.new_recv_waiter);
+# Whether receives wait on a Waiter (see Bridge.eager_wake);
 # PYSTREAM_EAGER_WAKE=1 or 0 overrides the interpreter's default.
 EAGER_WAKE = os.environ.get(
     "PYSTREAM_EAGER_WAKE", "1" if platform.python_implementation() == "PyPy" else "0"
@@ -215,6 +215,17 @@ class Handle:
         self.pending_writes: Deque[Any] = collections.deque()
         self.write_status = 0
 
+    def arm_recv_waiter(self) -> Any:
+        """Set and return what a receive waits on: the handle's own Waiter,
+        re-armed, or a new Future (see Bridge.eager_wake)."""
+        waiter: Any = self.spare_waiter
+        if waiter is None:
+            waiter = self.bridge.new_future()
+        else:
+            waiter.rearm()
+        self.recv_waiter = waiter
+        return waiter
+
     def on_event(self, kind: int, status: int) -> None:
         """Every event but PS_EV_READ, which Bridge.run_pass resolves
         inline (the hot path)."""
@@ -285,14 +296,12 @@ class Bridge:
             )
         else:
             self.new_future = loop.create_future
-        # What a receive waits on.  On PyPy a Waiter, which resumes its task
-        # inside the pass (measured: 12% less CPU per small echoed request);
-        # on CPython a Future, because the Waiter's methods cost more Python
-        # calls there than the loop iteration they save (3% more).
+        # What a receive waits on.  On PyPy its handle's Waiter, which
+        # resumes its task inside the pass (measured: 12% less CPU per small
+        # echoed request); on CPython a new Future, because the Waiter's
+        # methods cost more Python calls there than the loop iteration they
+        # save (3% more).  Handles made while this is set keep a Waiter.
         self.eager_wake = EAGER_WAKE
-        self.new_recv_waiter: Callable[[], Any] = (
-            functools.partial(Waiter, loop) if EAGER_WAKE else self.new_future
-        )
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:

@@ -311,12 +311,7 @@ class SocketStream(HalfCloseableStream):
             await CHECKPOINT
         else:
             self._bridge.poke()
-            waiter = h.spare_waiter
-            if waiter is None:
-                waiter = self._bridge.new_recv_waiter()
-            else:
-                waiter.rearm()
-            h.recv_waiter = waiter
+            waiter = h.arm_recv_waiter()
             try:
                 await waiter
             finally:
@@ -357,9 +352,9 @@ class SocketStream(HalfCloseableStream):
             else:
                 if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
                     bridge.schedule_pass()
-                waiter = h.spare_waiter  # PyPy's Waiter, used again
+                waiter: Any = h.spare_waiter  # h.arm_recv_waiter(), inlined
                 if waiter is None:
-                    waiter = bridge.new_recv_waiter()
+                    waiter = bridge.new_future()
                 else:
                     waiter.rearm()
                 h.recv_waiter = waiter

@@ -138,7 +138,6 @@ def eager():
     whatever the interpreter's default."""
     bridge = _bridge.get_bridge()
     bridge.eager_wake = True  # handles made from now on keep a Waiter
-    bridge.new_recv_waiter = lambda: _bridge.Waiter(bridge.loop)
     return bridge
 
 
