@@ -3,10 +3,12 @@ never asserted: it is measured by ``python -m pystream bench``.)"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -94,3 +96,112 @@ def test_build_reports_compiler_errors(tmp_path, monkeypatch):
     path = build("fine", [])
     assert subprocess.run([path]).returncode == 0
     assert build("fine", []) == path  # cached
+
+
+# A server that answers like the benchmark's servers but gets one byte
+# wrong: echo mode flips bit 5 of the FLIP_AT-th byte of each connection
+# (bytes before it come back right), source mode sends one 'y' among the
+# 'x's.  Plain sockets and threads: it must not depend on what is tested.
+WRONG_SERVER = textwrap.dedent("""
+    import socket, sys, threading
+
+    FLIP_AT = int(sys.argv[2])
+
+    def echo(conn):
+        seen = 0
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            if seen <= FLIP_AT < seen + len(data):
+                wrong = bytearray(data)
+                wrong[FLIP_AT - seen] ^= 0x20
+                data = bytes(wrong)
+            seen += len(data)
+            conn.sendall(data)
+
+    def source(conn):
+        header = b""
+        while len(header) < 8:
+            more = conn.recv(8 - len(header))
+            if not more:
+                return
+            header += more
+        payload = bytearray(b"x" * int.from_bytes(header, "big"))
+        payload[FLIP_AT] = ord("y")
+        conn.sendall(payload)
+
+    def serve(conn):
+        with conn:
+            try:
+                (echo if sys.argv[1] == "echo" else source)(conn)
+            except OSError:
+                pass  # the load generator gave up on us
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    print("READY", listener.getsockname()[1], flush=True)
+    while True:
+        threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+""")
+
+
+@pytest.fixture
+def wrong_server(tmp_path):
+    """start(mode, flip_at) runs WRONG_SERVER; returns (process, port)."""
+    script = tmp_path / "wrong_server.py"
+    script.write_text(WRONG_SERVER)
+    procs = []
+
+    def start(mode, flip_at):
+        proc = subprocess.Popen([sys.executable, str(script), mode, str(flip_at)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), line
+        return proc, int(line.split()[1])
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_loadgen_fails_on_wrong_echo(wrong_server):
+    # The third 1 KiB request of each connection comes back with a byte
+    # flipped: the first two pass, the third fails, and loadgen says where.
+    _, port = wrong_server("echo", 2 * 1024 + 100)
+    loadgen = build("loadgen", [])
+    done = subprocess.run([loadgen, "echo", "127.0.0.1", str(port), "2", "1024", "5"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, exit_report(done)
+    assert "loadgen: wrong bytes from the server: connection " in done.stderr
+    assert "request 2 of 1024 bytes, byte 100 is" in done.stderr, done.stderr
+
+
+def test_loadgen_fails_on_wrong_bulk(wrong_server):
+    _, port = wrong_server("source", 3 * 65536 + 7)
+    loadgen = build("loadgen", [])
+    done = subprocess.run([loadgen, "bulk", "127.0.0.1", str(port), str(1024 * 1024)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, exit_report(done)
+    assert "wrong bytes from the server: bulk, byte 196615 is 0x79, expected 0x78" in done.stderr
+
+
+def test_bench_fails_the_server_that_echoes_wrong_bytes(wrong_server, monkeypatch, capsys):
+    from pystream import bench
+
+    class WrongServer(bench.Server):
+        def __init__(self, kind, mode, refserver, cpu):
+            self.kind = kind
+            self.proc, self.port = wrong_server(mode, 5000)
+
+    monkeypatch.setattr(bench, "Server", WrongServer)
+    monkeypatch.setattr(bench, "_raise_fd_limit", lambda: None)  # not in pytest's process
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([*TINY, "--servers", "asyncio-streams"])
+    assert bench.run(args) == 1
+    err = capsys.readouterr().err
+    assert ("pystream bench: the asyncio-streams server failed: it sent back wrong bytes "
+            "(loadgen: wrong bytes from the server: connection ") in err, err

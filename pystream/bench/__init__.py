@@ -203,29 +203,59 @@ class Server:
             self.proc.stdout.close()
 
 
+# loadgen's exit status when the server sent back bytes other than those
+# expected (2: the connection or loadgen itself failed).
+WRONG_BYTES = 3
+
+
+class LoadgenError(RuntimeError):
+    """The load generator failed against one server: the message names the
+    server and carries what loadgen said on stderr."""
+
+
 def _loadgen(loadgen: str, args: List[str], cpu: Optional[int]) -> subprocess.Popen:  # type: ignore[type-arg]
+    # stderr is kept for the error message: loadgen writes one line there,
+    # only when it fails, so the pipe cannot fill.
     proc = subprocess.Popen([loadgen, *args], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                            text=True)
+                            stderr=subprocess.PIPE, text=True)
     _pin(proc.pid, cpu)
     return proc
 
 
-def _expect(proc: "subprocess.Popen[str]", mark: str) -> None:
+def _fail(proc: "subprocess.Popen[str]", kind: str, what: str) -> LoadgenError:
+    """Reap a failed load generator; the error to raise for it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    said = ""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
+    if proc.stderr is not None:
+        said = proc.stderr.read().strip()
+        proc.stderr.close()
+    if proc.returncode == WRONG_BYTES:
+        return LoadgenError(f"the {kind} server failed: it sent back wrong bytes ({said})")
+    detail = f": {said}" if said else ""
+    return LoadgenError(f"the {kind} server failed: load generator {what} "
+                        f"(exit {proc.returncode}){detail}")
+
+
+def _expect(proc: "subprocess.Popen[str]", mark: str, kind: str) -> None:
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if line != mark:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"load generator: expected {mark!r}, got {line!r} (exit {proc.returncode})")
+        raise _fail(proc, kind, f"expected {mark!r}, got {line!r}")
 
 
-def _result(proc: "subprocess.Popen[str]") -> Dict[str, Any]:
-    assert proc.stdout is not None and proc.stdin is not None
+def _result(proc: "subprocess.Popen[str]", kind: str) -> Dict[str, Any]:
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
     proc.stdin.close()
     line = proc.stdout.readline()
-    proc.stdout.close()
     if proc.wait() != 0 or not line:
-        raise RuntimeError(f"load generator failed (exit {proc.returncode})")
+        raise _fail(proc, kind, "failed")
+    proc.stdout.close()
+    proc.stderr.close()
     result: Dict[str, Any] = json.loads(line)
     return result
 
@@ -236,11 +266,11 @@ def measure_echo(loadgen: str, server: Server, wl: Workload, seconds: float,
                  cpu: Optional[int]) -> Dict[str, float]:
     proc = _loadgen(loadgen, ["echo", "127.0.0.1", str(server.port), str(wl.connections),
                               str(wl.size), str(seconds)], cpu)
-    _expect(proc, "W")
+    _expect(proc, "W", server.kind)
     cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-    _expect(proc, "E")
+    _expect(proc, "E", server.kind)
     cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
-    out = _result(proc)
+    out = _result(proc, server.kind)
     requests = out["requests"]
     if not requests:
         raise RuntimeError(f"{server.kind}: no request completed in {seconds} s")
@@ -255,11 +285,11 @@ def measure_echo(loadgen: str, server: Server, wl: Workload, seconds: float,
 
 def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> Dict[str, float]:
     proc = _loadgen(loadgen, ["bulk", "127.0.0.1", str(server.port), str(nbytes)], cpu)
-    _expect(proc, "W")
+    _expect(proc, "W", server.kind)
     cpu0 = cpu_seconds(server.pid)
-    _expect(proc, "E")
+    _expect(proc, "E", server.kind)
     cpu1 = cpu_seconds(server.pid)
-    out = _result(proc)
+    out = _result(proc, server.kind)
     return {
         "mb_per_s": out["bytes"] / out["seconds"] / 1e6,
         "cpu_us_per_mb": (cpu1 - cpu0) * 1e6 / (out["bytes"] / 1e6),
@@ -272,11 +302,11 @@ def measure_idle(loadgen: str, kind: str, refserver: Optional[str], connections:
     try:
         before = rss_bytes(server.pid)
         proc = _loadgen(loadgen, ["idle", "127.0.0.1", str(server.port), str(connections)], cpus[1])
-        _expect(proc, "R")
+        _expect(proc, "R", kind)
         time.sleep(0.05)  # the last handlers settle
         after = rss_bytes(server.pid)
         server.check_alive()
-        _result(proc)
+        _result(proc, kind)
     finally:
         server.stop()
     return {"kib_per_connection": (after - before) / 1024 / connections,

@@ -11,6 +11,13 @@
  * moments: "W" when the measured window starts, "E" when it ends (echo and
  * bulk), "R" when the idle connections are all up; then one JSON line.
  * Built by pystream.bench on first use; no Python runs in the measurement.
+ *
+ * Every byte that comes back is checked: an echo against the request it
+ * answers (a pattern that differs between connections and between one
+ * request and the next, so bytes from another connection or an earlier
+ * request do not pass), a bulk transfer against the 'x' that every source
+ * server sends.  A server that returns wrong bytes fails (exit 3, a message
+ * on stderr saying where) instead of being measured.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,11 +36,19 @@
 
 #define SCRATCH (256 * 1024)
 #define MAX_SAMPLES (4 * 1024 * 1024)
+/* The echo payload's period: a prime, so no request size or read size is a
+ * multiple of it and a shifted, dropped or repeated run of bytes shows. */
+#define PERIOD 251
+/* What the bulk sources send, every byte (pystream.bench.servers,
+ * refserver.c). */
+#define BULK_BYTE 'x'
 
 typedef struct {
     int fd;
     size_t to_send;  /* bytes of the current request still to write */
     size_t received; /* bytes of the current reply read so far */
+    size_t phase;    /* where in the pattern the current request starts */
+    long long index; /* requests this connection completed so far */
     double started;  /* when the current request was first written */
 } conn_t;
 
@@ -48,6 +63,18 @@ static double now(void) {
 static void die(const char *what) {
     fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
     exit(2);
+}
+
+/* The server returned bytes other than those expected: say where, exit 3
+ * (distinct from 2, a failure of the connection or of loadgen itself). */
+static void mismatch(const char *what, const char *got, const char *want, size_t n,
+                     unsigned long long offset) {
+    size_t i = 0;
+    while (i < n && got[i] == want[i]) i++;
+    fprintf(stderr,
+            "loadgen: wrong bytes from the server: %s, byte %llu is 0x%02x, expected 0x%02x\n",
+            what, offset + i, (unsigned char)got[i], (unsigned char)want[i]);
+    exit(3);
 }
 
 static void say(const char *mark) {
@@ -107,11 +134,14 @@ static int push(conn_t *c, const char *request, size_t size) {
 
 static int run_echo(const char *host, const char *port, int nconns, size_t size,
                     double seconds) {
-    char *request = malloc(size);
+    /* Request k of connection i is size bytes of pattern from phase
+     * (i + k) % PERIOD: the buffer holds every phase's request. */
+    char *pattern = malloc(size + PERIOD);
     conn_t *conns = calloc((size_t)nconns, sizeof *conns);
     double *samples = malloc(MAX_SAMPLES * sizeof *samples);
-    if (!request || !conns || !samples) die("malloc");
-    memset(request, 'x', size);
+    if (!pattern || !conns || !samples) die("malloc");
+    for (size_t j = 0; j < size + PERIOD; j++) /* 1 to PERIOD: no zero byte */
+        pattern[j] = (char)(unsigned char)(1 + j % PERIOD);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1");
     for (int i = 0; i < nconns; i++) {
@@ -127,8 +157,9 @@ static int run_echo(const char *host, const char *port, int nconns, size_t size,
     for (int i = 0; i < nconns; i++) {
         conn_t *c = &conns[i];
         c->to_send = size;
+        c->phase = (size_t)i % PERIOD;
         c->started = now();
-        if (!push(c, request, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
+        if (!push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
     }
     struct epoll_event events[256];
     int outstanding = nconns;
@@ -150,7 +181,7 @@ static int run_echo(const char *host, const char *port, int nconns, size_t size,
         for (int k = 0; k < n; k++) {
             conn_t *c = events[k].data.ptr;
             if (events[k].events & EPOLLOUT) {
-                if (push(c, request, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN);
+                if (push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN);
             }
             if (!(events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
             ssize_t got = recv(c->fd, scratch, SCRATCH, 0);
@@ -162,13 +193,23 @@ static int run_echo(const char *host, const char *port, int nconns, size_t size,
                 fprintf(stderr, "loadgen: the server closed a connection\n");
                 exit(2);
             }
+            if ((size_t)got > size - c->received) {
+                fprintf(stderr,
+                        "loadgen: wrong bytes from the server: more came back than were sent\n");
+                exit(3);
+            }
+            const char *want = pattern + c->phase + c->received;
+            if (memcmp(scratch, want, (size_t)got)) {
+                char what[96];
+                snprintf(what, sizeof what, "connection %d, request %lld of %zu bytes",
+                         (int)(c - conns), c->index, size);
+                mismatch(what, scratch, want, (size_t)got, c->received);
+            }
             c->received += (size_t)got;
             if (c->received < size) continue;
-            if (c->received > size) {
-                fprintf(stderr, "loadgen: more bytes came back than were sent\n");
-                exit(2);
-            }
             c->received = 0;
+            c->index++;
+            c->phase = (c->phase + 1) % PERIOD;
             total_requests++;
             if (in_window && !done) {
                 window_requests++;
@@ -180,7 +221,7 @@ static int run_echo(const char *host, const char *port, int nconns, size_t size,
             }
             c->to_send = size;
             c->started = t;
-            if (!push(c, request, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
+            if (!push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
         }
     }
     qsort(samples, nsamples, sizeof *samples, cmp_double);
@@ -192,13 +233,15 @@ static int run_echo(const char *host, const char *port, int nconns, size_t size,
            p50 * 1e6, p99 * 1e6);
     for (int i = 0; i < nconns; i++) close(conns[i].fd);
     close(ep);
-    free(request);
+    free(pattern);
     free(conns);
     free(samples);
     return 0;
 }
 
 static int run_bulk(const char *host, const char *port, unsigned long long total) {
+    static char expected[SCRATCH];
+    memset(expected, BULK_BYTE, sizeof expected);
     int fd = connect_to(host, port);
     unsigned char header[8];
     for (int i = 0; i < 8; i++) header[i] = (unsigned char)(total >> (56 - 8 * i));
@@ -213,6 +256,7 @@ static int run_bulk(const char *host, const char *port, unsigned long long total
             die("recv");
         }
         if (n == 0) break;
+        if (memcmp(scratch, expected, (size_t)n)) mismatch("bulk", scratch, expected, (size_t)n, got);
         got += (unsigned long long)n;
     }
     double elapsed = now() - start;
@@ -234,6 +278,11 @@ static int run_idle(const char *host, const char *port, int nconns) {
         char b = 'p';
         if (send(fds[i], &b, 1, MSG_NOSIGNAL) != 1) die("send");
         if (recv(fds[i], &b, 1, MSG_WAITALL) != 1) die("recv");
+        if (b != 'p') {
+            char what[64];
+            snprintf(what, sizeof what, "idle connection %d", i);
+            mismatch(what, &b, "p", 1, 0);
+        }
     }
     say("R");
     while (read(0, scratch, sizeof scratch) > 0) {
