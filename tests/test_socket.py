@@ -107,32 +107,43 @@ async def _cancelled_at_first_yield(coro):
     return ("no checkpoint", result)
 
 
+async def is_checkpoint(coro) -> bool:
+    """Whether coro yields to the loop, where a pending cancellation takes
+    effect.  (One that does not never sees the cancellation; its task is
+    cancelled when it ends instead.)"""
+    task = asyncio.ensure_future(_cancelled_at_first_yield(coro))
+    await asyncio.wait([task])
+    return not task.cancelled() and task.result() == "checkpoint"
+
+
 async def test_every_operation_is_a_checkpoint(kind):
     a, b = await make_pair(kind)
     async with a, b:
         await a.send_all(b"0123456789\nabc")
         await wait_until(lambda: lib.ps_stream_buffered(b._h.ptr) == 14, "data")
-        ops = [
-            lambda: a.send_all(b"x"),
-            lambda: a.send_all(b""),
-            lambda: a.wait_send_all_might_not_block(),
-            lambda: b.receive_some(),
-            lambda: b.receive_into(bytearray(3)),
-            lambda: b.readexactly(2),
-            lambda: b.readuntil(b"\n"),
-            lambda: b.readline(),
-            lambda: b.read(1),
-            lambda: b.read(0),
-        ]
-        for op in ops:
-            task = asyncio.ensure_future(_cancelled_at_first_yield(op()))
-            assert await task == "checkpoint"
+        ops = {
+            "send_all": lambda: a.send_all(b"x"),
+            "send_all(b'')": lambda: a.send_all(b""),
+            "wait_send_all_might_not_block": lambda: a.wait_send_all_might_not_block(),
+            "receive_some": lambda: b.receive_some(),
+            "receive_into": lambda: b.receive_into(bytearray(3)),
+            "readexactly": lambda: b.readexactly(2),
+            "readuntil": lambda: b.readuntil(b"\n"),
+            "readline": lambda: b.readline(),
+            "read(1)": lambda: b.read(1),
+            "read(0)": lambda: b.read(0),
+            # Last: it half-closes a's side, whether or not it is cancelled.
+            "send_eof": lambda: a.send_eof(),
+            "send_eof again": lambda: a.send_eof(),
+        }
+        for name, op in ops.items():
+            assert await is_checkpoint(op()), f"{name} is not a checkpoint"
         # Cancelled receives lost nothing.
         assert await b.readuntil(b"\n") == b"0123456789\n"
         assert await b.receive_some() == b"abc"
-    for op in (a.aclose, lambda: a.send_eof() if False else a.aclose()):
-        task = asyncio.ensure_future(_cancelled_at_first_yield(op()))
-        assert await task == "checkpoint"
+    # Closing a closed stream too (a cancelled aclose of an open one: see
+    # test_cancelled_aclose_still_closes).
+    assert await is_checkpoint(a.aclose()), "aclose of a closed stream is not a checkpoint"
 
 
 async def test_concurrent_use_is_busy(kind):
@@ -265,8 +276,7 @@ async def test_graceful_close_delivers_everything(kind):
 
 async def test_cancelled_aclose_still_closes(kind):
     a, b = await make_pair(kind)
-    task = asyncio.ensure_future(_cancelled_at_first_yield(a.aclose()))
-    assert await task == "checkpoint"
+    assert await is_checkpoint(a.aclose())
     with pytest.raises(pystream.ClosedResourceError):
         await a.send_all(b"x")
     assert await b.receive_some() == b""
@@ -363,8 +373,29 @@ async def test_limit_overrun_keeps_data(kind):
         await a.send_all(b"y" * 50 + b"\n")
         await wait_until(lambda: lib.ps_stream_buffered(b._h.ptr) == 51, "data")
         with pytest.raises(asyncio.LimitOverrunError):
-            await b.readline() if False else await b.readuntil(b"\n", limit=10)
+            await b.readuntil(b"\n", limit=10)
         assert await b.readline() == b"y" * 50 + b"\n"
+
+
+async def test_readline_limit_overrun_keeps_data(kind):
+    # readline's limit is readuntil's default, 64 KiB; unlike asyncio's
+    # StreamReader.readline it raises and drops nothing.
+    a, b = await make_pair(kind)
+    async with a, b:
+        # No separator in the first 64 KiB, nor anywhere yet.
+        await a.send_all(b"x" * 100_000)
+        with pytest.raises(asyncio.LimitOverrunError) as info:
+            await b.readline()
+        assert info.value.consumed > 65536
+        await a.send_all(b"\n")
+        assert await b.readuntil(b"\n", limit=200_000) == b"x" * 100_000 + b"\n"
+        # The separator is there, but beyond the limit.
+        await a.send_all(b"y" * 70_000 + b"\n")
+        await wait_until(lambda: lib.ps_stream_buffered(b._h.ptr) == 70_001, "data")
+        with pytest.raises(asyncio.LimitOverrunError) as info:
+            await b.readline()
+        assert info.value.consumed == 70_000
+        assert await b.readuntil(b"\n", limit=200_000) == b"y" * 70_000 + b"\n"
 
 
 async def test_readuntil_long_line_beyond_high_water(kind):
