@@ -105,14 +105,19 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
             await CHECKPOINT
-            if not self._eof_sent:
-                self._eof_sent = True
-                if self.writer.can_write_eof() and not self.writer.transport.is_closing():
-                    try:
-                        self.writer.write_eof()
-                    except OSError as exc:  # e.g. ENOTCONN after a reset
-                        self._send_error = exc
-                        raise BrokenResourceError("the stream broke") from exc
+            if self._eof_sent:
+                return
+            if not self.writer.can_write_eof():
+                # SSL transports, for one: the peer would never see EOF.
+                raise NotImplementedError(
+                    f"{type(self.writer.transport).__name__} cannot send EOF")
+            self._check_send()
+            self._eof_sent = True
+            try:
+                self.writer.write_eof()
+            except OSError as exc:  # e.g. ENOTCONN after a reset
+                self._send_error = exc
+                raise BrokenResourceError("the stream broke while sending") from exc
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
@@ -144,22 +149,29 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         """Close gracefully without waiting: asyncio's transport sends what it
         holds, then closes; if that takes more than 5 s (a peer that does not
         read), it is aborted.  Calls blocked in other tasks wake at once."""
-        if not self._closed:
-            self._closed = True
-            self._wake_waiters()
-            transport = self.writer.transport
-            self.writer.close()
-            if transport.get_write_buffer_size():
-                asyncio.get_running_loop().call_later(
-                    _CLOSE_TIMEOUT, _abort_if_open, transport)
+        self._close_now()
         await CHECKPOINT
 
     def _close_now(self) -> None:
+        """Close without waiting.  Forceful or not, this does not discard
+        what send_all handed to the transport (``transport.abort()`` would):
+        the transport flushes it in the background, bounded by 5 s.  As a
+        kernel does with a socket closed with unread incoming data, the
+        connection is aborted instead when data we received is unread:
+        that is the peer's loss, and it frees a peer stuck writing to us."""
         if self._closed:
             return
         self._closed = True
+        unread = self._pushback or getattr(self.reader, "_buffer", None)
         self._wake_waiters()
-        self.writer.transport.abort()
+        transport = self.writer.transport
+        if unread:
+            transport.abort()
+            return
+        self.writer.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(
+                _CLOSE_TIMEOUT, _abort_if_open, transport)
 
 
 def _retrieve_close_error(writer: asyncio.StreamWriter) -> None:

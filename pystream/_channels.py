@@ -7,10 +7,11 @@ when all its clones are.  Receivers get ``EndOfChannel`` once every sender
 closed and the buffer is empty; senders get ``BrokenResourceError`` once
 every receiver closed.
 
-Cancellation: a cancelled ``receive`` loses no value.  asyncio cannot shield
-a task from cancellation, so a ``send`` cancelled at the very moment a
-receiver takes its value raises ``CancelledError`` although the value was
-delivered.
+Cancellation: a cancelled ``receive`` loses no value, and a ``send``
+cancelled at the very moment a receiver takes its value returns normally
+(the value was delivered; raising would make the caller send it twice).
+Its cancellation is not lost: it is requested again and reaches the task at
+its next await.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ class MemorySendChannel(SendChannel[T]):
         self._state.send_waiters[waiter] = value
         try:
             await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # A receiver took the value as we were cancelled: it was
+                # delivered, so return, and hand the cancellation on.
+                _recancel_current_task()
+                return
+            raise
         finally:
             self._state.send_waiters.pop(waiter, None)
 
@@ -109,6 +117,19 @@ class MemorySendChannel(SendChannel[T]):
     async def aclose(self) -> None:
         self.close()
         await CHECKPOINT
+
+
+def _recancel_current_task() -> None:
+    """Re-request a cancellation the current task caught and will not
+    raise: it reaches the task at its next await.  On 3.11+ the caught one
+    is withdrawn first (``uncancel``), so that the task's count of pending
+    cancellations, which ``asyncio.timeout`` reads, stays what it was."""
+    task = asyncio.current_task()
+    assert task is not None
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+    task.cancel()
 
 
 class MemoryReceiveChannel(ReceiveChannel[T]):

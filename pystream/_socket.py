@@ -127,7 +127,7 @@ class SocketStream(HalfCloseableStream):
         return f"<pystream.SocketStream {kind} {state}>"
 
     def __del__(self) -> None:
-        _warn_unclosed(self, lib.ps_stream_close, 0)
+        _warn_unclosed(self, lib.ps_stream_close)
 
     # -- state checks -----------------------------------------------------
     def _check_open(self) -> None:
@@ -473,11 +473,13 @@ class SocketStream(HalfCloseableStream):
         if not self._closed:
             if self._h.ptr is not None:
                 self._bridge.check_loop()
-            self._close_now(abortive=False)
+            self._close_now()
         await _wait_closed(self._h)
 
-    def _close_now(self, abortive: bool = True) -> None:
-        """Start closing at once; abortive sends a TCP reset."""
+    def _close_now(self) -> None:
+        """Start closing at once.  What the kernel already took is still
+        delivered, then a FIN: no reset, unless the caller set SO_LINGER to
+        0 (or the socket has unread incoming data, the kernel's rule)."""
         if self._closed:
             return
         self._closed = True
@@ -485,7 +487,7 @@ class SocketStream(HalfCloseableStream):
         self._stop_watching_fd()
         h.wake_all(ClosedResourceError("the stream was closed during this call"))
         if h.ptr is not None:
-            lib.ps_stream_close(h.ptr, 1 if abortive else 0)
+            lib.ps_stream_close(h.ptr)
             self._bridge.schedule_pass()
 
     # -- socket -----------------------------------------------------------

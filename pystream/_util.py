@@ -44,11 +44,15 @@ CHECKPOINT = _Checkpoint()
 
 
 async def aclose_forcefully(resource: AsyncResource) -> None:
-    """Close resource at once, without flushing; never blocks.
+    """Close resource at once, without waiting for anything; never blocks.
 
-    pystream's own resources close abortively (a socket sends a reset).  For
-    any other resource, its ``aclose()`` is run as if cancelled at its first
-    await, which the contract says makes it close forcefully.
+    Forceful means "do not wait", not "discard": what ``send_all`` already
+    handed over is still delivered (a socket's kernel sends it, then a FIN;
+    a memory stream's peer keeps its buffer).  To abort a TCP connection
+    with a reset on purpose, set ``SO_LINGER`` to 0 with ``setsockopt``
+    first.  For a resource that is not pystream's, its ``aclose()`` is run
+    as if cancelled at its first await, which the contract says makes it
+    close forcefully.
     """
     close_now(resource)
     await CHECKPOINT

@@ -112,9 +112,23 @@ class ReceiveStream(AsyncResource):
 
 
 class Stream(SendStream, ReceiveStream):
-    """A two-way byte stream, with asyncio-style reading helpers."""
+    """A two-way byte stream, with asyncio-style reading helpers.
+
+    Every stream has ``send_eof`` (trio#823: a fallible half-close on every
+    stream rather than a separate class); one that cannot half-close raises
+    ``NotImplementedError`` from it.
+    """
 
     __slots__ = ()
+
+    async def send_eof(self) -> None:
+        """Half-close: the peer reads ``b""`` after the data already sent,
+        and receiving still works.  Idempotent; ``send_all`` then raises
+        ``ClosedResourceError``.  ``NotImplementedError`` if this stream
+        cannot half-close (TLS 1.2, an asyncio transport without
+        ``write_eof``), which is what this default says: a subclass that
+        can half-close overrides it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot half-close")
 
     @abc.abstractmethod
     async def readexactly(self, n: int) -> bytes:
@@ -140,15 +154,9 @@ class Stream(SendStream, ReceiveStream):
         """Up to n bytes (``b""`` at EOF), or everything until EOF if n < 0."""
 
 
-class HalfCloseableStream(Stream):
-    """A stream whose send side can be closed on its own."""
-
-    __slots__ = ()
-
-    @abc.abstractmethod
-    async def send_eof(self) -> None:
-        """Half-close: the peer reads ``b""`` after the data already sent,
-        and receiving still works.  Idempotent."""
+# Kept for code written when only some streams had send_eof: every Stream
+# has it now.
+HalfCloseableStream = Stream
 
 
 class Listener(AsyncResource, Generic[T]):

@@ -32,7 +32,20 @@ class NoCheckpointOnFastPath(MemoryStream):
 
 class LosesDataOnClose(MemoryStream):
     async def aclose(self):
-        self._close_now(forceful=True)  # drops what the peer has not read
+        self._out.data.clear()  # drops what the peer has not read
+        self._close_now()
+        await asyncio.sleep(0)
+
+
+class ForcefulCloseLosesData(MemoryStream):
+    """aclose_forcefully as a reset: what send_all accepted is destroyed."""
+
+    def _close_now(self):
+        self._out.data.clear()
+        MemoryStream._close_now(self)
+
+    async def aclose(self):  # graceful: correct
+        MemoryStream._close_now(self)
         await asyncio.sleep(0)
 
 
@@ -59,7 +72,7 @@ class EmptyBeforeEof(MemoryStream):
 class AcloseHangsWhenCancelled(MemoryStream):
     async def aclose(self):
         await asyncio.sleep(0)  # cancelled here, it never closes
-        self._close_now(forceful=False)
+        self._close_now()
 
 
 def no_busy_maker():
@@ -79,4 +92,5 @@ BROKEN = {
     "no-busy": no_busy_maker(),
     "empty-before-eof": maker_of(EmptyBeforeEof),
     "aclose-cancel": maker_of(AcloseHangsWhenCancelled),
+    "forceful-loses-data": maker_of(ForcefulCloseLosesData),
 }

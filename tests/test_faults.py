@@ -178,11 +178,51 @@ async def test_peer_reset_during_blocked_send_and_receive(kind):
         sending = asyncio.ensure_future(a.send_all(b"x" * (64 * 1024 * 1024)))
         await asyncio.sleep(0.05)
         assert not sending.done() and not receiving.done()
-        await pystream.aclose_forcefully(b)  # SO_LINGER 0: a reset
+        # A reset on purpose: SO_LINGER 0, then close.
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await pystream.aclose_forcefully(b)
         for task in (receiving, sending):
             with pytest.raises(pystream.BrokenResourceError) as info:
                 await task
             assert isinstance(info.value.__cause__, (ConnectionResetError, BrokenPipeError))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("how", ["aclose_forcefully", "cancelled aclose"])
+async def test_forceful_close_delivers_what_send_all_accepted(kind, how):
+    """Forceful means "do not wait", not "discard": 256 KiB that send_all
+    handed to the kernel all arrive, then EOF (no reset)."""
+    a, b = await make_pair(kind)
+    data = bytes(range(256)) * 1024
+    async with b:
+        sending = asyncio.ensure_future(a.send_all(data))
+        got = await receive_exactly(b, 1)  # the peer reads a little, then stalls
+        await sending  # accepted: the kernel holds the rest
+        if how == "aclose_forcefully":
+            await pystream.aclose_forcefully(a)
+        else:
+            closing = asyncio.ensure_future(a.aclose())
+            await asyncio.sleep(0)  # aclose started: cancelled inside it
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            with pytest.raises(pystream.ClosedResourceError):
+                await a.send_all(b"")
+        got += await read_to_eof(b)
+        assert got == data
+
+
+async def test_linger_zero_then_close_resets_the_peer():
+    """The documented way to abort on purpose."""
+    a, b = await make_pair("tcp")
+    async with b:
+        await a.send_all(b"x")
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await pystream.aclose_forcefully(a)
+        assert await receive_exactly(b, 1) == b"x"
+        with pytest.raises(pystream.BrokenResourceError) as info:
+            await b.receive_some()
+        assert isinstance(info.value.__cause__, ConnectionResetError)
 
 
 async def test_peer_closes_with_our_data_unread():

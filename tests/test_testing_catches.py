@@ -18,6 +18,7 @@ from broken_streams import BROKEN
         ("no-busy", "one raises BusyResourceError"),
         ("empty-before-eof", "returned b'' \\(EOF\\)"),
         ("aclose-cancel", "a cancelled aclose\\(\\) still closes"),
+        ("forceful-loses-data", "aclose_forcefully does not destroy data send_all accepted"),
     ],
 )
 async def test_suite_catches(broken, behaviour):

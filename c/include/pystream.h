@@ -142,10 +142,11 @@ size_t ps_stream_write_queue_size(ps_stream_t *s);
 int ps_stream_writable(ps_stream_t *s);
 /* Half-closes after the queued writes: PS_EV_SHUTDOWN reports it. */
 int ps_stream_shutdown(ps_stream_t *s);
-/* Closes the stream; abortive closes with SO_LINGER 0 (a reset) on TCP.
+/* Closes the stream without waiting: what the kernel already took is still
+ * delivered, then a FIN (set SO_LINGER to 0 first for a reset instead).
  * Queued writes end with UV_ECANCELED, then PS_EV_CLOSE is recorded and the
  * stream is freed.  Returns UV_EALREADY if it is already closing. */
-int ps_stream_close(ps_stream_t *s, int abortive);
+int ps_stream_close(ps_stream_t *s);
 
 int ps_stream_setsockopt(ps_stream_t *s, int level, int name, const void *value,
                          size_t len);

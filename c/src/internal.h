@@ -107,7 +107,7 @@ void ps__count_buffered(ps_loop_t *loop, long delta);
 int ps__stream_new(ps_loop_t *loop, int kind, ps_stream_t **out);
 int ps__stream_start_reading(ps_stream_t *s);
 void ps__stream_close_cb(uv_handle_t *handle);
-void ps__stream_begin_close(ps_stream_t *s, int abortive);
+void ps__stream_begin_close(ps_stream_t *s);
 void ps__listener_close_cb(uv_handle_t *handle);
 void ps__listener_begin_close(ps_listener_t *l);
 int ps__address(const struct sockaddr_storage *ss, int len, ps_address_t *out);

@@ -27,7 +27,7 @@ static void ps__accept_one(ps_listener_t *l) {
   err = uv_accept(&l->u.stream, &s->u.stream);
   if (err != 0) {
     s->data = NULL;
-    ps__stream_begin_close(s, 0);
+    ps__stream_begin_close(s);
     l->error = err;
     return;
   }
@@ -72,7 +72,7 @@ void ps__listener_begin_close(ps_listener_t *l) {
     ps_stream_t *next = s->next_accepted;
     s->listener = NULL;
     s->next_accepted = NULL;
-    ps__stream_begin_close(s, 0);
+    ps__stream_begin_close(s);
     s = next;
   }
   l->queue_head = l->queue_tail = NULL;

@@ -121,7 +121,7 @@ static void ps__close_any(uv_handle_t *handle, void *arg) {
   if (handle->data == NULL) return;
   tag = ((ps__base_t *)handle->data)->tag;
   if (tag == PS__TAG_STREAM)
-    ps__stream_begin_close(handle->data, 0);
+    ps__stream_begin_close(handle->data);
   else if (tag == PS__TAG_LISTENER)
     ps__listener_begin_close(handle->data);
 }

@@ -74,19 +74,10 @@ void ps__stream_close_cb(uv_handle_t *handle) {
   free(s);
 }
 
-void ps__stream_begin_close(ps_stream_t *s, int abortive) {
+void ps__stream_begin_close(ps_stream_t *s) {
   if (s->flags & PS__CLOSING) return;
   s->flags |= PS__CLOSING;
   s->flags &= ~(PS__READING | PS__WANT_READ);
-  if (abortive && s->kind == PS_KIND_TCP) {
-    /* What uv_tcp_close_reset does, but also allowed while a shutdown is
-     * pending: SO_LINGER 0 makes close() send a reset. */
-    uv_os_fd_t fd;
-    if (uv_fileno(&s->u.handle, &fd) == 0) {
-      struct linger lg = {1, 0};
-      (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
-  }
   uv_close(&s->u.handle, ps__stream_close_cb);
   s->loop->dirty = 1;
 }
@@ -94,7 +85,7 @@ void ps__stream_begin_close(ps_stream_t *s, int abortive) {
 /* Frees a stream nobody will hear from: no event, no owner. */
 static void ps__stream_abandon(ps_stream_t *s) {
   s->data = NULL;
-  ps__stream_begin_close(s, 0);
+  ps__stream_begin_close(s);
 }
 
 static void ps__notify_read(ps_stream_t *s) {
@@ -492,9 +483,9 @@ int ps_stream_shutdown(ps_stream_t *s) {
   return err;
 }
 
-int ps_stream_close(ps_stream_t *s, int abortive) {
+int ps_stream_close(ps_stream_t *s) {
   if (s->flags & PS__CLOSING) return UV_EALREADY;
-  ps__stream_begin_close(s, abortive);
+  ps__stream_begin_close(s);
   return 0;
 }
 

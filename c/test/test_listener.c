@@ -71,7 +71,7 @@ int main(void) {
              0);
     PUMP_UNTIL(loop, tr.count[PS_EV_CONNECT] == 1);
     CHECK_EQ(tr.status[PS_EV_CONNECT], UV_ECONNREFUSED);
-    CHECK_EQ(ps_stream_close(refused, 0), 0);
+    CHECK_EQ(ps_stream_close(refused), 0);
     PUMP_UNTIL(loop, tr.count[PS_EV_CLOSE] == 1);
   }
   CHECK_EQ(ps_tcp_connect(loop, -1, "not-an-ip", 80, 0, &tc, &client),
@@ -98,10 +98,10 @@ int main(void) {
     if (ps_stream_want_read(extra[i], 1) == 0)
       PUMP_UNTIL(loop, te[i].count[PS_EV_READ] == 1);
     CHECK(ps_stream_read_status(extra[i]) != 0); /* EOF or reset */
-    CHECK_EQ(ps_stream_close(extra[i], 0), 0);
+    CHECK_EQ(ps_stream_close(extra[i]), 0);
   }
-  CHECK_EQ(ps_stream_close(client, 0), 0);
-  CHECK_EQ(ps_stream_close(server, 0), 0);
+  CHECK_EQ(ps_stream_close(client), 0);
+  CHECK_EQ(ps_stream_close(server), 0);
   PUMP_UNTIL(loop, tc.count[PS_EV_CLOSE] == 1 && ts.count[PS_EV_CLOSE] == 1);
   close_loop_and_check(loop);
   puts("test_listener: ok");

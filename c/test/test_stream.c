@@ -53,9 +53,9 @@ static void test_read_write_find(ps_loop_t *loop) {
   PUMP_UNTIL(loop, ta.count[PS_EV_READ] == 1);
   CHECK_EQ(ps_stream_take_into(a, out, 4), 4);
 
-  CHECK_EQ(ps_stream_close(a, 0), 0);
-  CHECK_EQ(ps_stream_close(a, 0), UV_EALREADY);
-  CHECK_EQ(ps_stream_close(b, 0), 0);
+  CHECK_EQ(ps_stream_close(a), 0);
+  CHECK_EQ(ps_stream_close(a), UV_EALREADY);
+  CHECK_EQ(ps_stream_close(b), 0);
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1 && tb.count[PS_EV_CLOSE] == 1);
 }
 
@@ -109,8 +109,8 @@ static void test_backpressure(ps_loop_t *loop) {
   PUMP_UNTIL(loop, tb.count[PS_EV_READ] == 1);
   CHECK(ps_stream_buffered(b) >= 1024 * 1024);
 
-  CHECK_EQ(ps_stream_close(a, 0), 0);
-  CHECK_EQ(ps_stream_close(b, 0), 0);
+  CHECK_EQ(ps_stream_close(a), 0);
+  CHECK_EQ(ps_stream_close(b), 0);
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1 && tb.count[PS_EV_CLOSE] == 1);
 }
 

@@ -321,24 +321,35 @@ async def _check_graceful_close_delivers(maker: Maker) -> None:
 
 
 async def _check_forceful_close(maker: Maker) -> None:
+    data = random.Random(6).randbytes(64 * 1024)
     async with _Pair(maker) as (s, r):
-        sender = _spawn(s.send_all(b"before"))
+        sender = _spawn(s.send_all(data))
         await _yield_many()
+        # Accepted (the usual case) or still blocked (lockstep, clogged).
+        accepted = sender.done() and not sender.cancelled() and sender.exception() is None
         await _within(aclose_forcefully(s), "aclose_forcefully returns at once")
         await asyncio.wait([sender])
         if not sender.cancelled() and sender.exception() is not None:
             _expect(isinstance(sender.exception(), ClosedResourceError),
                     "a send_all blocked during a forceful close raises ClosedResourceError")
+        got = bytearray()
 
         async def until_end() -> None:
             while True:
                 try:
-                    if not await r.receive_some():
-                        return
+                    chunk = await r.receive_some()
                 except BrokenResourceError:
                     return
+                if not chunk:
+                    return
+                got.extend(chunk)
 
         await _within(until_end(), "after the peer's forceful close, receiving ends (b'' or BrokenResourceError)")
+        _expect(data.startswith(bytes(got)), "after a forceful close, the peer receives what was sent, in order")
+        if accepted:
+            _expect(len(got) == len(data),
+                    "aclose_forcefully does not destroy data send_all accepted "
+                    f"(the peer got {len(got)} of {len(data)} bytes)")
 
 
 async def _check_close_wakes_receive(maker: Maker) -> None:

@@ -171,13 +171,13 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         return chunk
 
     # -- closing ----------------------------------------------------------
-    def _close_now(self, forceful: bool = True) -> None:
+    def _close_now(self) -> None:
+        """Close at once, gracefully or not: what ``send_all`` put in the
+        peer's buffer stays there for the peer to read, then EOF."""
         if self._closed:
             return
         self._closed = True
         closed = ClosedResourceError("the stream was closed during this call")
-        if forceful:
-            self._out.data.clear()  # nothing more reaches the peer
         self._out.eof = True
         self._out.wake_reader()
         _settle(self._out.writer, closed)
@@ -187,7 +187,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         _settle(self._in.reader, closed)
 
     async def aclose(self) -> None:
-        self._close_now(forceful=False)
+        self._close_now()
         await CHECKPOINT
 
 
