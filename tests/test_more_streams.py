@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import sys
 import tempfile
 
 import pytest
@@ -213,7 +214,8 @@ async def test_tls_unwrap_returns_the_transport():
     await asyncio.gather(client.do_handshake(), server.do_handshake())
     await client.send_all(b"secret")
     assert await receive_exactly(server, 6) == b"secret"
-    (a, _), (b, _) = await asyncio.gather(client.unwrap(), server.unwrap())
+    (a, a_rest), (b, b_rest) = await asyncio.gather(client.unwrap(), server.unwrap())
+    assert a_rest == b_rest == b""  # nothing followed either close_notify
     await a.send_all(b"plain")
     assert await receive_exactly(b, 5) == b"plain"
     await a.aclose()
@@ -296,3 +298,72 @@ async def clogged_asyncio_pair():
 
 async def test_asyncio_stream():
     await check_half_closeable_stream(asyncio_pair, clogged_asyncio_pair)
+
+
+# PyPy's ssl module sets OP_IGNORE_UNEXPECTED_EOF on every SSLContext, so
+# OpenSSL reports a transport EOF without close_notify as a clean close:
+# TLSStream then returns b"" for a truncated stream.
+PYPY = sys.implementation.name == "pypy"
+pypy_ignores_unexpected_eof = pytest.mark.xfail(
+    PYPY, strict=True,
+    reason="PyPy contexts set OP_IGNORE_UNEXPECTED_EOF: truncation reads as EOF")
+# (Over sockets it is skipped there instead: a failing test that used the
+# C core leaves its libuv loop to fail the next test's leak check.)
+pypy_skip_unexpected_eof = pytest.mark.skipif(
+    PYPY, reason="PyPy contexts set OP_IGNORE_UNEXPECTED_EOF: truncation reads as EOF")
+
+
+async def truncated(transport_maker, receive):
+    """The server sends "complete?" and ends its transport without
+    close_notify (as a truncation attack would); the client receives the
+    data, then calls receive(client).  Returns what that gave, or the
+    exception's type and its cause's type."""
+    client, server = await tls_over(transport_maker)()
+    async with client, server:
+        await asyncio.gather(client.do_handshake(), server.do_handshake())
+        await server.send_all(b"complete?")
+        await server.transport_stream.send_eof()  # EOF below TLS
+        assert await receive_exactly(client, 9) == b"complete?"
+        try:
+            return await receive(client)
+        except pystream.BrokenResourceError as exc:
+            with pytest.raises(pystream.BrokenResourceError):
+                await receive(client)  # broken stays broken
+            return type(exc), type(exc.__cause__)
+
+
+@pytest.mark.parametrize("transport", [
+    pytest.param("memory", marks=pypy_ignores_unexpected_eof),
+    pytest.param("socket", marks=pypy_skip_unexpected_eof),
+])
+async def test_tls_transport_eof_without_close_notify_is_broken(transport):
+    transport_maker = memory_maker if transport == "memory" else socket_pair_maker
+    outcome = await truncated(transport_maker, lambda stream: stream.receive_some())
+    assert outcome[:1] == (pystream.BrokenResourceError,), f"truncation gave {outcome!r}"
+    assert issubclass(outcome[1], ssl.SSLError), outcome
+
+
+@pypy_ignores_unexpected_eof
+async def test_tls_truncation_fails_the_reading_helpers():
+    for receive in (lambda s: s.readline(), lambda s: s.read(), lambda s: s.readexactly(1)):
+        outcome = await truncated(memory_maker, receive)
+        assert outcome[:1] == (pystream.BrokenResourceError,), f"truncation gave {outcome!r}"
+
+
+async def test_tls_unwrap_returns_the_bytes_after_close_notify():
+    client, server = await tls_over(memory_maker)()
+    await asyncio.gather(client.do_handshake(), server.do_handshake())
+    await server.send_eof()  # close_notify (TLS 1.3 keeps server receiving)...
+    await server.transport_stream.send_all(b"plain after TLS")  # ...then plaintext
+    a, trailing = await client.unwrap()
+    assert a is client.transport_stream
+    assert trailing == b"plain after TLS"
+    b, trailing = await server.unwrap()  # reads the client's close_notify
+    assert b is server.transport_stream
+    assert trailing == b""
+    await a.send_all(b"plain reply")
+    assert await receive_exactly(b, 11) == b"plain reply"
+    await b.send_all(b"and more")
+    assert await receive_exactly(a, 8) == b"and more"
+    await a.aclose()
+    await b.aclose()
