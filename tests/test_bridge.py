@@ -10,6 +10,7 @@ import pytest
 
 import pystream
 from pystream import _bridge
+from pystream._binding import lib
 
 from helpers import LOOP_KINDS, new_loop, receive_exactly, run_in_loop
 
@@ -155,19 +156,21 @@ async def test_waiter_resumes_receivers_inside_the_pass():
     try:
         received = [asyncio.ensure_future(b.receive_some()) for _, b in pairs]
         await asyncio.sleep(0.01)  # all waiting
-        for i, (a, _) in enumerate(pairs):
-            await a.send_all(b"%d" % i)
-        # No await since the last send: its receiver still waits.  A pass run
-        # from a plain callback (as the loop runs them) finishes it inside.
+        # In one plain callback (as the loop runs them), so that no other
+        # pass can come between: the data goes into the kernel, then one
+        # pass reads it all and finishes every receiver inside.
         done_inside = loop.create_future()
 
-        def run_a_pass():
+        def send_and_run_a_pass():
+            for i, (a, _) in enumerate(pairs):
+                lib.ps_stream_try_write(a._h.ptr, b"%02d" % i, 2)
+            before = [r.done() for r in received]
             bridge.run_pass()
-            done_inside.set_result([r.done() for r in received])
+            done_inside.set_result((before, [r.done() for r in received]))
 
-        loop.call_soon(run_a_pass)
-        assert all(await done_inside)
-        assert [r.result() for r in received] == [b"%d" % i for i in range(20)]
+        loop.call_soon(send_and_run_a_pass)
+        assert await done_inside == ([False] * 20, [True] * 20)
+        assert [r.result() for r in received] == [b"%02d" % i for i in range(20)]
     finally:
         for a, b in pairs:
             await a.aclose()
@@ -217,15 +220,16 @@ async def test_waiter_runs_every_callback_in_order_inside_the_pass():
         calls = []
         b._h.recv_waiter.add_done_callback(lambda w: calls.append("second"))
         b._h.recv_waiter.add_done_callback(lambda w: calls.append("third"))
-        await a.send_all(b"x")
         done_inside = loop.create_future()
 
-        def run_a_pass():
+        def send_and_run_a_pass():  # as in the test above
+            lib.ps_stream_try_write(a._h.ptr, b"x", 1)
+            before = (receiver.done(), list(calls))
             bridge.run_pass()
-            done_inside.set_result((receiver.done(), list(calls)))
+            done_inside.set_result((before, (receiver.done(), list(calls))))
 
-        loop.call_soon(run_a_pass)
-        assert await done_inside == (True, ["second", "third"])
+        loop.call_soon(send_and_run_a_pass)
+        assert await done_inside == ((False, []), (True, ["second", "third"]))
         assert receiver.result() == b"x"
 
 
@@ -246,12 +250,13 @@ async def test_waiter_pass_run_inside_a_task_schedules_instead():
     a, b = await pystream.open_stream_pair()
     async with a, b:
         receiver = await waiting_receive(b)
-        await a.send_all(b"x")
-        for _ in range(10):
-            bridge.run_pass()  # from this task
-            if b._h.recv_waiter is not None and b._h.recv_waiter.done():
-                break
-            await asyncio.sleep(0.001)
+        waiter = b._h.recv_waiter
+        # Into the kernel at once, without an await: no pass has seen it.
+        assert lib.ps_stream_try_write(a._h.ptr, b"x", 1) == 1
+        assert not waiter.done()
+        bridge.run_pass()  # from this task
+        assert waiter.done(), "the pass read the data and resolved the waiter"
+        assert not receiver.done(), "the receiver was resumed inside this task"
         assert await receiver == b"x"
 
 
