@@ -102,62 +102,124 @@ def test_interleave_alternates_families():
     ]
 
 
-async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatch):
-    # The first address never answers; the second connects at once.  The
-    # second attempt must start after the delay, win, and the first must
-    # be cancelled.
-    events = []
-    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].local_address[1]
+def silent_listener():
+    """A loopback address that never answers a connection attempt: a
+    listener whose accept queue is full (Linux queues backlog + 1
+    connections), so that Linux drops further SYNs and the client retries
+    for about two minutes.  Returns (port, sockets to close)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # (PyPy makes 0 into 1)
+    port = listener.getsockname()[1]
+    fillers = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    return port, fillers + [listener]
+
+
+def resolve_to(monkeypatch, ports):
+    """Make the loop resolve any name to 127.0.0.1 at each of ports, in
+    that order (as if it had that many addresses)."""
+    loop = asyncio.get_running_loop()
+
+    async def getaddrinfo(host, port, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p))
+                for p in ports]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+
+
+def record_attempts(monkeypatch):
+    """Each connection attempt's start and end, as (event, port), and the
+    loop's time of each start by port."""
+    loop = asyncio.get_running_loop()
+    events, started = [], {}
     real_connect = _open._connect_one
 
     async def connect(bridge, info, local_address):
-        events.append(("start", info[4][0]))
-        if info[4][0] == "192.0.2.1":
-            try:
-                await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                events.append(("cancelled", info[4][0]))
-                raise
-        return await real_connect(bridge, info, local_address)
+        port = info[4][1]
+        started[port] = loop.time()
+        events.append(("start", port))
+        try:
+            stream = await real_connect(bridge, info, local_address)
+        except asyncio.CancelledError:
+            events.append(("cancelled", port))
+            raise
+        except OSError:
+            events.append(("failed", port))
+            raise
+        events.append(("connected", port))
+        return stream
 
     monkeypatch.setattr(_open, "_connect_one", connect)
-    targets = [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port)),
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
-    ]
-    from pystream._bridge import get_bridge
-
-    stream = await _open._race(get_bridge(), targets, 0.05, None)
-    server = await listeners[0].accept()
-    async with stream, server, listeners[0]:
-        assert stream.remote_address == ("127.0.0.1", port)
-    assert events == [
-        ("start", "192.0.2.1"), ("start", "127.0.0.1"), ("cancelled", "192.0.2.1"),
-    ]
+    return events, started
 
 
-async def test_happy_eyeballs_moves_on_when_an_attempt_fails():
+async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatch):
+    # The first address never answers; the second connects at once.  The
+    # second attempt starts once the delay has passed (not before: measured
+    # on the loop's clock, which only a late timer can stretch), wins, and
+    # the first is cancelled.
+    silent_port, sockets = silent_listener()
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    resolve_to(monkeypatch, [silent_port, port])
+    events, started = record_attempts(monkeypatch)
+    try:
+        # The silent attempt would hang for minutes: only the delay can
+        # start the second one within the 10 s.
+        stream = await asyncio.wait_for(
+            pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0.5), 10)
+        server = await listeners[0].accept()
+        async with stream, server:
+            assert stream.remote_address == ("127.0.0.1", port)
+    finally:
+        await listeners[0].aclose()
+        for sock in sockets:
+            sock.close()
+    assert events == [("start", silent_port), ("start", port),
+                      ("connected", port), ("cancelled", silent_port)]
+    waited = started[port] - started[silent_port]
+    assert waited >= 0.45, f"the second attempt started {waited:.3f} s after the first"
+
+
+async def test_happy_eyeballs_no_second_attempt_when_the_first_answers(monkeypatch):
+    # The first address answers well within the delay: the second address
+    # is never tried.
+    listeners = [(await pystream.open_tcp_listeners(0, host="127.0.0.1"))[0]
+                 for _ in range(2)]
+    ports = [listener.local_address[1] for listener in listeners]
+    resolve_to(monkeypatch, ports)
+    events, _ = record_attempts(monkeypatch)
+    try:
+        stream = await pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=60)
+        server = await listeners[0].accept()
+        async with stream, server:
+            assert stream.remote_address == ("127.0.0.1", ports[0])
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+    assert events == [("start", ports[0]), ("connected", ports[0])]
+
+
+async def test_happy_eyeballs_moves_on_when_an_attempt_fails(monkeypatch):
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].local_address[1]
     closed = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     dead_port = closed[0].local_address[1]
     await closed[0].aclose()
-    from pystream._bridge import get_bridge
-
-    targets = [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", dead_port)),
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
-    ]
-    # A delay of an hour: only the failure can start the second attempt.
+    resolve_to(monkeypatch, [dead_port, port])
+    events, _ = record_attempts(monkeypatch)
+    # A delay of an hour: only the failure can start the second attempt,
+    # and does so at once.
     stream = await asyncio.wait_for(
-        _open._race(get_bridge(), targets, 3600, None), 10
-    )
+        pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=3600), 10)
     server = await listeners[0].accept()
     async with stream, server, listeners[0]:
         assert stream.remote_address[1] == port
+    assert events == [("start", dead_port), ("failed", dead_port),
+                      ("start", port), ("connected", port)]
+    resolve_to(monkeypatch, [dead_port, dead_port])
     with pytest.raises(ConnectionRefusedError) as info:
-        await _open._race(get_bridge(), targets[:1] * 2, 0.01, None)
+        await pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0.01)
     assert "all connection attempts failed" in str(info.value)
 
 
