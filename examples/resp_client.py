@@ -43,25 +43,33 @@ async def reply(stream: pystream.SocketStream) -> Any:
     raise ValueError(f"bad reply {line!r}")
 
 
+def expect(what: str, got: Any, wanted: Any) -> None:
+    """Fail unless got == wanted (a check that, unlike assert, also runs
+    under python -O)."""
+    if got != wanted:
+        shown = repr(got) if len(repr(got)) < 80 else f"{repr(got)[:80]}..."
+        raise RuntimeError(f"{what}: unexpected reply {shown}")
+
+
 async def exchange(host: str, port: int) -> List[str]:
     report = []
     async with await pystream.open_tcp_stream(host, port) as redis:
         await redis.send_all(command("PING"))
-        assert await reply(redis) == "PONG"
+        expect("PING", await reply(redis), "PONG")
         report.append("PING: PONG")
 
         value = os.urandom(1 << 20)
         await redis.send_all(command("SET", "pystream:value", value))
-        assert await reply(redis) == "OK"
+        expect("SET", await reply(redis), "OK")
         await redis.send_all(command("GET", "pystream:value"))
-        assert await reply(redis) == value
+        expect("GET", await reply(redis), value)
         report.append("SET/GET of 1 MiB: the same bytes back")
 
         await redis.send_all(command("DEL", "pystream:counter"))
         await reply(redis)
         await redis.send_all(b"".join(command("INCR", "pystream:counter") for _ in range(1000)))
         counts = [await reply(redis) for _ in range(1000)]
-        assert counts == list(range(1, 1001))
+        expect("1000 INCRs", counts, list(range(1, 1001)))
         report.append("1000 pipelined INCRs: 1..1000 in order")
     return report
 

@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from tls_helpers import certificate_files
@@ -113,6 +114,39 @@ def test_resp_client_with_redis(tmp_path):
         "SET/GET of 1 MiB: the same bytes back",
         "1000 pipelined INCRs: 1..1000 in order",
     ]
+
+
+def test_resp_client_fails_on_a_wrong_reply():
+    # The example's checks are real: a peer that answers GET with other
+    # bytes makes it exit non-zero, also under python -O (no asserts).
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def wrong_redis():
+            # Every reply it expects, in order, but GET's.
+            replies = b"+PONG\r\n+OK\r\n$3\r\nabc\r\n:1\r\n" + b"".join(
+                b":%d\r\n" % i for i in range(1, 1001))
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(replies)
+                try:
+                    while conn.recv(1 << 16):  # take the 1 MiB SET, until EOF
+                        pass
+                except OSError:
+                    pass
+
+        peer = threading.Thread(target=wrong_redis)
+        peer.start()
+        try:
+            result = subprocess.run(
+                [sys.executable, "-O", os.path.join(EXAMPLES, "resp_client.py"),
+                 "127.0.0.1", str(listener.getsockname()[1])],
+                capture_output=True, timeout=TIMEOUT)
+        finally:
+            peer.join(TIMEOUT)
+    assert result.returncode != 0, "the example accepted a wrong GET reply"
+    assert b"GET: unexpected reply b'abc'" in result.stderr, result.stderr[-2000:]
 
 
 def test_tls_client_against_openssl_s_server():
