@@ -1,7 +1,7 @@
 """Runs every ``async def`` test on each available event loop, in debug
 mode, under a timeout, and checks afterwards that the test left nothing
-behind: no C handle, no open file descriptor, no error reported to the
-loop's exception handler."""
+behind: no task still running, no C handle, no open file descriptor, no
+error reported to the loop's exception handler."""
 
 from __future__ import annotations
 

@@ -30,26 +30,48 @@ def open_fds() -> List[int]:
 
 
 def run_in_loop(kind: str, coro: Any) -> Any:
-    """asyncio.run on a loop of the given kind, reporting loop errors."""
+    """asyncio.run on a loop of the given kind, reporting loop errors.
+
+    A task still running when coro returns fails the run, named in the
+    message (it is cancelled first, so nothing is left behind): whatever
+    it was doing, the test did not wait for it.  When coro itself failed,
+    its error is what is reported."""
     loop = new_loop(kind)
     loop.set_debug(True)
     errors: List[Dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
-        result = loop.run_until_complete(asyncio.wait_for(coro, TEST_TIMEOUT))
-        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            loop.run_until_complete(
-                asyncio.wait(leftovers, timeout=TEST_TIMEOUT)
-            )
+        try:
+            result = loop.run_until_complete(asyncio.wait_for(coro, TEST_TIMEOUT))
+        finally:
+            leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            # Described before cancelling: where each one waits.
+            described = [describe_task(task) for task in leftovers]
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(
+                    asyncio.wait(leftovers, timeout=TEST_TIMEOUT)
+                )
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
+    assert not described, (
+        f"{len(described)} task(s) left running: " + "; ".join(described)
+    )
     assert not errors, f"errors reported to the loop: {errors}"
     return result
 
+
+def describe_task(task: "asyncio.Task[Any]") -> str:
+    """The task's repr, and the line outside asyncio that created it (in
+    debug mode the loop records where each task was made)."""
+    frames = getattr(task, "_source_traceback", None) or []
+    library = os.path.dirname(asyncio.__file__)
+    outside = [f for f in frames if not f.filename.startswith(library)]
+    if not outside:
+        return repr(task)
+    return f"{task!r}, made at {outside[-1].filename}:{outside[-1].lineno}"
 
 
 PAIR_KINDS = ["pair", "tcp", "unix"]

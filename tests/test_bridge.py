@@ -326,10 +326,11 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
         async def send_all_three():
             for a, _ in pairs:
                 await a.send_all(b"go")
-            await asyncio.sleep(1)
+            await asyncio.sleep(10)  # the interrupt comes long before
 
+        sender = loop.create_task(send_all_three())
         try:
-            loop.run_until_complete(send_all_three())
+            loop.run_until_complete(sender)
         except KeyboardInterrupt:
             pass
         else:
@@ -338,6 +339,7 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
         # The loop was stopped by the interrupt; the others still resume.
         done = loop.run_until_complete(asyncio.wait_for(asyncio.gather(*others), 5))
         assert done == [b"go", b"go"]
+        sender.cancel()  # still in its sleep
 
         async def close_all():
             for a, b in pairs:
@@ -345,6 +347,9 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
                 await b.aclose()
 
         loop.run_until_complete(close_all())
+        # As run_in_loop requires of every test: no task left running.
+        left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        assert not left, f"tasks left running: {left}"
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
