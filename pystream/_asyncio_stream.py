@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Union
 
-from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from ._errors import ClosedResourceError, ConflictDetector, stream_error
 from ._readers import BufferedReceiveMixin
 from ._util import CHECKPOINT
 from .abc import HalfCloseableStream
@@ -31,7 +31,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         self.writer = writer
         self._closed = False
         self._eof_sent = False
-        self._send_error: Optional[BaseException] = None
+        self._send_error: Optional[OSError] = None
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
@@ -49,11 +49,10 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             raise ClosedResourceError("this stream was closed")
         if self._eof_sent:
             raise ClosedResourceError("send_eof() closed this stream's send side")
-        if self._send_error is not None:
-            raise BrokenResourceError("the stream broke while sending") from self._send_error
-        if self.writer.transport.is_closing():
+        if self._send_error is None and self.writer.transport.is_closing():
             self._send_error = ConnectionResetError("the transport is closed")
-            raise BrokenResourceError("the stream broke while sending") from self._send_error
+        if self._send_error is not None:
+            raise stream_error(self._send_error, "sending")
 
     async def _drain(self) -> None:
         """Wait until the transport is below its high-water mark, or until
@@ -72,11 +71,10 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             raise ClosedResourceError("the stream was closed during this call")
         try:
             draining.result()
-        except (ConnectionError, OSError) as exc:
-            if self._closed:
-                raise ClosedResourceError("the stream was closed during this call") from None
-            self._send_error = exc
-            raise BrokenResourceError("the stream broke while sending") from exc
+        except OSError as exc:
+            if not self._closed:
+                self._send_error = exc
+            raise stream_error(exc, "sending", closed=self._closed) from exc
         if self._closed:
             raise ClosedResourceError("the stream was closed during this call")
 
@@ -117,7 +115,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
                 self.writer.write_eof()
             except OSError as exc:  # e.g. ENOTCONN after a reset
                 self._send_error = exc
-                raise BrokenResourceError("the stream broke while sending") from exc
+                raise stream_error(exc, "sending") from exc
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
@@ -131,10 +129,8 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         self._check_receive_open()
         try:
             data = await self.reader.read(max_bytes)
-        except (ConnectionError, OSError) as exc:
-            if self._closed:
-                raise ClosedResourceError("the stream was closed during this call") from None
-            raise BrokenResourceError("the stream broke while receiving") from exc
+        except OSError as exc:
+            raise stream_error(exc, "receiving", closed=self._closed) from exc
         self._check_receive_open()
         return data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from types import TracebackType
 from typing import Optional, Type
 
@@ -11,6 +12,7 @@ __all__ = [
     "BusyResourceError",
     "EndOfChannel",
     "ConflictDetector",
+    "stream_error",
 ]
 
 
@@ -33,6 +35,24 @@ class BusyResourceError(Exception):
 
 class EndOfChannel(Exception):
     """Every sender of a channel closed and its buffer is empty."""
+
+
+# OS errors that mean the descriptor is gone because we closed it.
+_CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
+
+
+def stream_error(cause: OSError, doing: str, *, closed: bool = False) -> Exception:
+    """The one place where an OS error met while ``doing`` something on a
+    stream becomes the stream error the contract names (every stream uses
+    it): ``ClosedResourceError`` if we closed the stream meanwhile (closed,
+    or the OS says the descriptor is gone), else ``BrokenResourceError``.
+    The ``OSError`` is the ``__cause__`` either way."""
+    if closed or cause.errno in _CLOSED_ERRNOS:
+        exc: Exception = ClosedResourceError(f"the stream was closed while {doing}")
+    else:
+        exc = BrokenResourceError(f"the stream broke while {doing}")
+    exc.__cause__ = cause
+    return exc
 
 
 class ConflictDetector:

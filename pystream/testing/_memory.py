@@ -4,9 +4,10 @@ pair (``send_all`` returns only once the peer has received everything)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import Awaitable, Callable, Optional, Tuple, Union
 
-from .._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import BufferedReceiveMixin
 from .._util import CHECKPOINT
 from ..abc import HalfCloseableStream
@@ -15,6 +16,10 @@ __all__ = ["MemoryStream", "memory_stream_pair", "lockstep_stream_pair"]
 
 SendHook = Callable[[bytes], Awaitable[None]]
 ReceiveHook = Callable[[], Awaitable[None]]
+
+
+def _peer_closed() -> OSError:
+    return BrokenPipeError(errno.EPIPE, "the peer closed its end")
 
 
 def _new_future() -> "asyncio.Future[None]":
@@ -85,7 +90,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         if self._eof_sent:
             raise ClosedResourceError("send_eof() closed this stream's send side")
         if self._out.receiver_closed:
-            raise BrokenResourceError("the peer closed its end") from BrokenPipeError()
+            raise stream_error(_peer_closed(), "sending")
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         if isinstance(data, str):
@@ -116,7 +121,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         if self._closed:
             raise ClosedResourceError("the stream was closed during this call")
         if pipe.receiver_closed:
-            raise BrokenResourceError("the peer closed its end") from BrokenPipeError()
+            raise stream_error(_peer_closed(), "sending")
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
