@@ -9,7 +9,7 @@ import os
 import socket
 import warnings
 from threading import get_ident
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 from ._binding import UV_EAGAIN, UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from ._bridge import Bridge, Handle, get_bridge
@@ -456,13 +456,19 @@ class SocketStream(HalfCloseableStream):
             if n > 0:
                 await self._wait_readable(1)
                 return self._take(n)
-            chunks: List[bytes] = []
+            # Everything stays in the C buffer until EOF, then goes out in
+            # one piece: cancelled on the way, the call has taken nothing.
+            want = 1
             while True:
-                await self._wait_readable(1)
-                chunk = self._take(1 << 30)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
+                await self._wait_readable(want)
+                ptr = self._h.ptr
+                status = lib.ps_stream_read_status(ptr)
+                buffered = lib.ps_stream_buffered(ptr)
+                if status == UV_EOF:
+                    return self._take(buffered) if buffered else b""
+                if status < 0:
+                    raise self._broken_receive(status)
+                want = buffered + 1
 
     # -- closing ----------------------------------------------------------
     async def aclose(self) -> None:

@@ -69,6 +69,22 @@ class EmptyBeforeEof(MemoryStream):
         return await super()._receive_raw(max_bytes)
 
 
+class CancelledReceiveDropsData(MemoryStream):
+    """Takes the data, then yields: cancelled there, the data is gone."""
+
+    async def _receive_raw(self, max_bytes):
+        data = await super()._receive_raw(max_bytes)
+        await asyncio.sleep(0)
+        return data
+
+
+class LosesLastByteOfLargeSends(MemoryStream):
+    async def send_all(self, data):
+        if len(data) >= 65536:
+            data = bytes(data)[:-1]
+        await super().send_all(data)
+
+
 class AcloseHangsWhenCancelled(MemoryStream):
     async def aclose(self):
         await asyncio.sleep(0)  # cancelled here, it never closes
@@ -93,4 +109,6 @@ BROKEN = {
     "empty-before-eof": maker_of(EmptyBeforeEof),
     "aclose-cancel": maker_of(AcloseHangsWhenCancelled),
     "forceful-loses-data": maker_of(ForcefulCloseLosesData),
+    "cancelled-receive-drops-data": maker_of(CancelledReceiveDropsData),
+    "loses-last-byte": maker_of(LosesLastByteOfLargeSends),
 }

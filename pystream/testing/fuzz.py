@@ -1,23 +1,36 @@
 """Hypothesis fuzzing of stream semantics.
 
 ``stream_state_machine(maker)`` builds a rule-based state machine that drives
-a stream pair through sends, receives, ``send_eof``, ``aclose``,
-``aclose_forcefully`` and cancellations, interleaved in any order on both
-ends, with operations left in flight across steps so that cancellations land
-at every await point.  After every step it checks the model:
+a stream pair through sends (small ones and several-MiB ones that block a
+socket, a pipe or TLS), receives of every kind (``receive_some``,
+``receive_into``, ``readexactly``, ``readuntil``, ``readline``, ``read``, many
+receives in one task), ``wait_send_all_might_not_block``, ``send_eof``,
+``aclose``, ``aclose_forcefully`` and cancellations, interleaved in any order
+on both ends, with operations left in flight across steps so that
+cancellations land at every await point, also after a receive has taken
+data.  After every step it checks the model:
 
-- what an end received is always a prefix of what the other end sent;
-- ``b""`` (EOF) only after the peer sent EOF or closed, and then everything
-  the peer's completed sends accepted has arrived;
+- every payload is numbered (each byte says where it comes from), so what
+  an end received is checked to be exactly what the other end sent: a byte
+  lost, duplicated or reordered shows;
+- a cancelled receive loses nothing: what it did not return is received
+  later;
+- a cancelled ``send_all`` follows the stream's declared rule:
+  ``cancelled_send="whole"`` (sockets, memory, stapled, asyncio streams):
+  it sent all of its data or none, and the stream stays usable;
+  ``"prefix"`` (TLS): any prefix went, and the stream may break, so
+  nothing more is sent on that end;
+- ``b""`` (EOF) only after the peer sent EOF or closed, and then exactly
+  everything the peer's completed sends accepted has arrived (a forceful
+  close destroys nothing that was accepted either);
 - each failure has the right class for the state it happened in
   (``ClosedResourceError`` only after a local close, ``BrokenResourceError``
-  only after the peer closed or a local send was cancelled,
-  ``BusyResourceError`` for a second concurrent call on one direction);
-- as in Trio's contract, a cancelled ``send_all`` may have sent any prefix
-  of its data and may leave the stream broken, so the machine sends nothing
-  more on that end (it still receives, sends EOF and closes);
-- at the end, a graceful close delivers everything, and nothing is left
-  running.
+  only after the peer closed or, under the ``"prefix"`` rule, a local send
+  was cancelled, ``BusyResourceError`` for a second concurrent call on one
+  direction: another receive, or ``send_all``, ``send_eof`` or
+  ``wait_send_all_might_not_block`` during a send);
+- at the end, both ends half-close (or close) while the other drains: all
+  the data arrives, then EOF, and nothing is left running.
 
 Use it on your own stream pair::
 
@@ -38,8 +51,10 @@ the shrunk example first on the next run.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import functools
+import sys
 from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
 from hypothesis import strategies as st
@@ -48,11 +63,18 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
 
-__all__ = ["stream_state_machine", "chunkings", "schedules"]
+__all__ = ["stream_state_machine", "chunkings", "schedules", "payloads"]
 
 Maker = Callable[[], Awaitable[Tuple[Any, Any]]]
-PATIENCE = 10.0
+PATIENCE = 30.0
 BUSY_PATIENCE = 1.0
+LARGE_SEND = 4 * 1024 * 1024
+
+# What a send contributes to the byte stream, as the model knows it.
+SENT = "sent"        # whole: its send_all returned
+MAYBE = "maybe"      # cancelled under the "whole" rule: all of it or none
+PREFIX = "prefix"    # in flight, interrupted or broken: any prefix of it,
+                     # and if not all of it, nothing after it
 
 
 def chunkings(data: bytes) -> st.SearchStrategy[List[bytes]]:
@@ -70,28 +92,79 @@ def schedules(n_tasks: int, max_steps: int = 50) -> st.SearchStrategy[List[int]]
     return st.lists(st.integers(0, n_tasks - 1), max_size=max_steps)
 
 
+def payloads(max_large: int = LARGE_SEND) -> st.SearchStrategy[int]:
+    """Send sizes: mostly small (up to 4 KiB, empty included), one in four
+    large (64 KiB up to max_large: enough to block a socket)."""
+    small = st.integers(0, 4096)
+    return st.one_of(small, small, small, st.integers(64 * 1024, max_large))
+
+
+@functools.lru_cache(maxsize=1)
+def _pattern() -> bytes:
+    """16 MiB of big-endian 32-bit counters: any slice of 4 bytes or more
+    says where in it it was taken."""
+    words = array.array("I", range(4 * 1024 * 1024))
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes()
+
+
+def _consistent(segments: List[Tuple[str, bytes]], received: bytes, complete: bool) -> bool:
+    """Whether received is what segments deliver: each SENT one whole, each
+    MAYBE one whole or not at all, each PREFIX one any prefix of itself
+    (nothing after it if cut short); if not complete, received may stop
+    anywhere."""
+    n = len(received)
+    view = memoryview(received)
+    positions = {0}
+    for index, (kind, data) in enumerate(segments):
+        following = set()
+        for pos in positions:
+            if kind != SENT:
+                following.add(pos)  # none of it
+            available = n - pos
+            if available >= len(data):
+                if view[pos:pos + len(data)] == data:
+                    following.add(pos + len(data))
+            elif view[pos:] == data[:available]:
+                if not complete:
+                    return True
+                if kind == PREFIX and all(k != SENT for k, _ in segments[index + 1:]):
+                    return True
+        positions = following
+        if not positions:
+            return False
+    return n in positions
+
+
 class _End:
     """The model of one end."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, index: int) -> None:
         self.stream = stream
-        self.sent = bytearray()      # everything passed to send_all
-        self.accepted = 0            # bytes whose send_all returned
+        self.index = index
+        self.cursor = index * (len(_pattern()) // 2)  # where its payloads come from
+        self.segments: List[Tuple[str, bytes]] = []
         self.received = bytearray()
         self.send_task: Optional[asyncio.Task[Any]] = None
-        self.send_end = 0            # offset in sent where that send ends
         self.receive_task: Optional[asyncio.Task[Any]] = None
-        self.receive_max = 0
-        # A send was cancelled or failed: how much of it arrives is unknown,
-        # and the stream may be broken (TLS breaks), so nothing more is sent.
-        self.send_cancelled = False
-        self.eof_sent = False
-        self.closed = False
-        self.forced = False
-        self.got_eof = False
-        self.eof_in_flight = False   # send_task is a send_eof
+        self.send_done = False       # no more sends: cancelled ("prefix"), failed or EOF
+        self.send_broke = False      # its own cancelled send may have broken it
+        self.eof_sent = False        # the peer may see EOF
         self.no_half_close = False   # send_eof raised NotImplementedError
-        self.broke_receiving = False  # broken by its own cancelled send
+        self.closed = False
+        self.got_eof = False
+        self.receive_broke = False   # a receive ended in an allowed error
+
+    def payload(self, size: int) -> bytes:
+        pattern = _pattern()
+        half = len(pattern) // 2
+        base = self.index * half
+        if self.cursor + size > base + half:
+            self.cursor = base
+        data = pattern[self.cursor:self.cursor + size]
+        self.cursor += size
+        return data
 
 
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -131,63 +204,61 @@ def _returned_despite_cancel(machine: Any, coro: Awaitable[Any]) -> bool:
     return returned
 
 
+# Receive operations: (name, argument), drawn by hypothesis.
+_SEPARATORS = [b"\x00", b"\n", b"\x00\x00\x10", b"\x01\x02\x03\x04"]
+_receive_ops = st.one_of(
+    st.tuples(st.just("some"), st.integers(1, 10000)),
+    st.tuples(st.just("some"), st.just(1 << 20)),
+    st.tuples(st.just("into"), st.integers(1, 70000)),
+    st.tuples(st.just("exactly"), st.integers(0, 70000)),
+    st.tuples(st.just("until"), st.tuples(st.sampled_from(_SEPARATORS),
+                                          st.sampled_from([1, 16, 1000, 65536]))),
+    st.tuples(st.just("line"), st.none()),
+    st.tuples(st.just("read"), st.integers(-1, 70000)),
+    st.tuples(st.just("many"), st.integers(2, 64)),
+)
+
+
 def stream_state_machine(
     maker: Maker,
     *,
     loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None,
-    max_in_flight: int = 32 * 1024,
+    max_in_flight: Optional[int] = None,
+    cancelled_send: str = "whole",
+    max_send: int = LARGE_SEND,
 ) -> type:
     """A ``RuleBasedStateMachine`` class fuzzing the pairs ``maker`` makes.
 
-    ``max_in_flight`` bounds the bytes sent but not yet received per
-    direction, so that a buffered transport (a socket) never fills up and
-    blocks a send forever.
+    ``cancelled_send`` is the stream's rule for a cancelled ``send_all``:
+    ``"whole"`` (all of its data or none went, and the stream stays usable)
+    or ``"prefix"`` (any prefix went, and the stream may be broken).
+    ``max_send`` bounds one send (default 4 MiB); ``max_in_flight``, if
+    given, bounds the bytes sent but not yet received per direction (for a
+    transport that cannot block a send).
     """
+    if cancelled_send not in ("whole", "prefix"):
+        raise ValueError('cancelled_send must be "whole" or "prefix"')
+    if not 1 <= max_send <= LARGE_SEND:
+        raise ValueError(f"max_send must be between 1 and {LARGE_SEND}")
+    strict = cancelled_send == "whole"
 
     class StreamStateMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.loop = (loop_factory or asyncio.new_event_loop)()
             a, b = self._run(maker())
-            self.ends = [_End(a), _End(b)]
+            self.ends = [_End(a, 0), _End(b, 1)]
             self.failed = False
 
         # -- helpers ------------------------------------------------------
         def _run(self, awaitable: Awaitable[Any], patience: float = PATIENCE) -> Any:
             return self.loop.run_until_complete(asyncio.wait_for(awaitable, patience))
 
-        def _is_busy(self, i: int, call: Any, in_flight: "asyncio.Task[Any]") -> bool:
-            """Whether a second call on a direction in use raises
-            BusyResourceError (promptly: it must not wait its turn).
+        def _peer(self, i: int) -> _End:
+            return self.ends[1 - i]
 
-            The probe starts only if the call in flight is still running at
-            that moment (it may finish in the same loop iteration); if not,
-            or if the stream broke or closed meanwhile, the probe says
-            nothing and counts as busy.
-            """
-            end, peer = self.ends[i], self._peer(i)
-
-            async def probe() -> bool:
-                if in_flight.done():
-                    return True
-                try:
-                    await call()
-                except BusyResourceError:
-                    return True
-                except ClosedResourceError:
-                    assert end.closed or end.eof_sent, (
-                        f"end {i}: ClosedResourceError, but it is open")
-                    return True
-                except BrokenResourceError:
-                    assert peer.closed or end.send_cancelled, (
-                        f"end {i}: BrokenResourceError, but the peer is open")
-                    return True
-                return False
-
-            try:
-                return bool(self._run(probe(), BUSY_PATIENCE))
-            except asyncio.TimeoutError:
-                return False
+        def _settle(self, task: "asyncio.Task[Any]") -> None:
+            self._run(asyncio.wait([task]))
 
         def _steps(self, n: int) -> None:
             async def spin() -> None:
@@ -196,96 +267,250 @@ def stream_state_machine(
 
             self._run(spin())
 
-        def _peer(self, i: int) -> _End:
-            return self.ends[1 - i]
+        def _may_break(self, i: int) -> bool:
+            """Whether a BrokenResourceError is allowed on end i now."""
+            return self._peer(i).closed or self.ends[i].send_broke
 
-        def _settle(self, task: "asyncio.Task[Any]") -> None:
-            self._run(asyncio.wait([task]))
-
-        def _reap(self) -> None:
-            for i, end in enumerate(self.ends):
-                peer = self._peer(i)
-                task = end.receive_task
-                if task is not None and task.done():
-                    end.receive_task = None
-                    self._check_receive(i, end, peer, task)
-                task = end.send_task
-                if task is not None and task.done():
-                    end.send_task = None
-                    self._check_send(i, end, peer, task)
-
-        def _check_receive(self, i: int, end: _End, peer: _End, task: "asyncio.Task[Any]") -> None:
-            if task.cancelled():
-                return
-            exc = task.exception()
-            if exc is None:
-                chunk = task.result()
-                if chunk:
-                    assert len(chunk) <= end.receive_max, (
-                        f"end {i}: receive_some({end.receive_max}) returned {len(chunk)} bytes")
-                    end.received += chunk
-                    assert bytes(peer.sent).startswith(bytes(end.received)), (
-                        f"end {i} received bytes that are not what end {1 - i} sent")
-                else:
-                    assert peer.eof_sent or peer.closed, (
-                        f"end {i}: receive_some returned b'' but end {1 - i} sent no EOF and is open")
-                    if not peer.forced and not peer.send_cancelled:
-                        assert len(end.received) >= peer.accepted, (
-                            f"end {i}: EOF before all the data end {1 - i}'s send_all accepted")
-                    end.got_eof = True
-            elif isinstance(exc, ClosedResourceError):
-                assert end.closed, f"end {i}: ClosedResourceError from receive_some, but it is open"
+        def _check_error(self, i: int, call: str, exc: BaseException) -> None:
+            end = self.ends[i]
+            if isinstance(exc, ClosedResourceError):
+                assert end.closed or (end.eof_sent and call in ("send_all", "wait_send_all_might_not_block")), (
+                    f"end {i}: ClosedResourceError from {call}, but it is open")
             elif isinstance(exc, BrokenResourceError):
-                assert peer.closed or end.send_cancelled, (
-                    f"end {i}: BrokenResourceError from receive_some, but the peer is open")
-            else:
-                raise AssertionError(f"end {i}: receive_some raised {exc!r}") from exc
-
-        def _check_send(self, i: int, end: _End, peer: _End, task: "asyncio.Task[Any]") -> None:
-            call = "send_eof" if end.eof_in_flight else "send_all"
-            end.eof_in_flight = False
-            if task.cancelled():
-                end.send_cancelled = True  # (a cancelled send_eof may have sent EOF)
-                return
-            exc = task.exception()
-            if isinstance(exc, NotImplementedError) and call == "send_eof":
-                end.eof_sent = False  # no half-close on this stream (TLS 1.2)
-                end.no_half_close = True
-            elif exc is None:
-                end.accepted = max(end.accepted, end.send_end)
-            elif isinstance(exc, ClosedResourceError):
-                assert end.closed, f"end {i}: ClosedResourceError from {call}, but it is open"
-                end.send_cancelled = True  # its bytes may be partial
-            elif isinstance(exc, BrokenResourceError):
-                assert peer.closed or end.send_cancelled, (
+                assert self._may_break(i), (
                     f"end {i}: BrokenResourceError from {call}, but the peer is open")
-                end.send_cancelled = True
             else:
                 raise AssertionError(f"end {i}: {call} raised {exc!r}") from exc
 
-        # -- rules --------------------------------------------------------
-        @rule(i=st.integers(0, 1), data=st.binary(min_size=0, max_size=4096))
-        @_guarded
-        def start_send(self, i: int, data: bytes) -> None:
+        def _is_busy(self, i: int, call: Callable[[], Awaitable[Any]],
+                     in_flight: "asyncio.Task[Any]", what: str) -> bool:
+            """Whether a second call on a direction in use raises
+            BusyResourceError (promptly: it must not wait its turn).
+
+            The probe starts only if the call in flight is still running at
+            that moment (it may finish in the same loop iteration); if not,
+            or if the stream broke or closed meanwhile, the probe says
+            nothing and counts as busy.
+            """
+
+            async def probe() -> bool:
+                if in_flight.done():
+                    return True
+                try:
+                    await call()
+                except BusyResourceError:
+                    return True
+                except (ClosedResourceError, BrokenResourceError) as exc:
+                    self._check_error(i, what, exc)
+                    return True
+                return False
+
+            try:
+                return bool(self._run(probe(), BUSY_PATIENCE))
+            except asyncio.TimeoutError:
+                return False
+
+        # -- the model ----------------------------------------------------
+        def _check_received(self, i: int) -> None:
             end, peer = self.ends[i], self._peer(i)
-            if end.closed or end.eof_sent or end.send_cancelled or end.send_task is not None:
+            assert _consistent(peer.segments, bytes(end.received), complete=False), (
+                f"end {i} received bytes that are not what end {1 - i} sent "
+                f"(lost, duplicated or reordered; {len(end.received)} bytes received)")
+
+        def _took(self, i: int, data: bytes, eof: bool) -> None:
+            """End i's receive returned data (and reached EOF if eof)."""
+            end, peer = self.ends[i], self._peer(i)
+            if data:
+                assert not end.got_eof, f"end {i} received data after EOF"
+                end.received += data
+                self._check_received(i)
+            if eof and not end.got_eof:
+                assert peer.eof_sent or peer.closed, (
+                    f"end {i}: EOF (b'') but end {1 - i} sent no EOF and is open")
+                end.got_eof = True
+                assert _consistent(peer.segments, bytes(end.received), complete=True), (
+                    f"end {i}: EOF before all the data end {1 - i}'s send_all accepted "
+                    f"({len(end.received)} bytes received)")
+
+        async def _receive(self, i: int, op: str, arg: Any) -> None:
+            """One receive operation of end i, recorded as it returns."""
+            stream = self.ends[i].stream
+            if op != "some" and op != "many" and not hasattr(stream, {
+                "into": "receive_into", "exactly": "readexactly", "until": "readuntil",
+                "line": "readline", "read": "read"}[op]):
+                op, arg = "some", 65536
+            if op == "some":
+                data = await stream.receive_some(arg)
+                assert len(data) <= arg, f"end {i}: receive_some({arg}) returned {len(data)} bytes"
+                self._took(i, data, not data)
+            elif op == "many":
+                for _ in range(arg):
+                    data = await stream.receive_some(1 << 20)
+                    self._took(i, data, not data)
+                    if not data:
+                        return
+            elif op == "into":
+                buffer = bytearray(arg)
+                n = await stream.receive_into(buffer)
+                assert 0 <= n <= arg, f"end {i}: receive_into({arg} bytes) returned {n}"
+                self._took(i, bytes(buffer[:n]), n == 0)
+            elif op == "exactly":
+                try:
+                    data = await stream.readexactly(arg)
+                except asyncio.IncompleteReadError as exc:
+                    assert len(exc.partial) < arg, f"end {i}: IncompleteReadError with all {arg} bytes"
+                    self._took(i, exc.partial, True)
+                    return
+                assert len(data) == arg, f"end {i}: readexactly({arg}) returned {len(data)} bytes"
+                self._took(i, data, False)
+            elif op in ("until", "line"):
+                separator, limit = arg if op == "until" else (b"\n", 65536)
+                try:
+                    if op == "until":
+                        data = await stream.readuntil(separator, limit=limit)
+                    else:
+                        data = await stream.readline()
+                except asyncio.LimitOverrunError:
+                    return  # the data stays buffered (the next receives check it)
+                except asyncio.IncompleteReadError as exc:
+                    assert not exc.partial.endswith(separator) or op == "line", (
+                        f"end {i}: IncompleteReadError with the separator in it")
+                    self._took(i, exc.partial, True)
+                    return
+                if data.endswith(separator):
+                    assert len(data) - len(separator) <= limit, (
+                        f"end {i}: readuntil returned more than its limit")
+                    self._took(i, data, False)
+                else:
+                    assert op == "line", f"end {i}: readuntil returned no separator"
+                    self._took(i, data, True)  # readline at EOF
+            elif op == "read":
+                data = await stream.read(arg)
+                if arg > 0:
+                    assert len(data) <= arg, f"end {i}: read({arg}) returned {len(data)} bytes"
+                    self._took(i, data, not data)
+                elif arg < 0:
+                    self._took(i, data, True)
+                else:
+                    assert data == b"", f"end {i}: read(0) returned data"
+
+        async def _send(self, i: int, data: Any) -> None:
+            end = self.ends[i]
+            await end.stream.send_all(data)
+            end.segments[-1] = (SENT, end.segments[-1][1])
+
+        def _reap(self) -> None:
+            for i, end in enumerate(self.ends):
+                task = end.receive_task
+                if task is not None and task.done():
+                    end.receive_task = None
+                    if not task.cancelled() and task.exception() is not None:
+                        exc = task.exception()
+                        assert exc is not None
+                        if isinstance(exc, AssertionError):
+                            raise exc
+                        self._check_error(i, "a receive", exc)
+                task = end.send_task
+                if task is not None and task.done():
+                    end.send_task = None
+                    self._sent(i, task)
+
+        def _sent(self, i: int, task: "asyncio.Task[Any]") -> None:
+            end = self.ends[i]
+            call = task.get_name()
+            if call == "send_all" and end.segments and end.segments[-1][0] == PREFIX:
+                # Not returned: cancelled, or failed.
+                data = end.segments[-1][1]
+                whole = task.cancelled() and strict and not end.closed
+                end.segments[-1] = (MAYBE if whole else PREFIX, data)
+                if not whole:
+                    end.send_done = True
+            if task.cancelled():
+                if call == "send_eof":
+                    end.send_done = True  # (it may have sent EOF)
+                if call == "send_all" and not strict:
+                    end.send_broke = True
                 return
-            if len(end.sent) - len(peer.received) + len(data) > max_in_flight:
+            exc = task.exception()
+            if exc is None:
                 return
-            end.sent += data
-            end.send_end = len(end.sent)
-            end.send_task = self.loop.create_task(end.stream.send_all(data))
+            if isinstance(exc, NotImplementedError) and call == "send_eof":
+                end.eof_sent = False  # no half-close on this stream (TLS 1.2)
+                end.no_half_close = True
+                return
+            end.send_done = True
+            self._check_error(i, call, exc)
+
+        def _closing(self, end: _End) -> None:
+            """end is closed: sends cancelled under the "whole" rule whose
+            data was still queued may be cut short."""
+            end.closed = True
+            for k in range(len(end.segments) - 1, -1, -1):
+                kind, data = end.segments[k]
+                if kind == SENT:
+                    break
+                end.segments[k] = (PREFIX, data)
+
+        def _can_send(self, i: int) -> bool:
+            end = self.ends[i]
+            return not (end.closed or end.eof_sent or end.send_done or end.send_task is not None)
+
+        # -- rules --------------------------------------------------------
+        @rule(i=st.integers(0, 1), size=payloads(), kind=st.sampled_from(["bytes", "bytearray", "memoryview"]))
+        @_guarded
+        def start_send(self, i: int, size: int, kind: str) -> None:
+            end, peer = self.ends[i], self._peer(i)
+            size = min(size, max_send)
+            if not self._can_send(i):
+                return
+            if max_in_flight is not None:
+                in_flight = sum(len(d) for _, d in end.segments) - len(peer.received)
+                if in_flight + size > max_in_flight:
+                    return
+            data = end.payload(size)
+            end.segments.append((PREFIX, data))
+            arg: Any = data
+            if kind == "bytearray":
+                arg = bytearray(data)
+            elif kind == "memoryview":
+                arg = memoryview(bytearray(data))
+            end.send_task = self.loop.create_task(self._send(i, arg), name="send_all")
             self._steps(1)  # let it start: it holds the send direction now
             self._reap()
 
-        @rule(i=st.integers(0, 1), max_bytes=st.integers(1, 10000))
+        @rule(i=st.integers(0, 1))
         @_guarded
-        def start_receive(self, i: int, max_bytes: int) -> None:
+        def start_wait_send(self, i: int) -> None:
+            end = self.ends[i]
+            if not self._can_send(i):
+                return
+            end.send_task = self.loop.create_task(
+                end.stream.wait_send_all_might_not_block(), name="wait_send_all_might_not_block")
+            self._steps(1)
+            self._reap()
+
+        @rule(i=st.integers(0, 1))
+        @_guarded
+        def send_eof(self, i: int) -> None:
+            # In flight like a send: it may wait for the peer (a TLS
+            # handshake, a lockstep transport).
+            end = self.ends[i]
+            if end.closed or end.send_task is not None or end.no_half_close or end.send_done:
+                return
+            if not hasattr(end.stream, "send_eof"):
+                return
+            end.eof_sent = True  # from now on the peer may see EOF
+            end.send_task = self.loop.create_task(end.stream.send_eof(), name="send_eof")
+            self._steps(1)
+            self._reap()
+
+        @rule(i=st.integers(0, 1), op=_receive_ops)
+        @_guarded
+        def start_receive(self, i: int, op: Tuple[str, Any]) -> None:
             end = self.ends[i]
             if end.closed or end.receive_task is not None:
                 return
-            end.receive_max = max_bytes
-            end.receive_task = self.loop.create_task(end.stream.receive_some(max_bytes))
+            end.receive_task = self.loop.create_task(self._receive(i, *op))
             self._steps(1)
             self._reap()
 
@@ -300,6 +525,38 @@ def stream_state_machine(
                 task.cancel()
                 self._settle(task)
                 self._reap()
+
+        def _cancelled_after(self, task: "asyncio.Task[Any]", steps: int) -> None:
+            """Let task run for steps loop iterations, then cancel it: over
+            0, 1, 2, ... steps, the cancellation lands at every await."""
+
+            async def body() -> None:
+                for _ in range(steps):
+                    if task.done():
+                        return
+                    await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.wait([task])
+
+            self._run(body())
+            self._reap()
+
+        @rule(i=st.integers(0, 1), op=_receive_ops, steps=st.integers(0, 12))
+        @_guarded
+        def receive_cancelled_after(self, i: int, op: Tuple[str, Any], steps: int) -> None:
+            end = self.ends[i]
+            if end.closed or end.receive_task is not None:
+                return
+            end.receive_task = self.loop.create_task(self._receive(i, *op))
+            self._cancelled_after(end.receive_task, steps)
+
+        @rule(i=st.integers(0, 1), size=payloads(), steps=st.integers(0, 12))
+        @_guarded
+        def send_cancelled_after(self, i: int, size: int, steps: int) -> None:
+            self.start_send(i, size, "bytes")
+            task = self.ends[i].send_task
+            if task is not None:
+                self._cancelled_after(task, steps)
 
         @rule(i=st.integers(0, 1))
         @_guarded
@@ -317,33 +574,22 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed or end.receive_task is None or end.receive_task.done():
                 return
-            if not self._is_busy(i, lambda: end.stream.receive_some(1), end.receive_task):
+            if not self._is_busy(i, lambda: end.stream.receive_some(1), end.receive_task, "receive_some"):
                 raise AssertionError(f"end {i}: a second concurrent receive_some was not busy")
 
-        @rule(i=st.integers(0, 1))
+        @rule(i=st.integers(0, 1), call=st.sampled_from(["send_all", "send_eof", "wait_send_all_might_not_block"]))
         @_guarded
-        def second_send_is_busy(self, i: int) -> None:
+        def second_send_is_busy(self, i: int, call: str) -> None:
             end = self.ends[i]
             if end.closed or end.eof_sent or end.send_task is None or end.send_task.done():
                 return
-            if not self._is_busy(i, lambda: end.stream.send_all(b""), end.send_task):
-                raise AssertionError(f"end {i}: a second concurrent send_all was not busy")
-
-        @rule(i=st.integers(0, 1))
-        @_guarded
-        def send_eof(self, i: int) -> None:
-            # In flight like a send: it may wait for the peer (a TLS
-            # handshake, a lockstep transport).
-            end = self.ends[i]
-            if end.closed or end.send_task is not None or end.no_half_close:
+            if call == "send_eof" and not hasattr(end.stream, "send_eof"):
                 return
-            if not hasattr(end.stream, "send_eof"):
-                return
-            end.eof_sent = True  # from now on the peer may see EOF
-            end.eof_in_flight = True
-            end.send_task = self.loop.create_task(end.stream.send_eof())
-            self._steps(1)
-            self._reap()
+            method = getattr(end.stream, call)
+            probe = (lambda: method(b"")) if call == "send_all" else method
+            if not self._is_busy(i, probe, end.send_task, call):
+                raise AssertionError(
+                    f"end {i}: {call} during a {end.send_task.get_name()} was not busy")
 
         @rule(i=st.integers(0, 1))
         @_guarded
@@ -360,7 +606,7 @@ def stream_state_machine(
         @_guarded
         def send_is_a_checkpoint(self, i: int) -> None:
             end = self.ends[i]
-            if end.closed or end.eof_sent or end.send_task is not None:
+            if not self._can_send(i):
                 return
             if _returned_despite_cancel(self, end.stream.send_all(b"")):
                 raise AssertionError(
@@ -373,8 +619,7 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed:
                 return
-            end.closed = True
-            end.forced = forceful
+            self._closing(end)
             if forceful:
                 self._run(aclose_forcefully(end.stream))
             elif cancelled:
@@ -400,45 +645,13 @@ def stream_state_machine(
                     self._settle(task)
             self._reap()
 
-        async def _close_and_drain(self, end: _End, peer: _End) -> None:
-            """Close end gracefully (after its send in flight, if any) while
-            peer receives until EOF."""
-
-            async def close() -> None:
-                if end.send_task is not None:
-                    await asyncio.wait([end.send_task])
-                    self._reap()
-                end.closed = True
-                await end.stream.aclose()
-
-            async def drain() -> None:
-                if peer.receive_task is not None:
-                    await asyncio.wait([peer.receive_task])
-                    self._reap()
-                while not peer.got_eof:
-                    try:
-                        chunk = await peer.stream.receive_some()
-                    except BrokenResourceError:
-                        # Allowed once everything arrived: closing a socket
-                        # with data unread resets it; TLS closed before its
-                        # handshake has no close_notify to send.  Or earlier,
-                        # if the receiver broke itself with a cancelled send.
-                        peer.got_eof = True
-                        peer.broke_receiving = peer.send_cancelled
-                        break
-                    if not chunk:
-                        peer.got_eof = True
-                    peer.received += chunk
-
-            await asyncio.gather(close(), drain())
-
         @invariant()
         @_guarded
-        def received_is_a_prefix(self) -> None:
-            for i, end in enumerate(self.ends):
-                assert bytes(self._peer(i).sent).startswith(bytes(end.received)), (
-                    f"end {i} received bytes that are not what end {1 - i} sent")
+        def received_is_consistent(self) -> None:
+            for i in range(2):
+                self._check_received(i)
 
+        # -- the end ------------------------------------------------------
         def teardown(self) -> None:
             try:
                 if not self.failed:  # else the model is off: just clean up
@@ -464,27 +677,74 @@ def stream_state_machine(
             finally:
                 self.loop.close()
 
-        def _finish(self) -> None:
-            # A graceful close delivers everything accepted, in order.
+        async def _drain(self, i: int) -> None:
+            """Receive on end i until EOF or an error (recorded as usual)."""
+            end = self.ends[i]
+            while not end.got_eof and not end.closed:
+                try:
+                    data = await end.stream.receive_some(1 << 20)
+                except (ClosedResourceError, BrokenResourceError) as exc:
+                    self._check_error(i, "receive_some", exc)
+                    end.receive_broke = True
+                    return
+                self._took(i, data, not data)
+
+        async def _wind_down(self) -> None:
+            # 1. Receives in flight are cancelled (losing nothing: checked),
+            #    sends in flight finish while the peer drains.
+            for end in self.ends:
+                if end.receive_task is not None:
+                    end.receive_task.cancel()
+                    await asyncio.wait([end.receive_task])
+            self._reap()
+            for i, end in enumerate(self.ends):
+                if end.send_task is not None:
+                    drain = asyncio.ensure_future(self._drain(1 - i))
+                    await asyncio.wait([end.send_task])
+                    drain.cancel()
+                    await asyncio.wait([drain])
+                    if not drain.cancelled() and drain.exception() is not None:
+                        raise drain.exception()  # type: ignore[misc]
+                    self._reap()
+            # 2. Both ends half-close (or close) while the other drains:
+            #    everything accepted arrives, then EOF.
+            async def finish_sending(i: int) -> None:
+                end = self.ends[i]
+                if end.closed:
+                    return
+                if not end.eof_sent and not end.send_done and not end.no_half_close:
+                    end.eof_sent = True
+                    try:
+                        await end.stream.send_eof()
+                        return
+                    except NotImplementedError:
+                        end.eof_sent = False
+                        end.no_half_close = True
+                    except (ClosedResourceError, BrokenResourceError) as exc:
+                        self._check_error(i, "send_eof", exc)
+                        end.send_done = True
+                if not end.eof_sent or end.send_done:
+                    # No half-close: close gracefully, after receiving all
+                    # if the peer will end its sending.
+                    peer = self._peer(i)
+                    peer_ends = peer.closed or (
+                        not peer.send_done and not peer.no_half_close)
+                    if peer_ends:
+                        await asyncio.wait([drains[i]])
+                    self._closing(end)
+                    await end.stream.aclose()
+
+            drains = [asyncio.ensure_future(self._drain(i)) for i in range(2)]
+            await asyncio.gather(finish_sending(0), finish_sending(1), *drains)
             for i, end in enumerate(self.ends):
                 peer = self._peer(i)
-                if end.closed or peer.closed or end.eof_sent or peer.got_eof:
-                    continue
-                self._run(self._close_and_drain(end, peer))
-                if not end.send_cancelled and not peer.got_eof:
-                    raise AssertionError(f"end {1 - i} saw no EOF after end {i}'s graceful close")
-                if not end.send_cancelled and not peer.broke_receiving:
-                    assert bytes(peer.received) == bytes(end.sent), (
-                        f"end {1 - i}: after end {i}'s graceful close, the data received "
-                        f"differs from what send_all accepted")
-            for end in self.ends:  # first every call, then the streams
-                for task in (end.send_task, end.receive_task):
-                    if task is not None and not task.done():
-                        task.cancel()
-                        self._settle(task)
-            self._reap()
+                if not end.closed and not peer.send_done and not end.receive_broke:
+                    assert end.got_eof, f"end {i} saw no EOF after end {1 - i} ended sending"
+
+        def _finish(self) -> None:
+            self._run(self._wind_down())
             for end in self.ends:
-                end.closed = end.forced = True
+                self._closing(end)
                 self._run(aclose_forcefully(end.stream))
             left = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
             assert not left, f"tasks left running: {left}"
