@@ -5,7 +5,7 @@ contract, translated to asyncio.
 """
 
 from ._asyncio_stream import AsyncioStream
-from ._bridge import counters as _counters  # noqa: F401 (tests, benchmarks)
+from ._core import counters as _counters  # noqa: F401 (tests, benchmarks)
 from ._channels import (
     MemoryReceiveChannel,
     MemorySendChannel,
@@ -27,7 +27,8 @@ from ._open import (
     wrap_socket,
 )
 from ._serve import serve_listeners, serve_tcp
-from ._socket import SocketListener, SocketStream
+from ._listener import SocketListener
+from ._socket import SocketStream
 from ._stapled import StapledStream
 from ._tls import TLSListener, TLSStream
 from ._util import aclose_forcefully

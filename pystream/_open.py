@@ -8,9 +8,9 @@ import socket
 import stat
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from ._binding import ffi, lib, oserror
-from ._bridge import Bridge, Handle, get_bridge
-from ._socket import SocketListener, SocketStream, stream_from_socket
+from ._core import Bridge, connect_pipe, connect_tcp, get_bridge, oserror
+from ._listener import SocketListener
+from ._socket import SocketStream, stream_from_socket
 from ._util import aclose_forcefully
 
 __all__ = [
@@ -64,9 +64,7 @@ def _interleave(infos: Sequence[Any]) -> List[Any]:
     return ordered
 
 
-async def _connect_one(
-    bridge: Bridge, info: Any, local_address: Optional[str]
-) -> SocketStream:
+async def _connect_one(info: Any, local_address: Optional[str]) -> SocketStream:
     family, _, proto, _, sockaddr = info
     fd = -1
     if local_address is not None:
@@ -78,40 +76,11 @@ async def _connect_one(
             raise
         fd = sock.detach()
     scope_id = sockaddr[3] if family == socket.AF_INET6 else 0
-    handle = Handle(bridge)
-    out = ffi.new("ps_stream_t **")
-    err = lib.ps_tcp_connect(
-        bridge.ptr, fd, sockaddr[0].encode("ascii"), sockaddr[1], scope_id,
-        handle.cdata, out,
-    )
-    status, stream = await _connected(bridge, handle, err, out, lib.PS_KIND_TCP)
+    status, stream = await connect_tcp(SocketStream, fd, sockaddr[0], sockaddr[1], scope_id)
     if status < 0:
         exc = oserror(status)
         raise type(exc)(exc.errno, f"connect to {sockaddr[:2]!r}: {exc.strerror}")
     return stream
-
-
-async def _connected(
-    bridge: Bridge, handle: Handle, err: int, out: Any, kind: int
-) -> Tuple[int, SocketStream]:
-    """Wait for the connection a ps_*_connect call (which returned err)
-    started: (0, stream), or (error code, closed stream)."""
-    if err < 0:
-        raise oserror(err)
-    bridge.adopt(handle, out[0])
-    bridge.schedule_pass()
-    stream = SocketStream(handle, kind)
-    waiter = handle.op_waiter = bridge.new_future()
-    try:
-        status = await waiter
-    except BaseException:
-        stream._close_now()
-        raise
-    finally:
-        handle.op_waiter = None
-    if status < 0:
-        stream._close_now()
-    return status, stream
 
 
 async def open_tcp_stream(
@@ -159,7 +128,7 @@ async def _race(
         while True:
             if remaining:
                 running.add(loop.create_task(
-                    _connect_one(bridge, remaining.pop(0), local_address)))
+                    _connect_one(remaining.pop(0), local_address)))
             if not running:
                 break
             done, running = await asyncio.wait(
@@ -217,10 +186,7 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
     raw = os.fsencode(name)
     if b"\0" in raw or not raw:
         raise ValueError(f"invalid Unix socket path {name!r}")
-    handle = Handle(bridge)
-    out = ffi.new("ps_stream_t **")
-    err = lib.ps_pipe_connect(bridge.ptr, raw, handle.cdata, out)
-    status, stream = await _connected(bridge, handle, err, out, lib.PS_KIND_PIPE)
+    status, stream = await connect_pipe(SocketStream, raw)
     if status < 0:
         exc = oserror(status)
         raise type(exc)(exc.errno, exc.strerror, name)
@@ -287,7 +253,7 @@ async def open_tcp_listeners(
     try:
         while socks:
             listeners.append(
-                SocketListener._from_socket(bridge, socks.pop(0), backlog))
+                SocketListener(bridge, socks.pop(0), backlog))
     except BaseException:
         for sock in socks:
             sock.close()
@@ -317,7 +283,7 @@ async def open_unix_listener(
     except BaseException:
         sock.close()
         raise
-    return SocketListener._from_socket(bridge, sock, backlog)
+    return SocketListener(bridge, sock, backlog)
 
 
 # -- adopting sockets -----------------------------------------------------

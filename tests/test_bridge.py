@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import pystream
-from pystream import _bridge
+from pystream import _core as _bridge
 from pystream._binding import lib
 
 from helpers import LOOP_KINDS, new_loop, receive_exactly, run_in_loop

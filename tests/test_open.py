@@ -134,12 +134,12 @@ def record_attempts(monkeypatch):
     events, started = [], {}
     real_connect = _open._connect_one
 
-    async def connect(bridge, info, local_address):
+    async def connect(info, local_address):
         port = info[4][1]
         started[port] = loop.time()
         events.append(("start", port))
         try:
-            stream = await real_connect(bridge, info, local_address)
+            stream = await real_connect(info, local_address)
         except asyncio.CancelledError:
             events.append(("cancelled", port))
             raise

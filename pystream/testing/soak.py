@@ -26,7 +26,7 @@ from typing import Any, Callable, Counter, Dict, List, Optional
 
 import pystream
 
-from .._bridge import counters
+from .._core import counters
 
 __all__ = ["SoakReport", "soak", "main"]
 

@@ -19,37 +19,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
-import contextvars
 import functools
 import os
 import platform
 import weakref
 from threading import get_ident
-from typing import (
-    Any,
-    AsyncGenerator,
-    Callable,
-    Deque,
-    Dict,
-    Generator,
-    List,
-    Optional,
-    Set,
-    Tuple,
-)
+from typing import Any, AsyncGenerator, Callable, Deque, Dict, List, Optional, Set, Tuple
 
-from ._binding import ffi, lib, oserror
-from ._errors import ClosedResourceError
+from .._binding import ffi, lib, oserror
+from .._errors import ClosedResourceError
+from ._waiter import DONE, PENDING, Waiter
 
-__all__ = ["Bridge", "Handle", "get_bridge", "counters"]
+__all__ = ["Bridge", "Handle", "get_bridge", "counters", "EAGER_WAKE"]
 
 _EV_READ = lib.PS_EV_READ
 _EV_WRITE = lib.PS_EV_WRITE
 _EV_CLOSE = lib.PS_EV_CLOSE
 _UV_ECANCELED = lib.UV_ECANCELED
-
-
-_PENDING, _DONE, _CANCELLED = 0, 1, 2
 
 # Whether receives wait on a Waiter (see Bridge.eager_wake);
 # PYSTREAM_EAGER_WAKE=1 or 0 overrides the interpreter's default.
@@ -57,131 +43,6 @@ EAGER_WAKE = os.environ.get(
     "PYSTREAM_EAGER_WAKE", "1" if platform.python_implementation() == "PyPy" else "0"
 ) == "1"
 
-
-class Waiter:
-    """A future for a task waiting to receive, which the bridge can resolve
-    and resume at once: the task's next step runs inside the pass that read
-    its data, not one loop iteration later through call_soon.
-
-    asyncio's Task accepts any object with this interface
-    (``_asyncio_future_blocking``, ``get_loop``, ``add_done_callback``,
-    ``result``, ``cancel``), and ``Task.cancel()`` cancels it like a Future.
-
-    On PyPy a receive's wait allocates little (every object there that
-    outlives a minor collection costs a major collection's work): a handle
-    keeps one Waiter and re-arms it for each wait, and the one callback a
-    Task adds is kept without a list.
-    """
-
-    __slots__ = ("_loop", "_state", "_exception", "_message", "_fn", "_context",
-                 "_more", "_asyncio_future_blocking")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._state = _PENDING
-        self._exception: Optional[BaseException] = None
-        self._message: Any = None
-        # The first done callback and its context, then any others.
-        self._fn: Any = None
-        self._context: Any = None
-        self._more: List[Tuple[Any, Any]] = []
-        self._asyncio_future_blocking = False
-
-    def rearm(self) -> None:
-        """Make a finished Waiter pending again, for its handle's next wait
-        (its callbacks ran or were scheduled when it finished)."""
-        self._state = _PENDING
-        self._exception = None
-        self._message = None
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def done(self) -> bool:
-        return self._state != _PENDING
-
-    def cancelled(self) -> bool:
-        return self._state == _CANCELLED
-
-    def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
-        if context is None:
-            context = contextvars.copy_context()
-        if self._state != _PENDING:
-            self._loop.call_soon(fn, self, context=context)
-        elif self._fn is None:
-            self._fn = fn
-            self._context = context
-        else:
-            self._more.append((fn, context))
-
-    def remove_done_callback(self, fn: Any) -> int:
-        callbacks = self._take_callbacks()
-        kept = [(f, c) for f, c in callbacks if f != fn]
-        if kept:
-            (self._fn, self._context), self._more = kept[0], kept[1:]
-        return len(callbacks) - len(kept)
-
-    def _take_callbacks(self) -> List[Tuple[Any, Any]]:
-        """Remove and return the callbacks, in the order they were added."""
-        if self._fn is None:
-            return []
-        callbacks = [(self._fn, self._context)]
-        self._fn = self._context = None
-        if self._more:
-            callbacks += self._more
-            self._more = []
-        return callbacks
-
-    def result(self) -> None:
-        if self._state == _DONE:
-            if self._exception is not None:
-                raise self._exception
-            return None
-        if self._state == _CANCELLED:
-            if self._message is None:
-                raise asyncio.CancelledError()
-            raise asyncio.CancelledError(self._message)
-        raise asyncio.InvalidStateError("the waiter is not done")
-
-    def exception(self) -> Optional[BaseException]:
-        if self._state != _DONE:
-            self.result()  # raises CancelledError or InvalidStateError
-        return self._exception
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self._state != _PENDING:
-            return False
-        self._state = _CANCELLED
-        self._message = msg
-        self._schedule()
-        return True
-
-    def set_result(self, result: None) -> None:
-        if self._state != _PENDING:
-            raise asyncio.InvalidStateError("the waiter is done")
-        self._state = _DONE
-        self._schedule()
-
-    def set_exception(self, exc: BaseException) -> None:
-        if self._state != _PENDING:
-            raise asyncio.InvalidStateError("the waiter is done")
-        self._state = _DONE
-        self._exception = exc
-        self._schedule()
-
-    def _schedule(self) -> None:
-        for fn, context in self._take_callbacks():
-            self._loop.call_soon(fn, self, context=context)
-
-    def __await__(self) -> Generator[Any, None, None]:
-        # (A generator: a Waiter iterating itself, raising StopIteration from
-        # a Python __next__, allocated more on PyPy, not less.)
-        if self._state == _PENDING:
-            self._asyncio_future_blocking = True
-            yield self
-        return self.result()
-
-    __iter__ = __await__
 
 
 class Handle:
@@ -360,8 +221,8 @@ class Bridge:
                     if waiter is None:
                         continue
                     if type(waiter) is Waiter:
-                        if waiter._state == _PENDING:
-                            waiter._state = _DONE
+                        if waiter._state == PENDING:
+                            waiter._state = DONE
                             if waiter._fn is not None:
                                 ready.append(waiter)
                     elif not waiter.done():

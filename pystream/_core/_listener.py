@@ -1,0 +1,127 @@
+"""``CoreListener``: accepting connections on one C listener handle.
+
+Part of the core layer: every ``ps_listener_*`` call is in this module.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Generic, Type, TypeVar
+
+from .._binding import UV_EAGAIN, ffi, lib
+from .._errors import ClosedResourceError, ConflictDetector
+from .._util import CHECKPOINT
+from ..abc import Listener
+from ._common import Address, check, decode_address, warn_unclosed
+from ._loop import Bridge, Handle
+from ._stream import CoreStream, wait_closed
+
+__all__ = ["CoreListener"]
+
+S = TypeVar("S", bound=CoreStream)
+
+# Accept errors about one connection, not the listener: skip and go on.
+_ACCEPT_SKIP = {
+    -errno.ECONNABORTED,
+    -errno.EPROTO,
+    -errno.EPERM,
+    -errno.ENETDOWN,
+    -errno.ENOPROTOOPT,
+    -errno.EHOSTDOWN,
+    -errno.ENONET,
+    -errno.EHOSTUNREACH,
+    -errno.EOPNOTSUPP,
+    -errno.ENETUNREACH,
+}
+
+
+class CoreListener(Listener[S], Generic[S]):
+    """A listening socket whose connections the C core accepts as they
+    arrive (they start buffering data at once); ``accept`` returns them as
+    ``stream_class`` instances."""
+
+    __slots__ = ("_h", "_bridge", "_kind", "_closed", "_conflict", "_out",
+                 "_stream_class", "__weakref__")
+
+    def __init__(self, bridge: Bridge, fd: int, kind: int, backlog: int,
+                 stream_class: Type[S]) -> None:
+        """Listen on fd, a bound socket that the listener owns from now on
+        (closed here if this fails)."""
+        handle = Handle(bridge)
+        out = ffi.new("ps_listener_t **")
+        check(lib.ps_listener_open(bridge.ptr, fd, kind, backlog, handle.cdata, out))
+        bridge.adopt(handle, out[0])
+        bridge.schedule_pass()
+        self._h = handle
+        self._bridge = bridge
+        self._kind = kind
+        self._closed = False
+        self._conflict = ConflictDetector("another task is already accepting")
+        self._out = ffi.new("ps_stream_t **")
+        self._stream_class = stream_class
+
+    def __del__(self) -> None:
+        warn_unclosed(self, lib.ps_listener_close)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedResourceError("this listener was closed")
+        if self._h.ptr is None:
+            raise ClosedResourceError("the event loop of this listener was closed")
+        self._bridge.check_loop()
+
+    async def accept(self) -> S:
+        """The next connection.  Errors about a single connection (it was
+        aborted before we took it) are skipped; running out of file
+        descriptors raises ``OSError`` (``serve_listeners`` backs off)."""
+        with self._conflict:
+            self._check_open()
+            await CHECKPOINT
+            bridge = self._bridge
+            handle = Handle(bridge)
+            while True:
+                self._check_open()
+                err = lib.ps_listener_accept(self._h.ptr, handle.cdata, self._out)
+                if err == 0:
+                    bridge.adopt(handle, self._out[0])
+                    bridge.poke()
+                    return self._stream_class(handle, self._kind)
+                if err == UV_EAGAIN:
+                    waiter = self._h.op_waiter = bridge.new_future()
+                    try:
+                        await waiter
+                    finally:
+                        self._h.op_waiter = None
+                elif err not in _ACCEPT_SKIP:
+                    check(err)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            if self._h.ptr is not None:
+                self._bridge.check_loop()
+            self._close_now()
+        await wait_closed(self._h)
+
+    def _close_now(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        h = self._h
+        h.wake_all(ClosedResourceError("the listener was closed during accept"))
+        if h.ptr is not None:
+            lib.ps_listener_close(h.ptr)
+            self._bridge.schedule_pass()
+
+    @property
+    def local_address(self) -> Address:
+        """As ``socket.getsockname()`` returns it."""
+        if self._closed or self._h.ptr is None:
+            raise ClosedResourceError("this listener was closed")
+        out = ffi.new("ps_address_t *")
+        check(lib.ps_listener_address(self._h.ptr, out))
+        return decode_address(out)
+
+    def fileno(self) -> int:
+        if self._closed or self._h.ptr is None:
+            return -1
+        return int(lib.ps_listener_fileno(self._h.ptr))

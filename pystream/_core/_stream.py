@@ -1,0 +1,413 @@
+"""``CoreStream``: the Stream API on one C stream handle.
+
+Part of the core layer, the only Python code that calls the C core: every
+``ps_stream_*`` call the package makes is in this module or its reading
+helpers, each return code checked there, and each call that may change what
+libuv watches followed there by the bridge's poke or a scheduled pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from threading import get_ident
+from typing import Any, Optional, Union
+
+from .._binding import UV_ECANCELED, UV_EOF, ffi, lib, oserror
+from .._errors import ClosedResourceError, ConflictDetector, stream_error
+from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
+from .._util import CHECKPOINT
+from ..abc import Stream
+from ._common import Address, check, decode_address, warn_unclosed
+from ._loop import Bridge, Handle
+from ._reading import CReadingMixin
+
+__all__ = ["CoreStream", "KIND_TCP", "KIND_PIPE", "wait_closed"]
+
+KIND_TCP: int = lib.PS_KIND_TCP
+KIND_PIPE: int = lib.PS_KIND_PIPE
+
+
+class CoreStream(CReadingMixin, Stream):
+    """A stream on one C stream handle (``ps_stream_t``): the whole Stream
+    API, with every C call it needs behind a method of its own.
+
+    Subclasses (``SocketStream``, and the pipe streams) add what their kind
+    has, through the ``_c_*`` methods, never by calling C themselves.  The
+    hot paths (``send_all``, ``receive_some``) inline their C calls and the
+    bridge's poke: every call saved there is measurable.  Received bytes
+    wait in a buffer owned by the C core; reading pauses while it holds
+    256 KiB and no call asks for more.
+    """
+
+    __slots__ = (
+        "_h",
+        "_bridge",
+        "_kind",
+        "_closed",
+        "_eof_sent",
+        "_send_error",
+        "_send_conflict",
+        "_recv_conflict",
+        "_out",
+        "_writable_fd",
+        "__weakref__",
+    )
+
+    def __init__(self, handle: Handle, kind: int) -> None:
+        self._h = handle
+        self._bridge: Bridge = handle.bridge
+        self._kind = kind
+        self._closed = False
+        self._eof_sent = False
+        self._send_error: Optional[OSError] = None
+        self._send_conflict = ConflictDetector(
+            "another task is already sending on this stream"
+        )
+        self._recv_conflict = ConflictDetector(
+            "another task is already receiving on this stream"
+        )
+        self._out = ffi.new("const char **")
+        self._writable_fd = -1
+
+    def __del__(self) -> None:
+        warn_unclosed(self, lib.ps_stream_close)
+
+    # -- state checks -----------------------------------------------------
+    def _check_open(self) -> None:
+        self._check_still_open()
+        self._bridge.check_loop()
+
+    def _check_still_open(self) -> None:
+        """_check_open without the loop check: after an await in a call
+        that made it (the loop cannot change meanwhile)."""
+        if self._closed:
+            raise ClosedResourceError("this stream was closed")
+        if self._h.ptr is None:
+            raise ClosedResourceError("the event loop of this stream was closed")
+
+    def _check_send(self) -> None:
+        self._check_still_sendable()
+        self._bridge.check_loop()
+
+    def _check_still_sendable(self) -> None:
+        self._check_still_open()
+        if self._eof_sent:
+            raise ClosedResourceError("send_eof() closed this stream's send side")
+        if self._send_error is not None:
+            raise stream_error(self._send_error, "sending")
+
+    def _broken_send(self, code: int) -> Exception:
+        if self._send_error is None:
+            self._send_error = oserror(code)
+        return stream_error(self._send_error, "sending")
+
+    @staticmethod
+    def _broken_receive(code: int) -> Exception:
+        return stream_error(oserror(code), "receiving")
+
+    # -- sending ----------------------------------------------------------
+    async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        # The hot path: the conflict detector is used by hand and the state
+        # and loop checks are inlined (every call saved here is measurable);
+        # the slow helpers raise the errors.
+        if type(data) is bytes:
+            size = len(data)
+            view: Any = data
+        else:
+            view = _byte_view(data)
+            size = view.nbytes
+        busy = self._send_conflict
+        if busy.held:
+            raise busy.busy()
+        busy.held = True
+        try:
+            h = self._h
+            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+                self._check_still_sendable()
+            bridge = self._bridge
+            if get_ident() != bridge.thread or not bridge.loop.is_running():
+                bridge.check_loop()
+            await CHECKPOINT
+            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+                self._check_still_sendable()
+            if not size:
+                return
+            if view is data:  # bytes go to C as they are
+                written = lib.ps_stream_try_write(h.ptr, data, size)
+                if written == size:
+                    return  # the usual case: the kernel took it all
+                await self._send(data, view, size, written)
+            else:  # pinned for the call (PyPy's GC may move a bytearray)
+                ptr = ffi.from_buffer(view)
+                written = lib.ps_stream_try_write(h.ptr, ptr, size)
+                ffi.release(ptr)
+                if written == size:
+                    return
+                await self._send(data, view, size, written)
+        finally:
+            busy.held = False
+
+    write = send_all
+
+    async def _send(self, data: Any, view: Any, size: int, written: int) -> None:
+        """The rest of send_all, when the kernel did not take everything at
+        once: written bytes went (or written is an error)."""
+        h = self._h
+        ptr = data if view is data else ffi.from_buffer(view)
+        try:
+            if written < 0:
+                raise self._broken_send(written)
+            # The rest waits in libuv's queue, which keeps a pointer into the
+            # buffer: hold it (pinned, through from_buffer) until the write's
+            # completion, even if this call is cancelled.
+            owner = ffi.from_buffer(view) if ptr is data else ptr
+            err = lib.ps_stream_write(h.ptr, owner + written, size - written)
+            if err < 0:
+                if owner is not ptr:
+                    ffi.release(owner)
+                raise self._broken_send(err)
+            h.pending_writes.append(owner)
+            ptr = None
+        finally:
+            if ptr is not None and ptr is not data:
+                ffi.release(ptr)
+        self._bridge.schedule_pass()
+        waiter = h.send_waiter = self._bridge.new_future()
+        try:
+            await waiter
+        finally:
+            h.send_waiter = None
+        if h.write_status:
+            raise self._broken_send(h.write_status)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_conflict:
+            self._check_send()
+            h = self._h
+            if h.pending_writes:
+                waiter = h.send_waiter = self._bridge.new_future()
+                try:
+                    await waiter
+                finally:
+                    h.send_waiter = None
+            else:
+                await CHECKPOINT
+            self._check_still_sendable()
+            if h.write_status:
+                raise self._broken_send(h.write_status)
+            if lib.ps_stream_writable(h.ptr) == 0:
+                await self._wait_fd_writable()
+
+    async def _wait_fd_writable(self) -> None:
+        """The kernel's send buffer is full: let the asyncio loop watch the
+        socket for room (libuv only watches it while a write is queued)."""
+        h = self._h
+        loop = self._bridge.loop
+        fd = lib.ps_stream_fileno(h.ptr)
+        waiter = h.send_waiter = loop.create_future()
+        loop.add_writer(fd, _resolve, waiter)
+        self._writable_fd = fd
+        try:
+            await waiter
+        finally:
+            h.send_waiter = None
+            self._stop_watching_fd()
+
+    def _stop_watching_fd(self) -> None:
+        if self._writable_fd >= 0:
+            self._bridge.loop.remove_writer(self._writable_fd)
+            self._writable_fd = -1
+
+    async def send_eof(self) -> None:
+        with self._send_conflict:
+            self._check_open()
+            if self._eof_sent:
+                await CHECKPOINT
+                return
+            self._eof_sent = True
+            h = self._h
+            err = lib.ps_stream_shutdown(h.ptr)
+            if err < 0:
+                raise self._broken_send(err)
+            self._bridge.schedule_pass()
+            waiter = h.op_waiter = self._bridge.new_future()
+            try:
+                status = await waiter
+            finally:
+                h.op_waiter = None
+            if status < 0 and status != UV_ECANCELED:
+                raise self._broken_send(status)
+
+    # -- receiving --------------------------------------------------------
+    async def _wait_readable(self, want: int) -> None:
+        """Return once want bytes are buffered or reading has ended.
+        Always a checkpoint, exactly once."""
+        self._check_open()
+        h = self._h
+        if lib.ps_stream_want_read(h.ptr, want):
+            await CHECKPOINT
+        else:
+            self._bridge.poke()
+            waiter = h.arm_recv_waiter()
+            try:
+                await waiter
+            finally:
+                h.recv_waiter = None
+        self._check_still_open()
+
+    def _take(self, n: int) -> bytes:
+        """Take up to n buffered bytes; b"" at EOF; raise if broken."""
+        got = lib.ps_stream_take_ptr(self._h.ptr, n, self._out)
+        if got > 0:
+            data: bytes = ffi.unpack(self._out[0], got)
+            self._bridge.poke()
+            return data
+        if got == UV_EOF:
+            return b""
+        raise self._broken_receive(got)
+
+    async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
+        # The hot path: _check_open, _wait_readable(1), _take and the
+        # bridge's poke inlined, the conflict detector used by hand.
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif type(max_bytes) is not int or max_bytes < 1:
+            max_bytes = check_max_bytes(max_bytes)
+        busy = self._recv_conflict
+        if busy.held:
+            raise busy.busy()
+        busy.held = True
+        try:
+            h = self._h
+            if self._closed or h.ptr is None:
+                self._check_still_open()
+            bridge = self._bridge
+            if get_ident() != bridge.thread or not bridge.loop.is_running():
+                bridge.check_loop()
+            if lib.ps_stream_want_read(h.ptr, 1):
+                await CHECKPOINT
+            else:
+                if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
+                    bridge.schedule_pass()
+                waiter: Any = h.spare_waiter  # h.arm_recv_waiter(), inlined
+                if waiter is None:
+                    waiter = bridge.new_future()
+                else:
+                    waiter.rearm()
+                h.recv_waiter = waiter
+                try:
+                    await waiter
+                finally:
+                    h.recv_waiter = None
+            if self._closed or h.ptr is None:
+                self._check_still_open()
+            got = lib.ps_stream_take_ptr(h.ptr, max_bytes, self._out)
+            if got > 0:
+                data: bytes = ffi.unpack(self._out[0], got)
+                if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
+                    bridge.schedule_pass()
+                return data
+            if got == UV_EOF:
+                return b""
+            raise self._broken_receive(got)
+        finally:
+            busy.held = False
+
+    # -- closing ----------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close gracefully: what ``send_all`` took is already in the kernel,
+        which delivers it before the FIN.  Never waits for the peer.  Calls
+        blocked in other tasks wake with ``ClosedResourceError``.  If
+        cancelled, the stream is closed all the same."""
+        if not self._closed:
+            if self._h.ptr is not None:
+                self._bridge.check_loop()
+            self._close_now()
+        await wait_closed(self._h)
+
+    def _close_now(self) -> None:
+        """Start closing at once.  What the kernel already took is still
+        delivered, then a FIN: no reset, unless the caller set SO_LINGER to
+        0 (or the socket has unread incoming data, the kernel's rule)."""
+        if self._closed:
+            return
+        self._closed = True
+        h = self._h
+        self._stop_watching_fd()
+        h.wake_all(ClosedResourceError("the stream was closed during this call"))
+        if h.ptr is not None:
+            lib.ps_stream_close(h.ptr)
+            self._bridge.schedule_pass()
+
+    # -- the handle's other C calls ----------------------------------------
+    def _ptr(self) -> Any:
+        if self._closed or self._h.ptr is None:
+            raise ClosedResourceError("this stream was closed")
+        return self._h.ptr
+
+    def fileno(self) -> int:
+        """The file descriptor, or -1 once closed."""
+        if self._closed or self._h.ptr is None:
+            return -1
+        return int(lib.ps_stream_fileno(self._h.ptr))
+
+    def _c_buffered(self) -> int:
+        """How many received bytes wait in the C buffer."""
+        return int(lib.ps_stream_buffered(self._ptr()))
+
+    def _c_setsockopt(self, level: int, option: int, value: Union[int, bytes]) -> None:
+        if isinstance(value, int):
+            buf: Any = ffi.new("int *", value)
+            size = ffi.sizeof("int")
+        else:
+            buf = ffi.from_buffer(bytes(value))
+            size = len(buf)
+        check(lib.ps_stream_setsockopt(self._ptr(), level, option, buf, size))
+
+    def _c_getsockopt(self, level: int, option: int, buflen: int) -> Union[int, bytes]:
+        size = ffi.new("size_t *", buflen if buflen > 0 else ffi.sizeof("int"))
+        buf = ffi.new("char[]", size[0])
+        check(lib.ps_stream_getsockopt(self._ptr(), level, option, buf, size))
+        if buflen > 0:
+            return bytes(ffi.unpack(buf, size[0]))
+        return int(ffi.cast("int *", buf)[0])
+
+    def _c_address(self, peer: bool) -> Address:
+        out = ffi.new("ps_address_t *")
+        check(lib.ps_stream_address(self._ptr(), 1 if peer else 0, out))
+        return decode_address(out)
+
+
+def _resolve(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _byte_view(data: Any) -> memoryview:
+    """A flat byte view of a bytes-like object, or TypeError."""
+    if isinstance(data, str):
+        raise TypeError("send_all needs bytes-like data, not str")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"send_all needs bytes, bytearray or memoryview, not "
+            f"{type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    return view
+
+
+async def wait_closed(h: Handle) -> None:
+    """Wait for the C close completion of a handle whose close started."""
+    if h.ptr is None:
+        await CHECKPOINT
+        return
+    waiter = h.close_waiter
+    if waiter is None:
+        waiter = h.close_waiter = h.bridge.new_future()
+    # Shielded: one cancelled closer must not cancel the others' wait.
+    await asyncio.shield(waiter)

@@ -1,0 +1,51 @@
+"""SocketListener: a listening TCP or Unix socket, on the core layer."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Optional, Tuple
+
+from ._core import KIND_PIPE, Bridge, CoreListener
+from ._socket import SocketStream, kind_for
+
+__all__ = ["SocketListener"]
+
+
+class SocketListener(CoreListener[SocketStream]):
+    """A listening TCP or Unix socket.  Connections are accepted by the C
+    core as they arrive and start buffering data at once.  A Unix
+    listener removes its socket file when it closes (if it is still its
+    own)."""
+
+    __slots__ = ("_unlink",)
+
+    def __init__(self, bridge: Bridge, sock: socket.socket, backlog: int) -> None:
+        """Listen on a bound socket, which the listener then owns."""
+        kind = kind_for(sock)
+        unlink: Optional[Tuple[str, int, int]] = None
+        if kind == KIND_PIPE:
+            path = sock.getsockname()
+            if isinstance(path, str) and path:
+                st = os.stat(path)
+                unlink = (path, st.st_dev, st.st_ino)
+        sock.setblocking(False)
+        super().__init__(bridge, sock.detach(), kind, backlog, SocketStream)
+        self._unlink = unlink  # (path, st_dev, st_ino) of our socket file
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else repr(self.local_address)
+        return f"<pystream.SocketListener {state}>"
+
+    def _close_now(self) -> None:
+        if self._closed:
+            return
+        super()._close_now()
+        if self._unlink is not None:
+            path, dev, ino = self._unlink
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    os.unlink(path)
+            except OSError:
+                pass
