@@ -51,122 +51,33 @@ the shrunk example first on the next run.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import functools
-import sys
-from typing import Any, Awaitable, Callable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Optional, Tuple
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
+from ._fuzz_model import (
+    LARGE_SEND,
+    MAYBE,
+    PREFIX,
+    SENT,
+    End,
+    chunkings,
+    consistent,
+    payloads,
+    receive_ops,
+    schedules,
+)
 
 __all__ = ["stream_state_machine", "chunkings", "schedules", "payloads"]
 
 Maker = Callable[[], Awaitable[Tuple[Any, Any]]]
 PATIENCE = 30.0
 BUSY_PATIENCE = 1.0
-LARGE_SEND = 4 * 1024 * 1024
-
-# What a send contributes to the byte stream, as the model knows it.
-SENT = "sent"        # whole: its send_all returned
-MAYBE = "maybe"      # cancelled under the "whole" rule: all of it or none
-PREFIX = "prefix"    # in flight, interrupted or broken: any prefix of it,
-                     # and if not all of it, nothing after it
-
-
-def chunkings(data: bytes) -> st.SearchStrategy[List[bytes]]:
-    """Ways to cut data into non-empty chunks that join back into it."""
-    if not data:
-        return st.just([])
-    return st.lists(
-        st.integers(1, len(data) - 1) if len(data) > 1 else st.nothing(),
-        unique=True, max_size=min(16, len(data) - 1),
-    ).map(lambda cuts: [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])])
-
-
-def schedules(n_tasks: int, max_steps: int = 50) -> st.SearchStrategy[List[int]]:
-    """Orders in which n_tasks tasks take turns (a list of task indexes)."""
-    return st.lists(st.integers(0, n_tasks - 1), max_size=max_steps)
-
-
-def payloads(max_large: int = LARGE_SEND) -> st.SearchStrategy[int]:
-    """Send sizes: mostly small (up to 4 KiB, empty included), one in four
-    large (64 KiB up to max_large: enough to block a socket)."""
-    small = st.integers(0, 4096)
-    return st.one_of(small, small, small, st.integers(64 * 1024, max_large))
-
-
-@functools.lru_cache(maxsize=1)
-def _pattern() -> bytes:
-    """16 MiB of big-endian 32-bit counters: any slice of 4 bytes or more
-    says where in it it was taken."""
-    words = array.array("I", range(4 * 1024 * 1024))
-    if sys.byteorder == "little":
-        words.byteswap()
-    return words.tobytes()
-
-
-def _consistent(segments: List[Tuple[str, bytes]], received: bytes, complete: bool) -> bool:
-    """Whether received is what segments deliver: each SENT one whole, each
-    MAYBE one whole or not at all, each PREFIX one any prefix of itself
-    (nothing after it if cut short); if not complete, received may stop
-    anywhere."""
-    n = len(received)
-    view = memoryview(received)
-    positions = {0}
-    for index, (kind, data) in enumerate(segments):
-        following = set()
-        for pos in positions:
-            if kind != SENT:
-                following.add(pos)  # none of it
-            available = n - pos
-            if available >= len(data):
-                if view[pos:pos + len(data)] == data:
-                    following.add(pos + len(data))
-            elif view[pos:] == data[:available]:
-                if not complete:
-                    return True
-                if kind == PREFIX and all(k != SENT for k, _ in segments[index + 1:]):
-                    return True
-        positions = following
-        if not positions:
-            return False
-    return n in positions
-
-
-class _End:
-    """The model of one end."""
-
-    def __init__(self, stream: Any, index: int) -> None:
-        self.stream = stream
-        self.index = index
-        self.cursor = index * (len(_pattern()) // 2)  # where its payloads come from
-        self.segments: List[Tuple[str, bytes]] = []
-        self.received = bytearray()
-        self.send_task: Optional[asyncio.Task[Any]] = None
-        self.receive_task: Optional[asyncio.Task[Any]] = None
-        self.send_done = False       # no more sends: cancelled ("prefix"), failed or EOF
-        self.send_broke = False      # its own cancelled send may have broken it
-        self.eof_sent = False        # the peer may see EOF
-        self.no_half_close = False   # send_eof raised NotImplementedError
-        self.closed = False
-        self.got_eof = False
-        self.receive_broke = False   # a receive ended in an allowed error
-
-    def payload(self, size: int) -> bytes:
-        pattern = _pattern()
-        half = len(pattern) // 2
-        base = self.index * half
-        if self.cursor + size > base + half:
-            self.cursor = base
-        data = pattern[self.cursor:self.cursor + size]
-        self.cursor += size
-        return data
-
-
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     """Mark the machine failed when a step fails, so that teardown only
     cleans up instead of checking a model that is off."""
@@ -204,21 +115,6 @@ def _returned_despite_cancel(machine: Any, coro: Awaitable[Any]) -> bool:
     return returned
 
 
-# Receive operations: (name, argument), drawn by hypothesis.
-_SEPARATORS = [b"\x00", b"\n", b"\x00\x00\x10", b"\x01\x02\x03\x04"]
-_receive_ops = st.one_of(
-    st.tuples(st.just("some"), st.integers(1, 10000)),
-    st.tuples(st.just("some"), st.just(1 << 20)),
-    st.tuples(st.just("into"), st.integers(1, 70000)),
-    st.tuples(st.just("exactly"), st.integers(0, 70000)),
-    st.tuples(st.just("until"), st.tuples(st.sampled_from(_SEPARATORS),
-                                          st.sampled_from([1, 16, 1000, 65536]))),
-    st.tuples(st.just("line"), st.none()),
-    st.tuples(st.just("read"), st.integers(-1, 70000)),
-    st.tuples(st.just("many"), st.integers(2, 64)),
-)
-
-
 def stream_state_machine(
     maker: Maker,
     *,
@@ -247,14 +143,14 @@ def stream_state_machine(
             super().__init__()
             self.loop = (loop_factory or asyncio.new_event_loop)()
             a, b = self._run(maker())
-            self.ends = [_End(a, 0), _End(b, 1)]
+            self.ends = [End(a, 0), End(b, 1)]
             self.failed = False
 
         # -- helpers ------------------------------------------------------
         def _run(self, awaitable: Awaitable[Any], patience: float = PATIENCE) -> Any:
             return self.loop.run_until_complete(asyncio.wait_for(awaitable, patience))
 
-        def _peer(self, i: int) -> _End:
+        def _peer(self, i: int) -> End:
             return self.ends[1 - i]
 
         def _settle(self, task: "asyncio.Task[Any]") -> None:
@@ -313,7 +209,7 @@ def stream_state_machine(
         # -- the model ----------------------------------------------------
         def _check_received(self, i: int) -> None:
             end, peer = self.ends[i], self._peer(i)
-            assert _consistent(peer.segments, bytes(end.received), complete=False), (
+            assert consistent(peer.segments, bytes(end.received), complete=False), (
                 f"end {i} received bytes that are not what end {1 - i} sent "
                 f"(lost, duplicated or reordered; {len(end.received)} bytes received)")
 
@@ -328,7 +224,7 @@ def stream_state_machine(
                 assert peer.eof_sent or peer.closed, (
                     f"end {i}: EOF (b'') but end {1 - i} sent no EOF and is open")
                 end.got_eof = True
-                assert _consistent(peer.segments, bytes(end.received), complete=True), (
+                assert consistent(peer.segments, bytes(end.received), complete=True), (
                     f"end {i}: EOF before all the data end {1 - i}'s send_all accepted "
                     f"({len(end.received)} bytes received)")
 
@@ -441,7 +337,7 @@ def stream_state_machine(
             end.send_done = True
             self._check_error(i, call, exc)
 
-        def _closing(self, end: _End) -> None:
+        def _closing(self, end: End) -> None:
             """end is closed: sends cancelled under the "whole" rule whose
             data was still queued may be cut short."""
             end.closed = True
@@ -504,7 +400,7 @@ def stream_state_machine(
             self._steps(1)
             self._reap()
 
-        @rule(i=st.integers(0, 1), op=_receive_ops)
+        @rule(i=st.integers(0, 1), op=receive_ops)
         @_guarded
         def start_receive(self, i: int, op: Tuple[str, Any]) -> None:
             end = self.ends[i]
@@ -541,7 +437,7 @@ def stream_state_machine(
             self._run(body())
             self._reap()
 
-        @rule(i=st.integers(0, 1), op=_receive_ops, steps=st.integers(0, 12))
+        @rule(i=st.integers(0, 1), op=receive_ops, steps=st.integers(0, 12))
         @_guarded
         def receive_cancelled_after(self, i: int, op: Tuple[str, Any], steps: int) -> None:
             end = self.ends[i]
@@ -647,7 +543,7 @@ def stream_state_machine(
 
         @invariant()
         @_guarded
-        def received_is_consistent(self) -> None:
+        def received_isconsistent(self) -> None:
             for i in range(2):
                 self._check_received(i)
 
@@ -691,21 +587,24 @@ def stream_state_machine(
 
         async def _wind_down(self) -> None:
             # 1. Receives in flight are cancelled (losing nothing: checked),
-            #    sends in flight finish while the peer drains.
+            #    sends in flight finish while both ends drain (each end's
+            #    send may wait for the other end to read).
             for end in self.ends:
                 if end.receive_task is not None:
                     end.receive_task.cancel()
                     await asyncio.wait([end.receive_task])
             self._reap()
-            for i, end in enumerate(self.ends):
-                if end.send_task is not None:
-                    drain = asyncio.ensure_future(self._drain(1 - i))
-                    await asyncio.wait([end.send_task])
+            sends = [end.send_task for end in self.ends if end.send_task is not None]
+            if sends:
+                drains = [asyncio.ensure_future(self._drain(i)) for i in range(2)]
+                await asyncio.wait(sends)
+                for drain in drains:
                     drain.cancel()
-                    await asyncio.wait([drain])
+                await asyncio.wait(drains)
+                for drain in drains:
                     if not drain.cancelled() and drain.exception() is not None:
                         raise drain.exception()  # type: ignore[misc]
-                    self._reap()
+                self._reap()
             # 2. Both ends half-close (or close) while the other drains:
             #    everything accepted arrives, then EOF.
             async def finish_sending(i: int) -> None:
