@@ -18,7 +18,7 @@ from helpers import exit_report
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
-TINY = ["--quick", "--rounds", "2", "--seconds", "0.1", "--bulk-mib", "4", "--idle", "20"]
+TINY = ["--quick", "--rounds", "2", "--seconds", "0.3", "--bulk-mib", "4", "--idle", "20"]
 
 
 def run_bench(*args):

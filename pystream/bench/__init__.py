@@ -396,10 +396,12 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> Dict[str, Any
             source_servers[kind] = Server(kind, "source", refserver, cpus[0])
         # One untimed run per server first: a server's first burst of
         # connections (and, on PyPy, the JIT's warm-up) is slower than the
-        # rest, and with few rounds that would move the median.
+        # rest, and with few rounds that would move the median.  Half a
+        # second however short the measured windows: PyPy compiling can
+        # stall a server for longer than a short window.
         progress_stream.write("warming up the servers...\n")
         for kind in kinds:
-            measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], min(settings.seconds, 0.5), cpus[1])
+            measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], 0.5, cpus[1])
         for rnd in range(settings.rounds):
             # Rotate who goes first, so no server always follows the same one.
             order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
