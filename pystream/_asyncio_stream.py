@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 from ._errors import ClosedResourceError, ConflictDetector, stream_error
 from ._readers import BufferedReceiveMixin
+from ._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from ._util import CHECKPOINT
 from .abc import HalfCloseableStream
 
@@ -29,9 +30,8 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self._closed = False
-        self._eof_sent = False
-        self._send_error: Optional[OSError] = None
+        self._closed = False  # the receiving side: open or closed
+        self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
@@ -45,14 +45,9 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
 
     # -- sending ----------------------------------------------------------
     def _check_send(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
-        if self._eof_sent:
-            raise ClosedResourceError("send_eof() closed this stream's send side")
-        if self._send_error is None and self.writer.transport.is_closing():
-            self._send_error = ConnectionResetError("the transport is closed")
-        if self._send_error is not None:
-            raise stream_error(self._send_error, "sending")
+        if self._send_side.state is OPEN and self.writer.transport.is_closing():
+            self._send_side.handle(BREAK, ConnectionResetError("the transport is closed"))
+        self._send_side.check()
 
     async def _drain(self) -> None:
         """Wait until the transport is below its high-water mark, or until
@@ -72,8 +67,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         try:
             draining.result()
         except OSError as exc:
-            if not self._closed:
-                self._send_error = exc
+            self._send_side.handle(BREAK, exc)
             raise stream_error(exc, "sending", closed=self._closed) from exc
         if self._closed:
             raise ClosedResourceError("the stream was closed during this call")
@@ -103,18 +97,18 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
             await CHECKPOINT
-            if self._eof_sent:
+            if self._send_side.state is EOF_SENT:
                 return
             if not self.writer.can_write_eof():
                 # SSL transports, for one: the peer would never see EOF.
                 raise NotImplementedError(
                     f"{type(self.writer.transport).__name__} cannot send EOF")
             self._check_send()
-            self._eof_sent = True
+            self._send_side.handle(SEND_EOF)
             try:
                 self.writer.write_eof()
             except OSError as exc:  # e.g. ENOTCONN after a reset
-                self._send_error = exc
+                self._send_side.handle(BREAK, exc)
                 raise stream_error(exc, "sending") from exc
 
     # -- receiving --------------------------------------------------------
@@ -158,6 +152,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         if self._closed:
             return
         self._closed = True
+        self._send_side.handle(CLOSE)
         unread = self._pushback or getattr(self.reader, "_buffer", None)
         self._wake_waiters()
         transport = self.writer.transport

@@ -9,6 +9,7 @@ from typing import Any, Optional, Tuple, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
+from ._state import BREAK, CLOSE, CLOSED, EOF_SENT, OPEN, SEND_EOF, Direction
 from ._util import aclose_forcefully, CHECKPOINT, close_now, require_methods, wait_bounded
 from .abc import Listener, Stream
 
@@ -18,7 +19,6 @@ __all__ = ["TLSStream", "TLSListener"]
 _CLOSE_NOTIFY_TIMEOUT = 5.0
 _RECEIVE_SIZE = 65536
 
-_OK, _BROKEN, _CLOSED = "ok", "broken", "closed"
 
 
 class TLSStream(BufferedReceiveMixin, Stream):
@@ -57,8 +57,11 @@ class TLSStream(BufferedReceiveMixin, Stream):
             self._incoming, self._outgoing,
             server_side=server_side, server_hostname=server_hostname,
         )
-        self._state = _OK
-        self._broken_by: Optional[BaseException] = None
+        # The two directions' states (the rules: pystream/_state.py).  A TLS
+        # error or a cancelled send_all breaks both; the transport failing
+        # to send breaks only sending.
+        self._receive_side = Direction("receiving")
+        self._send_side = Direction("sending")
         self._handshake_done = False
         self._handshake_lock = asyncio.Lock()
         self._transport_send_lock = asyncio.Lock()
@@ -69,13 +72,14 @@ class TLSStream(BufferedReceiveMixin, Stream):
             "another task is already receiving on this stream")
         self._pushback = bytearray()
         self._sending: Optional[asyncio.Future[None]] = None  # a flush
-        # The transport failed to send: sending is broken, but what the peer
-        # sent before it went away can still be received.
+        # Why the transport failed to send, for the flush engine (sending is
+        # broken then, but what the peer sent before can still be received).
         self._send_failure: Optional[BaseException] = None
-        self._eof_sent = False
+        self._close_notify_seen = False
 
     def __repr__(self) -> str:
-        return f"<pystream.TLSStream {self._state} over {self.transport_stream!r}>"
+        return (f"<pystream.TLSStream {self._receive_side.state}/{self._send_side.state} "
+                f"over {self.transport_stream!r}>")
 
     # -- information ------------------------------------------------------
     @property
@@ -96,22 +100,16 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     # -- state ------------------------------------------------------------
     def _check_usable(self) -> None:
-        if self._state == _CLOSED:
-            raise ClosedResourceError("this stream was closed")
-        if self._state == _BROKEN:
-            raise BrokenResourceError("the TLS stream is broken") from self._broken_by
+        self._receive_side.check()
 
     def _check_send_usable(self) -> None:
-        self._check_usable()
-        if self._eof_sent:
-            raise ClosedResourceError("send_eof() closed this stream's send side")
-        if self._send_failure is not None:
-            raise BrokenResourceError("the transport can no longer send") from self._send_failure
+        self._receive_side.check()
+        self._send_side.check()
 
     def _break(self, cause: Optional[BaseException]) -> None:
-        if self._state == _OK:
-            self._state = _BROKEN
-            self._broken_by = cause
+        """A TLS error: both directions break."""
+        self._receive_side.handle(BREAK, cause)
+        self._send_side.handle(BREAK, cause)
 
     # -- the engine -------------------------------------------------------
     async def _flush(self, wait: bool = True) -> None:
@@ -148,6 +146,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
                     await self.transport_stream.send_all(self._outgoing.read())
             except (BrokenResourceError, ClosedResourceError) as exc:
                 self._send_failure = exc
+                self._send_side.handle(BREAK, exc)
                 self._outgoing.read()
                 self._check_usable()
                 raise BrokenResourceError("the transport can no longer send") from exc
@@ -178,8 +177,17 @@ class TLSStream(BufferedReceiveMixin, Stream):
                 want_read = False
                 try:
                     result = fn(*args)
+                    if fn == self._ssl.read and not result and not self._clean_eof():
+                        raise ssl.SSLEOFError(
+                            ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)")
                 except ssl.SSLWantReadError:
                     want_read = True
+                except ssl.SSLZeroReturnError as exc:
+                    if fn == self._ssl.read and self._clean_eof():
+                        return b""  # the peer's close_notify: a clean EOF
+                    self._break(exc)
+                    await self._flush_quietly()
+                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
                 except (ssl.SSLError, ssl.CertificateError) as exc:
                     self._break(exc)
                     await self._flush_quietly()
@@ -204,11 +212,24 @@ class TLSStream(BufferedReceiveMixin, Stream):
                 self._break(None)
             raise
         except (BrokenResourceError, ClosedResourceError) as exc:
-            if self._state == _CLOSED:
+            if self._receive_side.state is CLOSED:
                 raise ClosedResourceError("the stream was closed during this call") from None
             if self._send_failure is None or exc.__cause__ is not self._send_failure:
                 self._break(exc.__cause__ or exc)  # not only sending failed
             raise
+
+    def _clean_eof(self) -> bool:
+        """Whether the end of data a read met is the peer's close_notify.
+
+        It is, unless the transport's EOF was fed before any close_notify
+        was seen: then the context has OP_IGNORE_UNEXPECTED_EOF (PyPy's
+        default), which reports a truncated stream as a clean end.  (A whole
+        close_notify record is processed before we feed more, so a real one
+        is always seen before the transport's EOF behind it.)"""
+        if not self._close_notify_seen and self._incoming.eof:
+            return False
+        self._close_notify_seen = True
+        return True
 
     async def _flush_quietly(self) -> None:
         # Send a TLS alert if there is one; the peer may already be gone.
@@ -263,14 +284,14 @@ class TLSStream(BufferedReceiveMixin, Stream):
         with self._send_conflict:
             self._check_usable()
             await CHECKPOINT
-            if self._eof_sent:
+            if self._send_side.state is EOF_SENT:
                 return
             self._check_send_usable()
             await self._ensure_handshake()
             if self._ssl.version() != "TLSv1.3":
                 raise NotImplementedError(
                     f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()")
-            self._eof_sent = True
+            self._send_side.handle(SEND_EOF)
             self._write_close_notify()
             await self._flush()  # shielded: a cancellation still sends it
 
@@ -283,14 +304,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
         await CHECKPOINT
         self._check_usable()
         await self._ensure_handshake()
-        try:
-            data: bytes = await self._retry(self._ssl.read, max_bytes)
-            return data
-        except BrokenResourceError as exc:
-            if isinstance(exc.__cause__, ssl.SSLZeroReturnError):
-                self._state = _OK  # close_notify is a clean EOF
-                return b""
-            raise
+        data: bytes = await self._retry(self._ssl.read, max_bytes)
+        return data
 
     # -- closing ----------------------------------------------------------
     async def unwrap(self) -> Tuple[Stream, bytes]:
@@ -301,17 +316,21 @@ class TLSStream(BufferedReceiveMixin, Stream):
             await CHECKPOINT
             await self._ensure_handshake()
             await self._retry(self._ssl.unwrap)
-            self._state = _CLOSED
+            self._closing()
             return self.transport_stream, self._incoming.read()
 
+    def _closing(self) -> None:
+        self._receive_side.handle(CLOSE)
+        self._send_side.handle(CLOSE)
+
     async def aclose(self) -> None:
-        if self._state == _CLOSED:
+        if self._receive_side.state is CLOSED:
             await CHECKPOINT
             return
         # (After send_eof, this only waits for the close_notify in flight.)
-        send_notify = (self._state == _OK and self._handshake_done
+        send_notify = (self._receive_side.state is OPEN and self._handshake_done
                        and self._send_failure is None)
-        self._state = _CLOSED
+        self._closing()
         try:
             if send_notify and not await wait_bounded(
                 self._send_close_notify(), _CLOSE_NOTIFY_TIMEOUT
@@ -328,8 +347,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     def _close_now(self) -> None:
         """Forceful close: no close_notify, the transport closed at once."""
-        if self._state != _CLOSED:
-            self._state = _CLOSED
+        if self._receive_side.state is not CLOSED:
+            self._closing()
             close_now(self.transport_stream)
 
     def _write_close_notify(self) -> None:
@@ -346,6 +365,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         held = b"" if self._incoming.eof else self._incoming.read()
         try:
             self._ssl.unwrap()
+            self._close_notify_seen = True  # both ways: the peer's was read
         except ssl.SSLError:
             pass  # it wants the peer's close_notify: ours is written
         if held:

@@ -9,11 +9,13 @@ libuv watches followed there by the bridge's poke or a scheduled pass.
 from __future__ import annotations
 
 import asyncio
+import platform
 from threading import get_ident
 from typing import Any, Optional, Union
 
 from .._binding import UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
+from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
 from .._util import CHECKPOINT
 from ..abc import Stream
@@ -22,6 +24,9 @@ from ._loop import Bridge, Handle
 from ._reading import CReadingMixin
 
 __all__ = ["CoreStream", "KIND_TCP", "KIND_PIPE", "wait_closed"]
+
+# PyPy lets a buffer pinned by ffi.from_buffer be resized (see _send).
+_RESIZABLE_WHILE_PINNED = platform.python_implementation() == "PyPy"
 
 KIND_TCP: int = lib.PS_KIND_TCP
 KIND_PIPE: int = lib.PS_KIND_PIPE
@@ -44,8 +49,7 @@ class CoreStream(CReadingMixin, Stream):
         "_bridge",
         "_kind",
         "_closed",
-        "_eof_sent",
-        "_send_error",
+        "_send_side",
         "_send_conflict",
         "_recv_conflict",
         "_out",
@@ -57,9 +61,8 @@ class CoreStream(CReadingMixin, Stream):
         self._h = handle
         self._bridge: Bridge = handle.bridge
         self._kind = kind
-        self._closed = False
-        self._eof_sent = False
-        self._send_error: Optional[OSError] = None
+        self._closed = False  # the receiving side's state: open or closed
+        self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream"
         )
@@ -91,15 +94,11 @@ class CoreStream(CReadingMixin, Stream):
 
     def _check_still_sendable(self) -> None:
         self._check_still_open()
-        if self._eof_sent:
-            raise ClosedResourceError("send_eof() closed this stream's send side")
-        if self._send_error is not None:
-            raise stream_error(self._send_error, "sending")
+        self._send_side.check()
 
     def _broken_send(self, code: int) -> Exception:
-        if self._send_error is None:
-            self._send_error = oserror(code)
-        return stream_error(self._send_error, "sending")
+        self._send_side.handle(BREAK, oserror(code))
+        return self._send_side.error()
 
     @staticmethod
     def _broken_receive(code: int) -> Exception:
@@ -122,13 +121,13 @@ class CoreStream(CReadingMixin, Stream):
         busy.held = True
         try:
             h = self._h
-            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+            if self._send_side.state is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             bridge = self._bridge
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
             await CHECKPOINT
-            if self._closed or self._eof_sent or self._send_error or h.ptr is None:
+            if self._send_side.state is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             if not size:
                 return
@@ -153,24 +152,25 @@ class CoreStream(CReadingMixin, Stream):
         """The rest of send_all, when the kernel did not take everything at
         once: written bytes went (or written is an error)."""
         h = self._h
-        ptr = data if view is data else ffi.from_buffer(view)
-        try:
-            if written < 0:
-                raise self._broken_send(written)
-            # The rest waits in libuv's queue, which keeps a pointer into the
-            # buffer: hold it (pinned, through from_buffer) until the write's
-            # completion, even if this call is cancelled.
-            owner = ffi.from_buffer(view) if ptr is data else ptr
-            err = lib.ps_stream_write(h.ptr, owner + written, size - written)
-            if err < 0:
-                if owner is not ptr:
-                    ffi.release(owner)
-                raise self._broken_send(err)
-            h.pending_writes.append(owner)
-            ptr = None
-        finally:
-            if ptr is not None and ptr is not data:
-                ffi.release(ptr)
+        if written < 0:
+            raise self._broken_send(written)
+        # The rest waits in libuv's queue, which keeps a pointer into the
+        # buffer: hold it (pinned, through from_buffer) until the write's
+        # completion, even if this call is cancelled.  On CPython the pin
+        # also stops a bytearray from being resized meanwhile (BufferError);
+        # PyPy resizes it all the same, which would leave libuv writing
+        # from freed memory, so there a mutable buffer's rest is copied.
+        start = written
+        if view is not data and _RESIZABLE_WHILE_PINNED:
+            owner = ffi.from_buffer(view[written:].tobytes())
+            start = 0
+        else:
+            owner = ffi.from_buffer(view)
+        err = lib.ps_stream_write(h.ptr, owner + start, size - written)
+        if err < 0:
+            ffi.release(owner)
+            raise self._broken_send(err)
+        h.pending_writes.append(owner)
         self._bridge.schedule_pass()
         waiter = h.send_waiter = self._bridge.new_future()
         try:
@@ -221,10 +221,12 @@ class CoreStream(CReadingMixin, Stream):
     async def send_eof(self) -> None:
         with self._send_conflict:
             self._check_open()
-            if self._eof_sent:
+            send = self._send_side
+            if send.state is EOF_SENT:
                 await CHECKPOINT
                 return
-            self._eof_sent = True
+            send.check()  # broken stays broken (rule 3)
+            send.handle(SEND_EOF)
             h = self._h
             err = lib.ps_stream_shutdown(h.ptr)
             if err < 0:
@@ -332,6 +334,7 @@ class CoreStream(CReadingMixin, Stream):
         if self._closed:
             return
         self._closed = True
+        self._send_side.handle(CLOSE)
         h = self._h
         self._stop_watching_fd()
         h.wake_all(ClosedResourceError("the stream was closed during this call"))

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable, Optional, Tuple, Union
 
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import BufferedReceiveMixin
+from .._state import BREAK, CLOSE, OPEN, SEND_EOF, Direction
 from .._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
@@ -68,8 +69,8 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         self._out = outgoing
         self._in = incoming
         self._lockstep = lockstep
-        self._closed = False
-        self._eof_sent = False
+        self._closed = False  # the receiving side: open or closed
+        self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
@@ -85,12 +86,9 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
 
     # -- sending ----------------------------------------------------------
     def _check_send(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
-        if self._eof_sent:
-            raise ClosedResourceError("send_eof() closed this stream's send side")
-        if self._out.receiver_closed:
-            raise stream_error(_peer_closed(), "sending")
+        if self._send_side.state is OPEN and self._out.receiver_closed:
+            self._send_side.handle(BREAK, _peer_closed())
+        self._send_side.check()
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         if isinstance(data, str):
@@ -137,8 +135,8 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
             await CHECKPOINT
-            if not self._eof_sent:
-                self._eof_sent = True
+            if self._send_side.state is OPEN:
+                self._send_side.handle(SEND_EOF)
                 self._out.eof = True
                 self._out.wake_reader()
 
@@ -182,6 +180,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         if self._closed:
             return
         self._closed = True
+        self._send_side.handle(CLOSE)
         closed = ClosedResourceError("the stream was closed during this call")
         self._out.eof = True
         self._out.wake_reader()
