@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import sys
 import tempfile
 
 import pytest
@@ -301,16 +300,8 @@ async def test_asyncio_stream():
 
 
 # PyPy's ssl module sets OP_IGNORE_UNEXPECTED_EOF on every SSLContext, so
-# OpenSSL reports a transport EOF without close_notify as a clean close:
-# TLSStream then returns b"" for a truncated stream.
-PYPY = sys.implementation.name == "pypy"
-pypy_ignores_unexpected_eof = pytest.mark.xfail(
-    PYPY, strict=True,
-    reason="PyPy contexts set OP_IGNORE_UNEXPECTED_EOF: truncation reads as EOF")
-# (Over sockets it is skipped there instead: a failing test that used the
-# C core leaves its libuv loop to fail the next test's leak check.)
-pypy_skip_unexpected_eof = pytest.mark.skipif(
-    PYPY, reason="PyPy contexts set OP_IGNORE_UNEXPECTED_EOF: truncation reads as EOF")
+# OpenSSL reports a transport EOF without close_notify as a clean close
+# there: TLSStream tells the two apart itself, and these tests hold on both.
 
 
 async def truncated(transport_maker, receive):
@@ -332,10 +323,7 @@ async def truncated(transport_maker, receive):
             return type(exc), type(exc.__cause__)
 
 
-@pytest.mark.parametrize("transport", [
-    pytest.param("memory", marks=pypy_ignores_unexpected_eof),
-    pytest.param("socket", marks=pypy_skip_unexpected_eof),
-])
+@pytest.mark.parametrize("transport", ["memory", "socket"])
 async def test_tls_transport_eof_without_close_notify_is_broken(transport):
     transport_maker = memory_maker if transport == "memory" else socket_pair_maker
     outcome = await truncated(transport_maker, lambda stream: stream.receive_some())
@@ -343,7 +331,36 @@ async def test_tls_transport_eof_without_close_notify_is_broken(transport):
     assert issubclass(outcome[1], ssl.SSLError), outcome
 
 
-@pypy_ignores_unexpected_eof
+async def test_tls_truncation_with_ignore_unexpected_eof_is_broken():
+    """A context with OP_IGNORE_UNEXPECTED_EOF (PyPy's default) still
+    reports a truncation as broken, while close_notify stays a clean EOF."""
+    def ignoring(context):
+        context.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0x80)
+        return context
+
+    async def maker():
+        a, b = await memory_maker()
+        return (pystream.TLSStream(a, ignoring(client_context()), server_hostname="localhost"),
+                pystream.TLSStream(b, ignoring(server_context()), server_side=True))
+
+    client, server = await maker()
+    async with client, server:
+        await asyncio.gather(client.do_handshake(), server.do_handshake())
+        await server.send_all(b"complete?")
+        await server.transport_stream.send_eof()
+        assert await receive_exactly(client, 9) == b"complete?"
+        with pytest.raises(pystream.BrokenResourceError):
+            await client.receive_some()
+    client, server = await maker()
+    async with client, server:
+        await asyncio.gather(client.do_handshake(), server.do_handshake())
+        await server.send_all(b"done")
+        await server.send_eof()  # close_notify (TLS 1.3 half-close)
+        assert await receive_exactly(client, 4) == b"done"
+        assert await client.receive_some() == b""
+        assert await client.receive_some() == b""
+
+
 async def test_tls_truncation_fails_the_reading_helpers():
     for receive in (lambda s: s.readline(), lambda s: s.read(), lambda s: s.readexactly(1)):
         outcome = await truncated(memory_maker, receive)
