@@ -53,7 +53,10 @@ def run_in_loop(kind: str, coro: Any) -> Any:
                 loop.run_until_complete(
                     asyncio.wait(leftovers, timeout=TEST_TIMEOUT)
                 )
-        loop.run_until_complete(loop.shutdown_asyncgens())
+            # Also when the test failed: this tears pystream's bridge down,
+            # which a failed test's traceback would otherwise keep alive
+            # into the next test's leak check.
+            loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
     assert not described, (
