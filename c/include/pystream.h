@@ -40,7 +40,7 @@ enum {
 enum { PS_KIND_TCP = 1, PS_KIND_PIPE = 2 };
 
 typedef struct {
-  void *data; /* the handle's data slot when the event was recorded */
+  void* data; /* the handle's data slot when the event was recorded */
   int type;   /* PS_EV_* */
   int status; /* 0 or a negative libuv error code */
 } ps_event_t;
@@ -71,18 +71,18 @@ typedef struct {
  * pending), a positive number of milliseconds, or -1 when only I/O on the
  * backend fd can make work.  ps_loop_close closes every handle, drops their
  * events, waits for libuv to finish with them, and frees the loop. */
-int ps_loop_new(ps_loop_t **out);
-int ps_loop_backend_fd(ps_loop_t *loop);
-int ps_loop_run(ps_loop_t *loop, ps_event_t **events);
-int ps_loop_timeout(ps_loop_t *loop);
-int ps_loop_alive(ps_loop_t *loop);
+int ps_loop_new(ps_loop_t** out);
+int ps_loop_backend_fd(ps_loop_t* loop);
+int ps_loop_run(ps_loop_t* loop, ps_event_t** events);
+int ps_loop_timeout(ps_loop_t* loop);
+int ps_loop_alive(ps_loop_t* loop);
 /* 1 if a call since the last pass changed what libuv watches (a read
  * started, a write queued, a handle opened or closed): a pass is due. */
-int ps_loop_dirty(ps_loop_t *loop);
-int ps_loop_close(ps_loop_t *loop);
+int ps_loop_dirty(ps_loop_t* loop);
+int ps_loop_close(ps_loop_t* loop);
 
 /* Process-wide counters when loop is NULL, else this loop's. */
-void ps_counters(ps_loop_t *loop, ps_counters_t *out);
+void ps_counters(ps_loop_t* loop, ps_counters_t* out);
 
 /* ---- Streams ------------------------------------------------------------
  * A stream starts reading as soon as it is connected, into a buffer the
@@ -94,80 +94,78 @@ void ps_counters(ps_loop_t *loop, ps_counters_t *out);
  * unconnected socket (for example, already bound) that the stream adopts.
  * PS_EV_CONNECT reports the outcome; on failure the caller closes the
  * stream.  *out is valid once this returns 0. */
-int ps_tcp_connect(ps_loop_t *loop, int fd, const char *ip, int port,
-                   unsigned int scope_id, void *data, ps_stream_t **out);
+int ps_tcp_connect(ps_loop_t* loop, int fd, const char* ip, int port,
+                   unsigned int scope_id, void* data, ps_stream_t** out);
 /* Connects to a Unix socket path (not the abstract namespace). */
-int ps_pipe_connect(ps_loop_t *loop, const char *path, void *data,
-                    ps_stream_t **out);
-/* Adopts a connected socket; the stream owns fd from then on.  On failure
- * the caller still owns fd. */
-int ps_stream_open(ps_loop_t *loop, int fd, int kind, void *data,
-                   ps_stream_t **out);
+int ps_pipe_connect(ps_loop_t* loop, const char* path, void* data,
+                    ps_stream_t** out);
+/* Adopts a connected socket; the stream owns fd from then on, and on failure
+ * fd is closed here too: the caller never closes it after this call. */
+int ps_stream_open(ps_loop_t* loop, int fd, int kind, void* data,
+                   ps_stream_t** out);
 
-void ps_stream_set_data(ps_stream_t *s, void *data);
-int ps_stream_kind(ps_stream_t *s);
-int ps_stream_fileno(ps_stream_t *s);
-int ps_stream_set_buffer_limits(ps_stream_t *s, size_t low, size_t high);
-size_t ps_stream_buffered(ps_stream_t *s);
+int ps_stream_kind(ps_stream_t* s);
+int ps_stream_fileno(ps_stream_t* s);
+size_t ps_stream_buffered(ps_stream_t* s);
 /* 0 while reading goes on, UV_EOF after end of stream, or the read error
  * that ended reading.  Buffered bytes are still there to take. */
-int ps_stream_read_status(ps_stream_t *s);
+int ps_stream_read_status(ps_stream_t* s);
 
 /* Returns 1 if at least want bytes are buffered, or reading has ended (EOF
  * or error); otherwise arms the stream, so that PS_EV_READ is recorded once
  * that becomes true, and returns 0.  Asking for more than the high-water
  * mark raises the limit for this wait. */
-int ps_stream_want_read(ps_stream_t *s, size_t want);
+int ps_stream_want_read(ps_stream_t* s, size_t want);
 
 /* Takes up to max buffered bytes.  Returns the count (> 0) and sets *out to
  * them; the bytes stay valid until the next call on this loop.  Returns 0 if
  * nothing is buffered and reading goes on, UV_EOF after end of stream, or the
  * read error that ended reading. */
-ssize_t ps_stream_take_ptr(ps_stream_t *s, size_t max, const char **out);
+ssize_t ps_stream_take_ptr(ps_stream_t* s, size_t max, const char** out);
 /* The same, copying into dst. */
-ssize_t ps_stream_take_into(ps_stream_t *s, char *dst, size_t len);
+ssize_t ps_stream_take_into(ps_stream_t* s, char* dst, size_t len);
 /* Offset of the first sep at or after start in the buffered bytes, or -1. */
-ssize_t ps_stream_find(ps_stream_t *s, const char *sep, size_t sep_len,
+ssize_t ps_stream_find(ps_stream_t* s, const char* sep, size_t sep_len,
                        size_t start);
 
 /* Writes what the kernel takes now: returns the count (0 if none), or an
  * error.  Never queues. */
-ssize_t ps_stream_try_write(ps_stream_t *s, const char *buf, size_t len);
+ssize_t ps_stream_try_write(ps_stream_t* s, const char* buf, size_t len);
 /* Queues buf after any queued writes.  buf must stay valid until this
  * write's PS_EV_WRITE, which is recorded even when the stream is closed
  * first (status UV_ECANCELED). */
-int ps_stream_write(ps_stream_t *s, const char *buf, size_t len);
-size_t ps_stream_write_queue_size(ps_stream_t *s);
+int ps_stream_write(ps_stream_t* s, const char* buf, size_t len);
+size_t ps_stream_write_queue_size(ps_stream_t* s);
 /* 1 if the socket can take more data now, 0 if not, or an error. */
-int ps_stream_writable(ps_stream_t *s);
+int ps_stream_writable(ps_stream_t* s);
 /* Half-closes after the queued writes: PS_EV_SHUTDOWN reports it. */
-int ps_stream_shutdown(ps_stream_t *s);
+int ps_stream_shutdown(ps_stream_t* s);
 /* Closes the stream without waiting: what the kernel already took is still
  * delivered, then a FIN (set SO_LINGER to 0 first for a reset instead).
  * Queued writes end with UV_ECANCELED, then PS_EV_CLOSE is recorded and the
  * stream is freed.  Returns UV_EALREADY if it is already closing. */
-int ps_stream_close(ps_stream_t *s);
+int ps_stream_close(ps_stream_t* s);
 
-int ps_stream_setsockopt(ps_stream_t *s, int level, int name, const void *value,
+int ps_stream_setsockopt(ps_stream_t* s, int level, int name, const void* value,
                          size_t len);
-int ps_stream_getsockopt(ps_stream_t *s, int level, int name, void *value,
-                         size_t *len);
-int ps_stream_address(ps_stream_t *s, int peer, ps_address_t *out);
+int ps_stream_getsockopt(ps_stream_t* s, int level, int name, void* value,
+                         size_t* len);
+int ps_stream_address(ps_stream_t* s, int peer, ps_address_t* out);
 
 /* ---- Listeners ----------------------------------------------------------
  * Adopts a bound socket and listens on it.  Connections are accepted as
  * they arrive, up to a small queue, and start reading at once. */
-int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
-                     ps_listener_t **out);
+int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
+                     ps_listener_t** out);
 /* Returns 0 and a new stream whose data slot is data; UV_EAGAIN after arming
  * the listener, so that PS_EV_ACCEPT is recorded when a connection or an
  * error arrives; or the accept error libuv reported, once. */
-int ps_listener_accept(ps_listener_t *l, void *data, ps_stream_t **out);
-int ps_listener_fileno(ps_listener_t *l);
-int ps_listener_address(ps_listener_t *l, ps_address_t *out);
+int ps_listener_accept(ps_listener_t* l, void* data, ps_stream_t** out);
+int ps_listener_fileno(ps_listener_t* l);
+int ps_listener_address(ps_listener_t* l, ps_address_t* out);
 /* Closes the listener and the connections it accepted but nobody took;
  * PS_EV_CLOSE follows. */
-int ps_listener_close(ps_listener_t *l);
+int ps_listener_close(ps_listener_t* l);
 /* CDEF END */
 
 #ifdef __cplusplus

@@ -47,13 +47,13 @@ typedef struct {
 
 struct ps_loop_s {
   uv_loop_t uv;
-  ps_event_t *events;
+  ps_event_t* events;
   size_t n_events;
   size_t events_cap;
   int dirty;         /* a change libuv applies only during the next pass */
   int closing;       /* ps_loop_close runs: record no more events */
   int event_failure; /* an event could not be recorded (out of memory) */
-  char *spare;       /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
+  char* spare;       /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
   ps_counters_t counters;
 };
 
@@ -62,10 +62,10 @@ struct ps_stream_s {
   int tag;
   int kind;
   unsigned int flags;
-  ps_loop_t *loop;
-  void *data;
+  ps_loop_t* loop;
+  void* data;
   /* Received bytes live in rbuf[rstart, rend). */
-  char *rbuf;
+  char* rbuf;
   size_t rcap;
   size_t rstart;
   size_t rend;
@@ -77,8 +77,8 @@ struct ps_stream_s {
   uv_connect_t connect_req;
   uv_shutdown_t shutdown_req;
   /* Accepted but not yet taken: a link in the listener's queue. */
-  ps_listener_t *listener;
-  ps_stream_t *next_accepted;
+  ps_listener_t* listener;
+  ps_stream_t* next_accepted;
 };
 
 struct ps_listener_s {
@@ -89,27 +89,27 @@ struct ps_listener_s {
   int armed;         /* the owner waits for PS_EV_ACCEPT */
   int libuv_pending; /* libuv holds a connection we did not accept yet */
   int error;         /* an accept error not yet reported */
-  ps_loop_t *loop;
-  void *data;
-  ps_stream_t *queue_head;
-  ps_stream_t *queue_tail;
+  ps_loop_t* loop;
+  void* data;
+  ps_stream_t* queue_head;
+  ps_stream_t* queue_tail;
   int queued;
 };
 
-void ps__emit(ps_loop_t *loop, void *data, int type, int status);
+void ps__emit(ps_loop_t* loop, void* data, int type, int status);
 
 /* Counter updates, applied to the loop and to the process-wide totals. */
-void ps__count_handles(ps_loop_t *loop, int is_stream, long delta);
-void ps__count_writes(ps_loop_t *loop, long delta);
-void ps__count_buffered(ps_loop_t *loop, long delta);
+void ps__count_handles(ps_loop_t* loop, int is_stream, long delta);
+void ps__count_writes(ps_loop_t* loop, long delta);
+void ps__count_buffered(ps_loop_t* loop, long delta);
 
 /* Streams. */
-int ps__stream_new(ps_loop_t *loop, int kind, ps_stream_t **out);
-int ps__stream_start_reading(ps_stream_t *s);
-void ps__stream_close_cb(uv_handle_t *handle);
-void ps__stream_begin_close(ps_stream_t *s);
-void ps__listener_close_cb(uv_handle_t *handle);
-void ps__listener_begin_close(ps_listener_t *l);
-int ps__address(const struct sockaddr_storage *ss, int len, ps_address_t *out);
+int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out);
+int ps__stream_start_reading(ps_stream_t* s);
+void ps__stream_close_cb(uv_handle_t* handle);
+void ps__stream_begin_close(ps_stream_t* s);
+void ps__listener_close_cb(uv_handle_t* handle);
+void ps__listener_begin_close(ps_listener_t* l);
+int ps__address(const struct sockaddr_storage* ss, int len, ps_address_t* out);
 
 #endif /* PYSTREAM_INTERNAL_H */

@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-static void ps__listener_notify(ps_listener_t *l) {
+static void ps__listener_notify(ps_listener_t* l) {
   if (l->armed && (l->queued > 0 || l->error != 0)) {
     l->armed = 0;
     ps__emit(l->loop, l->data, PS_EV_ACCEPT, 0);
@@ -14,8 +14,8 @@ static void ps__listener_notify(ps_listener_t *l) {
 }
 
 /* Takes the connection libuv holds into the queue. */
-static void ps__accept_one(ps_listener_t *l) {
-  ps_stream_t *s;
+static void ps__accept_one(ps_listener_t* l) {
+  ps_stream_t* s;
   int err = ps__stream_new(l->loop, l->kind, &s);
 
   if (err != 0) {
@@ -32,7 +32,8 @@ static void ps__accept_one(ps_listener_t *l) {
     return;
   }
   l->libuv_pending = 0;
-  if (l->kind == PS_KIND_TCP) (void)uv_tcp_nodelay(&s->u.tcp, 1);
+  if (l->kind == PS_KIND_TCP)
+    (void)uv_tcp_nodelay(&s->u.tcp, 1);
   (void)ps__stream_start_reading(s);
   s->listener = l;
   if (l->queue_tail != NULL)
@@ -44,8 +45,8 @@ static void ps__accept_one(ps_listener_t *l) {
   l->loop->dirty = 1;
 }
 
-static void ps__on_connection(uv_stream_t *server, int status) {
-  ps_listener_t *l = server->data;
+static void ps__on_connection(uv_stream_t* server, int status) {
+  ps_listener_t* l = server->data;
 
   if (status < 0)
     l->error = status;
@@ -56,20 +57,21 @@ static void ps__on_connection(uv_stream_t *server, int status) {
   ps__listener_notify(l);
 }
 
-void ps__listener_close_cb(uv_handle_t *handle) {
-  ps_listener_t *l = handle->data;
+void ps__listener_close_cb(uv_handle_t* handle) {
+  ps_listener_t* l = handle->data;
   ps__emit(l->loop, l->data, PS_EV_CLOSE, 0);
   ps__count_handles(l->loop, 0, -1);
   free(l);
 }
 
-void ps__listener_begin_close(ps_listener_t *l) {
-  ps_stream_t *s = l->queue_head;
+void ps__listener_begin_close(ps_listener_t* l) {
+  ps_stream_t* s = l->queue_head;
 
-  if (l->closing) return;
+  if (l->closing)
+    return;
   l->closing = 1;
   while (s != NULL) {
-    ps_stream_t *next = s->next_accepted;
+    ps_stream_t* next = s->next_accepted;
     s->listener = NULL;
     s->next_accepted = NULL;
     ps__stream_begin_close(s);
@@ -81,9 +83,9 @@ void ps__listener_begin_close(ps_listener_t *l) {
   l->loop->dirty = 1;
 }
 
-int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
-                     ps_listener_t **out) {
-  ps_listener_t *l = calloc(1, sizeof(*l));
+int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
+                     ps_listener_t** out) {
+  ps_listener_t* l = calloc(1, sizeof(*l));
   int err;
 
   if (l == NULL) {
@@ -110,8 +112,10 @@ int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
     err = uv_tcp_open(&l->u.tcp, fd);
   else
     err = uv_pipe_open(&l->u.pipe, fd);
-  if (err != 0) close(fd); /* Not adopted: closing the handle would not. */
-  if (err == 0) err = uv_listen(&l->u.stream, backlog, ps__on_connection);
+  if (err != 0)
+    close(fd); /* Not adopted: closing the handle would not. */
+  if (err == 0)
+    err = uv_listen(&l->u.stream, backlog, ps__on_connection);
   if (err != 0) {
     ps__listener_begin_close(l); /* data is NULL: no event */
     return err;
@@ -122,12 +126,14 @@ int ps_listener_open(ps_loop_t *loop, int fd, int kind, int backlog, void *data,
   return 0;
 }
 
-int ps_listener_accept(ps_listener_t *l, void *data, ps_stream_t **out) {
-  ps_stream_t *s;
+int ps_listener_accept(ps_listener_t* l, void* data, ps_stream_t** out) {
+  ps_stream_t* s;
   int err;
 
-  if (l->closing) return UV_EBADF;
-  if (l->queue_head == NULL && l->libuv_pending) ps__accept_one(l);
+  if (l->closing)
+    return UV_EBADF;
+  if (l->queue_head == NULL && l->libuv_pending)
+    ps__accept_one(l);
   s = l->queue_head;
   if (s == NULL) {
     if (l->error != 0) {
@@ -139,35 +145,40 @@ int ps_listener_accept(ps_listener_t *l, void *data, ps_stream_t **out) {
     return UV_EAGAIN;
   }
   l->queue_head = s->next_accepted;
-  if (l->queue_head == NULL) l->queue_tail = NULL;
+  if (l->queue_head == NULL)
+    l->queue_tail = NULL;
   l->queued--;
   s->next_accepted = NULL;
   s->listener = NULL;
   s->data = data;
-  if (l->libuv_pending) ps__accept_one(l);
+  if (l->libuv_pending)
+    ps__accept_one(l);
   *out = s;
   return 0;
 }
 
-int ps_listener_fileno(ps_listener_t *l) {
+int ps_listener_fileno(ps_listener_t* l) {
   uv_os_fd_t fd;
   int err = uv_fileno(&l->u.handle, &fd);
   return err != 0 ? err : fd;
 }
 
-int ps_listener_address(ps_listener_t *l, ps_address_t *out) {
+int ps_listener_address(ps_listener_t* l, ps_address_t* out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   int fd = ps_listener_fileno(l);
 
-  if (fd < 0) return fd;
+  if (fd < 0)
+    return fd;
   memset(&ss, 0, sizeof(ss));
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  if (getsockname(fd, (struct sockaddr*)&ss, &len) != 0)
+    return -errno;
   return ps__address(&ss, (int)len, out);
 }
 
-int ps_listener_close(ps_listener_t *l) {
-  if (l->closing) return UV_EALREADY;
+int ps_listener_close(ps_listener_t* l) {
+  if (l->closing)
+    return UV_EALREADY;
   ps__listener_begin_close(l);
   return 0;
 }

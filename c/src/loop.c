@@ -6,11 +6,11 @@
 
 static ps_counters_t ps__process_counters;
 
-static void ps__add(long *field, long delta) {
+static void ps__add(long* field, long delta) {
   __atomic_add_fetch(field, delta, __ATOMIC_RELAXED);
 }
 
-void ps__count_handles(ps_loop_t *loop, int is_stream, long delta) {
+void ps__count_handles(ps_loop_t* loop, int is_stream, long delta) {
   loop->counters.handles += delta;
   ps__add(&ps__process_counters.handles, delta);
   if (is_stream) {
@@ -22,17 +22,17 @@ void ps__count_handles(ps_loop_t *loop, int is_stream, long delta) {
   }
 }
 
-void ps__count_writes(ps_loop_t *loop, long delta) {
+void ps__count_writes(ps_loop_t* loop, long delta) {
   loop->counters.writes_pending += delta;
   ps__add(&ps__process_counters.writes_pending, delta);
 }
 
-void ps__count_buffered(ps_loop_t *loop, long delta) {
+void ps__count_buffered(ps_loop_t* loop, long delta) {
   loop->counters.bytes_buffered += delta;
   ps__add(&ps__process_counters.bytes_buffered, delta);
 }
 
-void ps_counters(ps_loop_t *loop, ps_counters_t *out) {
+void ps_counters(ps_loop_t* loop, ps_counters_t* out) {
   if (loop != NULL) {
     *out = loop->counters;
     return;
@@ -50,11 +50,12 @@ void ps_counters(ps_loop_t *loop, ps_counters_t *out) {
       __atomic_load_n(&ps__process_counters.bytes_buffered, __ATOMIC_RELAXED);
 }
 
-int ps_loop_new(ps_loop_t **out) {
-  ps_loop_t *loop = calloc(1, sizeof(*loop));
+int ps_loop_new(ps_loop_t** out) {
+  ps_loop_t* loop = calloc(1, sizeof(*loop));
   int err;
 
-  if (loop == NULL) return UV_ENOMEM;
+  if (loop == NULL)
+    return UV_ENOMEM;
   err = uv_loop_init(&loop->uv);
   if (err != 0) {
     free(loop);
@@ -67,17 +68,20 @@ int ps_loop_new(ps_loop_t **out) {
   return 0;
 }
 
-int ps_loop_backend_fd(ps_loop_t *loop) { return uv_backend_fd(&loop->uv); }
+int ps_loop_backend_fd(ps_loop_t* loop) {
+  return uv_backend_fd(&loop->uv);
+}
 
-void ps__emit(ps_loop_t *loop, void *data, int type, int status) {
-  ps_event_t *ev;
+void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
+  ps_event_t* ev;
 
   /* A handle nobody owns yet (an accepted connection in the queue) or a loop
    * being torn down has nobody to tell. */
-  if (data == NULL || loop->closing) return;
+  if (data == NULL || loop->closing)
+    return;
   if (loop->n_events == loop->events_cap) {
     size_t cap = loop->events_cap ? loop->events_cap * 2 : 64;
-    ps_event_t *grown = realloc(loop->events, cap * sizeof(*grown));
+    ps_event_t* grown = realloc(loop->events, cap * sizeof(*grown));
     if (grown == NULL) {
       loop->event_failure = 1;
       return;
@@ -91,7 +95,7 @@ void ps__emit(ps_loop_t *loop, void *data, int type, int status) {
   ev->status = status;
 }
 
-int ps_loop_run(ps_loop_t *loop, ps_event_t **events) {
+int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
   loop->n_events = 0;
   loop->dirty = 0;
   uv_run(&loop->uv, UV_RUN_NOWAIT);
@@ -105,28 +109,35 @@ int ps_loop_run(ps_loop_t *loop, ps_event_t **events) {
   return (int)loop->n_events;
 }
 
-int ps_loop_timeout(ps_loop_t *loop) {
-  if (loop->dirty) return 0;
-  if (!uv_loop_alive(&loop->uv)) return -1;
+int ps_loop_timeout(ps_loop_t* loop) {
+  if (loop->dirty)
+    return 0;
+  if (!uv_loop_alive(&loop->uv))
+    return -1;
   return uv_backend_timeout(&loop->uv);
 }
 
-int ps_loop_alive(ps_loop_t *loop) { return uv_loop_alive(&loop->uv); }
+int ps_loop_alive(ps_loop_t* loop) {
+  return uv_loop_alive(&loop->uv);
+}
 
-int ps_loop_dirty(ps_loop_t *loop) { return loop->dirty; }
+int ps_loop_dirty(ps_loop_t* loop) {
+  return loop->dirty;
+}
 
-static void ps__close_any(uv_handle_t *handle, void *arg) {
+static void ps__close_any(uv_handle_t* handle, void* arg) {
   int tag;
   (void)arg;
-  if (handle->data == NULL) return;
-  tag = ((ps__base_t *)handle->data)->tag;
+  if (handle->data == NULL)
+    return;
+  tag = ((ps__base_t*)handle->data)->tag;
   if (tag == PS__TAG_STREAM)
     ps__stream_begin_close(handle->data);
   else if (tag == PS__TAG_LISTENER)
     ps__listener_begin_close(handle->data);
 }
 
-int ps_loop_close(ps_loop_t *loop) {
+int ps_loop_close(ps_loop_t* loop) {
   int err;
 
   loop->closing = 1;
@@ -135,7 +146,8 @@ int ps_loop_close(ps_loop_t *loop) {
   while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
   }
   err = uv_loop_close(&loop->uv);
-  if (err != 0) return err; /* Never free a loop libuv still uses. */
+  if (err != 0)
+    return err; /* Never free a loop libuv still uses. */
   free(loop->events);
   free(loop->spare);
   ps__add(&ps__process_counters.loops, -1);

@@ -2,6 +2,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -14,19 +15,23 @@
 
 typedef struct {
   uv_write_t req;
-  ps_stream_t *stream;
+  ps_stream_t* stream;
 } ps__write_t;
 
 /* libuv returns int from uv_try_write, so one attempt writes at most this. */
 #define PS__MAX_TRY_WRITE ((size_t)1 << 30)
 
-static size_t ps__buffered(const ps_stream_t *s) { return s->rend - s->rstart; }
+static size_t ps__buffered(const ps_stream_t* s) {
+  assert(s->rstart <= s->rend && s->rend <= s->rcap);
+  return s->rend - s->rstart;
+}
 
-int ps__stream_new(ps_loop_t *loop, int kind, ps_stream_t **out) {
-  ps_stream_t *s = calloc(1, sizeof(*s));
+int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out) {
+  ps_stream_t* s = calloc(1, sizeof(*s));
   int err;
 
-  if (s == NULL) return UV_ENOMEM;
+  if (s == NULL)
+    return UV_ENOMEM;
   if (kind == PS_KIND_TCP)
     err = uv_tcp_init(&loop->uv, &s->u.tcp);
   else if (kind == PS_KIND_PIPE)
@@ -48,22 +53,25 @@ int ps__stream_new(ps_loop_t *loop, int kind, ps_stream_t **out) {
   return 0;
 }
 
-void ps__stream_close_cb(uv_handle_t *handle) {
-  ps_stream_t *s = handle->data;
-  ps_loop_t *loop = s->loop;
+void ps__stream_close_cb(uv_handle_t* handle) {
+  ps_stream_t* s = handle->data;
+  /* Only uv_close, after ps__stream_begin_close, brings us here. */
+  assert(s->tag == PS__TAG_STREAM && (s->flags & PS__CLOSING));
+  ps_loop_t* loop = s->loop;
 
   if (s->listener != NULL) {
     /* Accepted but never taken: unlink it from the listener's queue. */
-    ps_listener_t *l = s->listener;
-    ps_stream_t **link = &l->queue_head;
-    ps_stream_t *prev = NULL;
+    ps_listener_t* l = s->listener;
+    ps_stream_t** link = &l->queue_head;
+    ps_stream_t* prev = NULL;
     while (*link != NULL && *link != s) {
       prev = *link;
       link = &(*link)->next_accepted;
     }
     if (*link == s) {
       *link = s->next_accepted;
-      if (l->queue_tail == s) l->queue_tail = prev;
+      if (l->queue_tail == s)
+        l->queue_tail = prev;
       l->queued--;
     }
   }
@@ -74,8 +82,9 @@ void ps__stream_close_cb(uv_handle_t *handle) {
   free(s);
 }
 
-void ps__stream_begin_close(ps_stream_t *s) {
-  if (s->flags & PS__CLOSING) return;
+void ps__stream_begin_close(ps_stream_t* s) {
+  if (s->flags & PS__CLOSING)
+    return;
   s->flags |= PS__CLOSING;
   s->flags &= ~(PS__READING | PS__WANT_READ);
   uv_close(&s->u.handle, ps__stream_close_cb);
@@ -83,12 +92,12 @@ void ps__stream_begin_close(ps_stream_t *s) {
 }
 
 /* Frees a stream nobody will hear from: no event, no owner. */
-static void ps__stream_abandon(ps_stream_t *s) {
+static void ps__stream_abandon(ps_stream_t* s) {
   s->data = NULL;
   ps__stream_begin_close(s);
 }
 
-static void ps__notify_read(ps_stream_t *s) {
+static void ps__notify_read(ps_stream_t* s) {
   if ((s->flags & PS__WANT_READ) &&
       (ps__buffered(s) >= s->want || s->read_status != 0)) {
     s->flags &= ~PS__WANT_READ;
@@ -96,28 +105,30 @@ static void ps__notify_read(ps_stream_t *s) {
   }
 }
 
-static size_t ps__high_water(const ps_stream_t *s) {
-  if ((s->flags & PS__WANT_READ) && s->want > s->high_water) return s->want;
+static size_t ps__high_water(const ps_stream_t* s) {
+  if ((s->flags & PS__WANT_READ) && s->want > s->high_water)
+    return s->want;
   return s->high_water;
 }
 
-static void ps__stop_reading(ps_stream_t *s) {
+static void ps__stop_reading(ps_stream_t* s) {
   if (s->flags & PS__READING) {
     uv_read_stop(&s->u.stream);
     s->flags &= ~PS__READING;
   }
 }
 
-static void ps__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  ps_stream_t *s = handle->data;
-  ps_loop_t *loop = s->loop;
+static void ps__on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+  ps_stream_t* s = handle->data;
+  ps_loop_t* loop = s->loop;
   size_t buffered = ps__buffered(s);
   (void)suggested;
 
   if (buffered == 0 && s->rcap < PS__READ_CHUNK) {
     /* libuv calls on_read before any other on_alloc: the spare is ours
      * until then. */
-    if (loop->spare == NULL) loop->spare = malloc(PS__READ_CHUNK);
+    if (loop->spare == NULL)
+      loop->spare = malloc(PS__READ_CHUNK);
     if (loop->spare != NULL) {
       s->flags |= PS__IN_SPARE;
       s->rstart = s->rend = 0;
@@ -139,7 +150,7 @@ static void ps__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   }
   if (s->rcap - s->rend < PS__MIN_READ_ROOM) {
     size_t cap = s->rcap ? s->rcap * 2 : PS__READ_CHUNK;
-    char *grown = realloc(s->rbuf, cap);
+    char* grown = realloc(s->rbuf, cap);
     if (grown == NULL) {
       *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
       return;
@@ -154,8 +165,8 @@ static void ps__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 /* Moves what libuv read into the spare buffer to the stream: copied into
  * a small buffer of the stream's own, or, for a big read, the spare itself
  * becomes the stream's buffer.  0, or UV_ENOMEM. */
-static int ps__adopt_spare(ps_stream_t *s, size_t nread) {
-  ps_loop_t *loop = s->loop;
+static int ps__adopt_spare(ps_stream_t* s, size_t nread) {
+  ps_loop_t* loop = s->loop;
   if (nread > PS__SMALL_READ) {
     free(s->rbuf);
     s->rbuf = loop->spare;
@@ -165,10 +176,11 @@ static int ps__adopt_spare(ps_stream_t *s, size_t nread) {
   }
   if (s->rcap < nread) {
     size_t cap = PS__SMALL_BUFFER_MIN;
-    char *grown;
+    char* grown;
     while (cap < nread) cap *= 2;
     grown = realloc(s->rbuf, cap);
-    if (grown == NULL) return UV_ENOMEM;
+    if (grown == NULL)
+      return UV_ENOMEM;
     s->rbuf = grown;
     s->rcap = cap;
   }
@@ -179,41 +191,47 @@ static int ps__adopt_spare(ps_stream_t *s, size_t nread) {
 /* libuv reports end of file, without reading again, when the kernel
  * signals a hang-up after a partial read; but a reset (RST) signals a
  * hang-up too.  The socket's pending error tells them apart. */
-static int ps__pending_error_or_eof(ps_stream_t *s) {
+static int ps__pending_error_or_eof(ps_stream_t* s) {
   uv_os_fd_t fd;
   int err = 0;
   socklen_t len = sizeof(err);
-  if (uv_fileno(&s->u.handle, &fd) != 0) return UV_EOF;
+  if (uv_fileno(&s->u.handle, &fd) != 0)
+    return UV_EOF;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
     return UV_EOF;
   return -err; /* libuv's codes are minus errno on Unix */
 }
 
-static void ps__on_read(uv_stream_t *stream, ssize_t nread,
-                        const uv_buf_t *buf) {
-  ps_stream_t *s = stream->data;
+static void ps__on_read(uv_stream_t* stream, ssize_t nread,
+                        const uv_buf_t* buf) {
+  ps_stream_t* s = stream->data;
   (void)buf;
 
   if (s->flags & PS__IN_SPARE) {
     s->flags &= ~PS__IN_SPARE;
-    if (nread > 0 && ps__adopt_spare(s, (size_t)nread) != 0) nread = UV_ENOBUFS;
+    if (nread > 0 && ps__adopt_spare(s, (size_t)nread) != 0)
+      nread = UV_ENOBUFS;
   }
   if (nread > 0) {
     s->rend += (size_t)nread;
     ps__count_buffered(s->loop, nread);
-    if (ps__buffered(s) >= ps__high_water(s)) ps__stop_reading(s);
+    if (ps__buffered(s) >= ps__high_water(s))
+      ps__stop_reading(s);
   } else if (nread < 0) {
     s->read_status = nread == UV_ENOBUFS ? UV_ENOMEM : (int)nread;
-    if (nread == UV_EOF) s->read_status = ps__pending_error_or_eof(s);
+    if (nread == UV_EOF)
+      s->read_status = ps__pending_error_or_eof(s);
     ps__stop_reading(s);
   }
   ps__notify_read(s);
 }
 
-int ps__stream_start_reading(ps_stream_t *s) {
+int ps__stream_start_reading(ps_stream_t* s) {
   int err;
-  if (s->flags & (PS__READING | PS__CLOSING | PS__CONNECTING)) return 0;
-  if (s->read_status != 0) return 0;
+  if (s->flags & (PS__READING | PS__CLOSING | PS__CONNECTING))
+    return 0;
+  if (s->read_status != 0)
+    return 0;
   err = uv_read_start(&s->u.stream, ps__on_alloc, ps__on_read);
   if (err != 0) {
     s->read_status = err;
@@ -224,38 +242,42 @@ int ps__stream_start_reading(ps_stream_t *s) {
   return 0;
 }
 
-static void ps__on_connect(uv_connect_t *req, int status) {
-  ps_stream_t *s = req->handle->data;
+static void ps__on_connect(uv_connect_t* req, int status) {
+  ps_stream_t* s = req->handle->data;
 
   s->flags &= ~PS__CONNECTING;
   if (status == 0 && !(s->flags & PS__CLOSING)) {
-    if (s->kind == PS_KIND_TCP) (void)uv_tcp_nodelay(&s->u.tcp, 1);
+    if (s->kind == PS_KIND_TCP)
+      (void)uv_tcp_nodelay(&s->u.tcp, 1);
     (void)ps__stream_start_reading(s);
   }
   ps__emit(s->loop, s->data, PS_EV_CONNECT, status);
 }
 
-int ps_tcp_connect(ps_loop_t *loop, int fd, const char *ip, int port,
-                   unsigned int scope_id, void *data, ps_stream_t **out) {
+int ps_tcp_connect(ps_loop_t* loop, int fd, const char* ip, int port,
+                   unsigned int scope_id, void* data, ps_stream_t** out) {
   struct sockaddr_storage addr;
-  ps_stream_t *s;
+  ps_stream_t* s;
   int err;
 
   if (port < 0 || port > 65535) {
-    if (fd >= 0) close(fd);
+    if (fd >= 0)
+      close(fd);
     return UV_EINVAL;
   }
   memset(&addr, 0, sizeof(addr));
   if (strchr(ip, ':') != NULL) {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&addr;
+    struct sockaddr_in6* sin6 = (struct sockaddr_in6*)&addr;
     err = uv_ip6_addr(ip, port, sin6);
     sin6->sin6_scope_id = scope_id;
   } else {
-    err = uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr);
+    err = uv_ip4_addr(ip, port, (struct sockaddr_in*)&addr);
   }
-  if (err == 0) err = ps__stream_new(loop, PS_KIND_TCP, &s);
+  if (err == 0)
+    err = ps__stream_new(loop, PS_KIND_TCP, &s);
   if (err != 0) {
-    if (fd >= 0) close(fd);
+    if (fd >= 0)
+      close(fd);
     return err;
   }
   if (fd >= 0) {
@@ -267,7 +289,7 @@ int ps_tcp_connect(ps_loop_t *loop, int fd, const char *ip, int port,
     }
   }
   err = uv_tcp_connect(&s->connect_req, &s->u.tcp,
-                       (const struct sockaddr *)&addr, ps__on_connect);
+                       (const struct sockaddr*)&addr, ps__on_connect);
   if (err != 0) {
     ps__stream_abandon(s);
     return err;
@@ -279,17 +301,20 @@ int ps_tcp_connect(ps_loop_t *loop, int fd, const char *ip, int port,
   return 0;
 }
 
-int ps_pipe_connect(ps_loop_t *loop, const char *path, void *data,
-                    ps_stream_t **out) {
+int ps_pipe_connect(ps_loop_t* loop, const char* path, void* data,
+                    ps_stream_t** out) {
   struct sockaddr_un probe;
-  ps_stream_t *s;
+  ps_stream_t* s;
   int err;
 
   /* libuv 1.44 would silently cut a long path. */
-  if (path[0] == '\0') return UV_EINVAL;
-  if (strlen(path) >= sizeof(probe.sun_path)) return UV_ENAMETOOLONG;
+  if (path[0] == '\0')
+    return UV_EINVAL;
+  if (strlen(path) >= sizeof(probe.sun_path))
+    return UV_ENAMETOOLONG;
   err = ps__stream_new(loop, PS_KIND_PIPE, &s);
-  if (err != 0) return err;
+  if (err != 0)
+    return err;
   uv_pipe_connect(&s->connect_req, &s->u.pipe, path, ps__on_connect);
   s->flags |= PS__CONNECTING;
   s->data = data;
@@ -298,9 +323,9 @@ int ps_pipe_connect(ps_loop_t *loop, const char *path, void *data,
   return 0;
 }
 
-int ps_stream_open(ps_loop_t *loop, int fd, int kind, void *data,
-                   ps_stream_t **out) {
-  ps_stream_t *s;
+int ps_stream_open(ps_loop_t* loop, int fd, int kind, void* data,
+                   ps_stream_t** out) {
+  ps_stream_t* s;
   int err = ps__stream_new(loop, kind, &s);
 
   if (err != 0) {
@@ -316,7 +341,8 @@ int ps_stream_open(ps_loop_t *loop, int fd, int kind, void *data,
     ps__stream_abandon(s);
     return err;
   }
-  if (kind == PS_KIND_TCP) (void)uv_tcp_nodelay(&s->u.tcp, 1);
+  if (kind == PS_KIND_TCP)
+    (void)uv_tcp_nodelay(&s->u.tcp, 1);
   err = ps__stream_start_reading(s);
   if (err != 0) {
     ps__stream_abandon(s);
@@ -327,35 +353,31 @@ int ps_stream_open(ps_loop_t *loop, int fd, int kind, void *data,
   return 0;
 }
 
-void ps_stream_set_data(ps_stream_t *s, void *data) { s->data = data; }
+int ps_stream_kind(ps_stream_t* s) {
+  return s->kind;
+}
 
-int ps_stream_kind(ps_stream_t *s) { return s->kind; }
-
-int ps_stream_fileno(ps_stream_t *s) {
+int ps_stream_fileno(ps_stream_t* s) {
   uv_os_fd_t fd;
   int err = uv_fileno(&s->u.handle, &fd);
   return err != 0 ? err : fd;
 }
 
-int ps_stream_set_buffer_limits(ps_stream_t *s, size_t low, size_t high) {
-  if (high == 0 || low > high) return UV_EINVAL;
-  s->low_water = low;
-  s->high_water = high;
-  if (ps__buffered(s) >= ps__high_water(s))
-    ps__stop_reading(s);
-  else if (ps__buffered(s) < low)
-    (void)ps__stream_start_reading(s);
-  return 0;
+size_t ps_stream_buffered(ps_stream_t* s) {
+  return ps__buffered(s);
 }
 
-size_t ps_stream_buffered(ps_stream_t *s) { return ps__buffered(s); }
+int ps_stream_read_status(ps_stream_t* s) {
+  return s->read_status;
+}
 
-int ps_stream_read_status(ps_stream_t *s) { return s->read_status; }
-
-int ps_stream_want_read(ps_stream_t *s, size_t want) {
-  if (s->flags & PS__CLOSING) return UV_EBADF;
-  if (want == 0) want = 1;
-  if (ps__buffered(s) >= want || s->read_status != 0) return 1;
+int ps_stream_want_read(ps_stream_t* s, size_t want) {
+  if (s->flags & PS__CLOSING)
+    return UV_EBADF;
+  if (want == 0)
+    want = 1;
+  if (ps__buffered(s) >= want || s->read_status != 0)
+    return 1;
   s->want = want;
   s->flags |= PS__WANT_READ;
   /* Reading may have stopped at the high-water mark below what is wanted. */
@@ -363,41 +385,49 @@ int ps_stream_want_read(ps_stream_t *s, size_t want) {
   return 0;
 }
 
-static void ps__consumed(ps_stream_t *s, size_t n) {
+static void ps__consumed(ps_stream_t* s, size_t n) {
+  assert(n <= ps__buffered(s));
   s->rstart += n;
   ps__count_buffered(s->loop, -(long)n);
   /* Rewinding leaves the bytes in place: the caller may still read them. */
-  if (s->rstart == s->rend) s->rstart = s->rend = 0;
-  if (ps__buffered(s) < s->low_water) (void)ps__stream_start_reading(s);
+  if (s->rstart == s->rend)
+    s->rstart = s->rend = 0;
+  if (ps__buffered(s) < s->low_water)
+    (void)ps__stream_start_reading(s);
 }
 
-ssize_t ps_stream_take_ptr(ps_stream_t *s, size_t max, const char **out) {
+ssize_t ps_stream_take_ptr(ps_stream_t* s, size_t max, const char** out) {
   size_t n = ps__buffered(s);
 
-  if (n == 0) return s->read_status;
-  if (n > max) n = max;
+  if (n == 0)
+    return s->read_status;
+  if (n > max)
+    n = max;
   *out = s->rbuf + s->rstart;
   ps__consumed(s, n);
   return (ssize_t)n;
 }
 
-ssize_t ps_stream_take_into(ps_stream_t *s, char *dst, size_t len) {
+ssize_t ps_stream_take_into(ps_stream_t* s, char* dst, size_t len) {
   size_t n = ps__buffered(s);
 
-  if (n == 0) return s->read_status;
-  if (n > len) n = len;
+  if (n == 0)
+    return s->read_status;
+  if (n > len)
+    n = len;
   memcpy(dst, s->rbuf + s->rstart, n);
   ps__consumed(s, n);
   return (ssize_t)n;
 }
 
-ssize_t ps_stream_find(ps_stream_t *s, const char *sep, size_t sep_len,
+ssize_t ps_stream_find(ps_stream_t* s, const char* sep, size_t sep_len,
                        size_t start) {
   size_t n = ps__buffered(s);
-  const char *base = s->rbuf + s->rstart;
-  const char *hit;
+  const char* base = s->rbuf + s->rstart;
+  const char* hit;
 
-  if (sep_len == 0 || start > n || n - start < sep_len) return -1;
+  if (sep_len == 0 || start > n || n - start < sep_len)
+    return -1;
   if (sep_len == 1)
     hit = memchr(base + start, sep[0], n - start);
   else
@@ -405,22 +435,25 @@ ssize_t ps_stream_find(ps_stream_t *s, const char *sep, size_t sep_len,
   return hit == NULL ? -1 : hit - base;
 }
 
-ssize_t ps_stream_try_write(ps_stream_t *s, const char *buf, size_t len) {
+ssize_t ps_stream_try_write(ps_stream_t* s, const char* buf, size_t len) {
   uv_buf_t b;
   int n;
 
-  if (s->flags & PS__CLOSING) return UV_EBADF;
-  if (len == 0) return 0;
-  b.base = (char *)buf;
+  if (s->flags & PS__CLOSING)
+    return UV_EBADF;
+  if (len == 0)
+    return 0;
+  b.base = (char*)buf;
   b.len = len < PS__MAX_TRY_WRITE ? len : PS__MAX_TRY_WRITE;
   n = uv_try_write(&s->u.stream, &b, 1);
-  if (n == UV_EAGAIN) return 0;
+  if (n == UV_EAGAIN)
+    return 0;
   return n;
 }
 
-static void ps__on_write(uv_write_t *req, int status) {
-  ps__write_t *w = (ps__write_t *)req;
-  ps_stream_t *s = w->stream;
+static void ps__on_write(uv_write_t* req, int status) {
+  ps__write_t* w = (ps__write_t*)req;
+  ps_stream_t* s = w->stream;
 
   s->writes_pending--;
   ps__count_writes(s->loop, -1);
@@ -428,16 +461,18 @@ static void ps__on_write(uv_write_t *req, int status) {
   free(w);
 }
 
-int ps_stream_write(ps_stream_t *s, const char *buf, size_t len) {
-  ps__write_t *w;
+int ps_stream_write(ps_stream_t* s, const char* buf, size_t len) {
+  ps__write_t* w;
   uv_buf_t b;
   int err;
 
-  if (s->flags & PS__CLOSING) return UV_EBADF;
+  if (s->flags & PS__CLOSING)
+    return UV_EBADF;
   w = malloc(sizeof(*w));
-  if (w == NULL) return UV_ENOMEM;
+  if (w == NULL)
+    return UV_ENOMEM;
   w->stream = s;
-  b.base = (char *)buf;
+  b.base = (char*)buf;
   b.len = len;
   err = uv_write(&w->req, &s->u.stream, &b, 1, ps__on_write);
   if (err != 0) {
@@ -450,73 +485,85 @@ int ps_stream_write(ps_stream_t *s, const char *buf, size_t len) {
   return 0;
 }
 
-size_t ps_stream_write_queue_size(ps_stream_t *s) {
+size_t ps_stream_write_queue_size(ps_stream_t* s) {
   return uv_stream_get_write_queue_size(&s->u.stream);
 }
 
-int ps_stream_writable(ps_stream_t *s) {
+int ps_stream_writable(ps_stream_t* s) {
   struct pollfd p;
   int fd = ps_stream_fileno(s);
   int n;
 
-  if (fd < 0) return fd;
-  if (s->writes_pending > 0) return 0;
+  if (fd < 0)
+    return fd;
+  if (s->writes_pending > 0)
+    return 0;
   p.fd = fd;
   p.events = POLLOUT;
   p.revents = 0;
   do n = poll(&p, 1, 0);
   while (n < 0 && errno == EINTR);
-  if (n < 0) return -errno;
+  if (n < 0)
+    return -errno;
   return n > 0 ? 1 : 0;
 }
 
-static void ps__on_shutdown(uv_shutdown_t *req, int status) {
-  ps_stream_t *s = req->handle->data;
+static void ps__on_shutdown(uv_shutdown_t* req, int status) {
+  ps_stream_t* s = req->handle->data;
   ps__emit(s->loop, s->data, PS_EV_SHUTDOWN, status);
 }
 
-int ps_stream_shutdown(ps_stream_t *s) {
+int ps_stream_shutdown(ps_stream_t* s) {
   int err;
-  if (s->flags & PS__CLOSING) return UV_EBADF;
+  if (s->flags & PS__CLOSING)
+    return UV_EBADF;
   err = uv_shutdown(&s->shutdown_req, &s->u.stream, ps__on_shutdown);
-  if (err == 0) s->loop->dirty = 1;
+  if (err == 0)
+    s->loop->dirty = 1;
   return err;
 }
 
-int ps_stream_close(ps_stream_t *s) {
-  if (s->flags & PS__CLOSING) return UV_EALREADY;
+int ps_stream_close(ps_stream_t* s) {
+  if (s->flags & PS__CLOSING)
+    return UV_EALREADY;
   ps__stream_begin_close(s);
   return 0;
 }
 
-int ps_stream_setsockopt(ps_stream_t *s, int level, int name, const void *value,
+int ps_stream_setsockopt(ps_stream_t* s, int level, int name, const void* value,
                          size_t len) {
   int fd = ps_stream_fileno(s);
-  if (fd < 0) return fd;
-  if (setsockopt(fd, level, name, value, (socklen_t)len) != 0) return -errno;
+  if (fd < 0)
+    return fd;
+  if (setsockopt(fd, level, name, value, (socklen_t)len) != 0)
+    return -errno;
   return 0;
 }
 
-int ps_stream_getsockopt(ps_stream_t *s, int level, int name, void *value,
-                         size_t *len) {
+int ps_stream_getsockopt(ps_stream_t* s, int level, int name, void* value,
+                         size_t* len) {
   int fd = ps_stream_fileno(s);
   socklen_t n = (socklen_t)*len;
-  if (fd < 0) return fd;
-  if (getsockopt(fd, level, name, value, &n) != 0) return -errno;
+  if (fd < 0)
+    return fd;
+  if (getsockopt(fd, level, name, value, &n) != 0)
+    return -errno;
   *len = n;
   return 0;
 }
 
-int ps_stream_address(ps_stream_t *s, int peer, ps_address_t *out) {
+int ps_stream_address(ps_stream_t* s, int peer, ps_address_t* out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   int fd = ps_stream_fileno(s);
   int r;
 
-  if (fd < 0) return fd;
+  if (fd < 0)
+    return fd;
   memset(&ss, 0, sizeof(ss));
-  r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
-           : getsockname(fd, (struct sockaddr *)&ss, &len);
-  if (r != 0) return -errno;
+  r = peer ? getpeername(fd, (struct sockaddr*)&ss, &len)
+           : getsockname(fd, (struct sockaddr*)&ss, &len);
+  if (r != 0)
+    return -errno;
   return ps__address(&ss, (int)len, out);
 }

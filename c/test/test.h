@@ -35,8 +35,8 @@ typedef struct {
   int status[8];
 } tally_t;
 
-static inline void pump(ps_loop_t *loop, int wait_ms) {
-  ps_event_t *events;
+static inline void pump(ps_loop_t* loop, int wait_ms) {
+  ps_event_t* events;
   int n, i;
   if (ps_loop_timeout(loop) != 0) {
     struct pollfd p;
@@ -48,7 +48,7 @@ static inline void pump(ps_loop_t *loop, int wait_ms) {
   n = ps_loop_run(loop, &events);
   CHECK(n >= 0);
   for (i = 0; i < n; i++) {
-    tally_t *t = events[i].data;
+    tally_t* t = events[i].data;
     CHECK(events[i].type > 0 && events[i].type < 8);
     t->count[events[i].type]++;
     t->status[events[i].type] = events[i].status;
@@ -70,7 +70,7 @@ static inline void pump(ps_loop_t *loop, int wait_ms) {
   } while (0)
 
 /* Every test ends here: the loop closes cleanly and nothing is left. */
-static inline void close_loop_and_check(ps_loop_t *loop) {
+static inline void close_loop_and_check(ps_loop_t* loop) {
   ps_counters_t c;
   CHECK_EQ(ps_loop_close(loop), 0);
   ps_counters(NULL, &c);

@@ -10,10 +10,10 @@
 
 static char big[8 * 1024 * 1024];
 
-static void tcp_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
-                     ps_stream_t **b, tally_t *tb) {
+static void tcp_pair(ps_loop_t* loop, ps_stream_t** a, tally_t* ta,
+                     ps_stream_t** b, tally_t* tb) {
   struct sockaddr_in sin;
-  ps_listener_t *l;
+  ps_listener_t* l;
   tally_t tl = {{0}, {0}};
   ps_address_t addr;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -21,7 +21,7 @@ static void tcp_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
   memset(&sin, 0, sizeof(sin));
   sin.sin_family = AF_INET;
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  CHECK_EQ(bind(fd, (struct sockaddr*)&sin, sizeof(sin)), 0);
   CHECK_EQ(ps_listener_open(loop, fd, PS_KIND_TCP, 16, &tl, &l), 0);
   CHECK_EQ(ps_listener_address(l, &addr), 0);
   CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", addr.port, 0, ta, a), 0);
@@ -33,10 +33,10 @@ static void tcp_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
   PUMP_UNTIL(loop, tl.count[PS_EV_CLOSE] == 1);
 }
 
-static void test_close_delivers_what_the_kernel_took(ps_loop_t *loop) {
+static void test_close_delivers_what_the_kernel_took(ps_loop_t* loop) {
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
-  const char *p;
+  const char* p;
   ssize_t sent, got = 0, n;
 
   tcp_pair(loop, &a, &ta, &b, &tb);
@@ -48,7 +48,8 @@ static void test_close_delivers_what_the_kernel_took(ps_loop_t *loop) {
     CHECK(ready >= 0);
     if (ready) {
       n = ps_stream_take_ptr(a, sizeof(big), &p);
-      if (n == UV_EOF) break;
+      if (n == UV_EOF)
+        break;
       CHECK(n > 0);
       CHECK_EQ(memcmp(p, big + got, (size_t)n), 0);
       got += n;
@@ -62,10 +63,10 @@ static void test_close_delivers_what_the_kernel_took(ps_loop_t *loop) {
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1 && tb.count[PS_EV_CLOSE] == 1);
 }
 
-static void test_linger_zero_resets(ps_loop_t *loop) {
+static void test_linger_zero_resets(ps_loop_t* loop) {
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
-  const char *p;
+  const char* p;
   struct linger reset = {1, 0};
 
   tcp_pair(loop, &a, &ta, &b, &tb);
@@ -85,7 +86,7 @@ static void test_linger_zero_resets(ps_loop_t *loop) {
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1 && tb.count[PS_EV_CLOSE] == 1);
 }
 
-static void test_close_cancels_queued_writes(ps_loop_t *loop) {
+static void test_close_cancels_queued_writes(ps_loop_t* loop) {
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
   ssize_t n;
@@ -109,7 +110,7 @@ static void test_close_cancels_queued_writes(ps_loop_t *loop) {
 }
 
 static void test_loop_close_frees_open_handles(void) {
-  ps_loop_t *loop;
+  ps_loop_t* loop;
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
   ssize_t n;
@@ -125,7 +126,7 @@ static void test_loop_close_frees_open_handles(void) {
 }
 
 int main(void) {
-  ps_loop_t *loop;
+  ps_loop_t* loop;
   CHECK_EQ(ps_loop_new(&loop), 0);
   test_close_delivers_what_the_kernel_took(loop);
   test_linger_zero_resets(loop);

@@ -15,13 +15,13 @@ static int bound_socket(void) {
   memset(&sin, 0, sizeof(sin));
   sin.sin_family = AF_INET;
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  CHECK_EQ(bind(fd, (struct sockaddr*)&sin, sizeof(sin)), 0);
   return fd;
 }
 
 int main(void) {
-  ps_loop_t *loop;
-  ps_listener_t *l;
+  ps_loop_t* loop;
+  ps_listener_t* l;
   ps_stream_t *client, *server, *extra[3];
   tally_t tl = {{0}, {0}}, tc = {{0}, {0}}, ts = {{0}, {0}};
   tally_t te[3];
@@ -59,12 +59,12 @@ int main(void) {
 
   /* A refused connection reports through its event. */
   {
-    ps_stream_t *refused;
+    ps_stream_t* refused;
     tally_t tr = {{0}, {0}};
     int closed_fd = bound_socket();
     struct sockaddr_in sin;
     socklen_t len = sizeof(sin);
-    CHECK_EQ(getsockname(closed_fd, (struct sockaddr *)&sin, &len), 0);
+    CHECK_EQ(getsockname(closed_fd, (struct sockaddr*)&sin, &len), 0);
     close(closed_fd);
     CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", ntohs(sin.sin_port), 0, &tr,
                             &refused),

@@ -2,9 +2,9 @@
 #include "test.h"
 
 int main(void) {
-  ps_loop_t *loop;
+  ps_loop_t* loop;
   ps_counters_t c;
-  ps_event_t *events;
+  ps_event_t* events;
 
   CHECK_EQ(ps_loop_new(&loop), 0);
   CHECK(ps_loop_backend_fd(loop) >= 0);

@@ -7,8 +7,8 @@
 
 static char big[4 * 1024 * 1024];
 
-static void open_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
-                      ps_stream_t **b, tally_t *tb) {
+static void open_pair(ps_loop_t* loop, ps_stream_t** a, tally_t* ta,
+                      ps_stream_t** b, tally_t* tb) {
   int fds[2];
   CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   CHECK_EQ(ps_stream_open(loop, fds[0], PS_KIND_PIPE, ta, a), 0);
@@ -16,10 +16,10 @@ static void open_pair(ps_loop_t *loop, ps_stream_t **a, tally_t *ta,
   CHECK_EQ(ps_loop_dirty(loop), 1); /* reading started: a pass is due */
 }
 
-static void test_read_write_find(ps_loop_t *loop) {
+static void test_read_write_find(ps_loop_t* loop) {
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
-  const char *p;
+  const char* p;
   char out[8];
 
   open_pair(loop, &a, &ta, &b, &tb);
@@ -59,13 +59,13 @@ static void test_read_write_find(ps_loop_t *loop) {
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1 && tb.count[PS_EV_CLOSE] == 1);
 }
 
-static void test_backpressure(ps_loop_t *loop) {
+static void test_backpressure(ps_loop_t* loop) {
   ps_stream_t *a, *b;
   tally_t ta = {{0}, {0}}, tb = {{0}, {0}};
   ps_counters_t c;
   size_t got = 0;
   ssize_t n;
-  const char *p;
+  const char* p;
   int i;
 
   open_pair(loop, &a, &ta, &b, &tb);
@@ -115,7 +115,7 @@ static void test_backpressure(ps_loop_t *loop) {
 }
 
 int main(void) {
-  ps_loop_t *loop;
+  ps_loop_t* loop;
   CHECK_EQ(ps_loop_new(&loop), 0);
   test_read_write_find(loop);
   test_backpressure(loop);
