@@ -70,7 +70,7 @@ async def stapled_maker():
 
 
 async def asyncio_maker():
-    from test_more_streams import asyncio_pair
+    from test_asyncio_stream import asyncio_pair
 
     return await asyncio_pair()
 

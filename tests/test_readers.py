@@ -12,7 +12,8 @@ import pystream
 from pystream.testing import memory_stream_pair
 
 from helpers import wait_until
-from test_more_streams import asyncio_pair, handshaken, memory_maker, tls_over
+from test_asyncio_stream import asyncio_pair
+from test_tls import handshaken, memory_maker, tls_over
 
 KINDS = ["memory", "stapled", "asyncio", "tls"]
 # The kinds whose receive side can deliver a byte at a time

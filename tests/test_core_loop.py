@@ -1,4 +1,4 @@
-"""The bridge between asyncio and the private libuv loop."""
+"""pystream._core._loop and _waiter: libuv driven from the asyncio loop."""
 
 from __future__ import annotations
 

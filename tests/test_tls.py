@@ -1,11 +1,9 @@
-"""TLSStream, StapledStream and AsyncioStream keep the contract."""
+"""TLSStream: TLS over any stream keeps the contract."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
-import tempfile
 
 import pytest
 
@@ -238,65 +236,6 @@ async def test_tls_listener_with_serve_listeners():
     server.cancel()
     with pytest.raises(asyncio.CancelledError):
         await server
-
-
-async def test_stapled_stream():
-    async def maker():
-        a_out, b_in = memory_stream_pair()
-        b_out, a_in = memory_stream_pair()
-        return (pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in))
-
-    async def clogged():
-        a_out, b_in = lockstep_stream_pair()
-        b_out, a_in = lockstep_stream_pair()
-        return (pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in))
-
-    await check_half_closeable_stream(maker, clogged)
-
-
-async def asyncio_pair(unix=False):
-    accepted = asyncio.get_running_loop().create_future()
-
-    async def on_connect(reader, writer):
-        accepted.set_result((reader, writer))
-
-    if unix:
-        path = os.path.join(tempfile.mkdtemp(), "asyncio.sock")
-        server = await asyncio.start_unix_server(on_connect, path)
-        reader, writer = await asyncio.open_unix_connection(path)
-    else:
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    server_reader, server_writer = await accepted
-    # Stop listening.  Not wait_closed(): since Python 3.12.1 it also waits
-    # for the accepted connection to end.
-    server.close()
-    return (pystream.AsyncioStream(reader, writer),
-            pystream.AsyncioStream(server_reader, server_writer))
-
-
-async def clogged_asyncio_pair():
-    # Unix sockets: their buffers do not grow while data flows, as TCP's do.
-    a, b = await asyncio_pair(unix=True)
-    for x in (a, b):
-        # Write until the kernel buffers and the peer's StreamReader (which
-        # stops reading at its limit) are full and the writer's protocol is
-        # paused for good (asyncio's flow control, which drain waits on).
-        transport = x.writer.transport
-        protocol = transport.get_protocol()
-        while True:
-            while not protocol._paused:
-                transport.write(b"\0" * (1 << 20))
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.05)
-            if protocol._paused:
-                break
-    return a, b
-
-
-async def test_asyncio_stream():
-    await check_half_closeable_stream(asyncio_pair, clogged_asyncio_pair)
 
 
 # PyPy's ssl module sets OP_IGNORE_UNEXPECTED_EOF on every SSLContext, so
