@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
-from typing import Dict, Tuple
 from urllib.parse import urlsplit
 
 import pystream
 
 
-async def read_headers(stream: pystream.SocketStream) -> Tuple[int, Dict[str, str]]:
+async def read_headers(stream: pystream.SocketStream) -> tuple[int, dict[str, str]]:
     status_line = await stream.readuntil(b"\r\n")
     status = int(status_line.split()[1])
     headers = {}
@@ -27,7 +26,7 @@ async def read_headers(stream: pystream.SocketStream) -> Tuple[int, Dict[str, st
         headers[name.strip().lower()] = value.strip()
 
 
-async def read_body(stream: pystream.SocketStream, headers: Dict[str, str], digest) -> int:
+async def read_body(stream: pystream.SocketStream, headers: dict[str, str], digest) -> int:
     """Hash the body as it arrives; return its length."""
     size = 0
     if "content-length" in headers:
@@ -56,7 +55,7 @@ async def read_body(stream: pystream.SocketStream, headers: Dict[str, str], dige
     return size
 
 
-async def fetch(url: str) -> Tuple[int, int, str]:
+async def fetch(url: str) -> tuple[int, int, str]:
     """(status, body size, body SHA-256 hex) of a GET of url."""
     parts = urlsplit(url)
     if parts.scheme != "http":

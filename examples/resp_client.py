@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any, List
+from typing import Any
 
 import pystream
 
@@ -51,7 +51,7 @@ def expect(what: str, got: Any, wanted: Any) -> None:
         raise RuntimeError(f"{what}: unexpected reply {shown}")
 
 
-async def exchange(host: str, port: int) -> List[str]:
+async def exchange(host: str, port: int) -> list[str]:
     report = []
     async with await pystream.open_tcp_stream(host, port) as redis:
         await redis.send_all(command("PING"))

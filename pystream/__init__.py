@@ -5,19 +5,20 @@ contract, translated to asyncio.
 """
 
 from ._asyncio_stream import AsyncioStream
-from ._core import counters as _counters  # noqa: F401 (tests, benchmarks)
 from ._channels import (
     MemoryReceiveChannel,
     MemorySendChannel,
     WouldBlock,
     open_memory_channel,
 )
+from ._core import counters as _counters  # noqa: F401 (tests, benchmarks)
 from ._errors import (
     BrokenResourceError,
     BusyResourceError,
     ClosedResourceError,
     EndOfChannel,
 )
+from ._listener import SocketListener
 from ._open import (
     open_stream_pair,
     open_tcp_listeners,
@@ -27,7 +28,6 @@ from ._open import (
     wrap_socket,
 )
 from ._serve import serve_listeners, serve_tcp
-from ._listener import SocketListener
 from ._socket import SocketStream
 from ._stapled import StapledStream
 from ._tls import TLSListener, TLSStream

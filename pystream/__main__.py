@@ -10,7 +10,7 @@ import os
 import ssl
 import sys
 import time
-from typing import List, Optional, Union, cast
+from typing import Optional, Union, cast
 
 import pystream
 
@@ -32,7 +32,7 @@ async def _echo_handler(stream: pystream.SocketStream) -> None:
         await stream.send_all(chunk)
 
 
-async def _listen(args: argparse.Namespace) -> List[pystream.SocketListener]:
+async def _listen(args: argparse.Namespace) -> list[pystream.SocketListener]:
     """The listeners the server commands use: --unix PATH, or TCP."""
     if args.unix:
         return [await pystream.open_unix_listener(args.unix)]
@@ -211,7 +211,7 @@ async def _demo(args: argparse.Namespace) -> None:
 
     block = os.urandom(64 * 1024)
     per_client = args.megabytes * 1024 * 1024
-    latencies: List[float] = []
+    latencies: list[float] = []
 
     async def client() -> None:
         async with await pystream.open_tcp_stream("127.0.0.1", port) as stream:
@@ -260,7 +260,7 @@ async def _demo(args: argparse.Namespace) -> None:
 
 # -- entry ----------------------------------------------------------------
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pystream",
         description="pystream: one awaitable Stream per connection for asyncio.",

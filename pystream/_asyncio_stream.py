@@ -175,7 +175,7 @@ def _retrieve_close_error(writer: asyncio.StreamWriter) -> None:
         closed.add_done_callback(_read_outcome)
 
 
-def _read_outcome(future: "asyncio.Future[None]") -> None:
+def _read_outcome(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
 

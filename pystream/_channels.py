@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from typing import Any, Deque, Generic, Tuple, TypeVar, Union
+from typing import Any, Generic, TypeVar, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, EndOfChannel
 from ._util import CHECKPOINT
@@ -37,12 +37,12 @@ class WouldBlock(Exception):
 class _State(Generic[T]):
     def __init__(self, max_buffer_size: Union[int, float]) -> None:
         self.max_buffer_size = max_buffer_size
-        self.buffer: Deque[T] = collections.deque()
+        self.buffer: collections.deque[T] = collections.deque()
         self.senders = 0     # open send handles
         self.receivers = 0   # open receive handles
         # Waiting tasks, first come first served.
-        self.send_waiters: "collections.OrderedDict[asyncio.Future[None], T]" = collections.OrderedDict()
-        self.receive_waiters: "collections.OrderedDict[asyncio.Future[T], None]" = collections.OrderedDict()
+        self.send_waiters: collections.OrderedDict[asyncio.Future[None], T] = collections.OrderedDict()
+        self.receive_waiters: collections.OrderedDict[asyncio.Future[T], None] = collections.OrderedDict()
 
 
 class MemorySendChannel(SendChannel[T]):
@@ -95,7 +95,7 @@ class MemorySendChannel(SendChannel[T]):
         finally:
             self._state.send_waiters.pop(waiter, None)
 
-    def clone(self) -> "MemorySendChannel[T]":
+    def clone(self) -> MemorySendChannel[T]:
         """Another handle on the same channel, closed independently."""
         if self._closed:
             raise ClosedResourceError("this send channel was closed")
@@ -190,7 +190,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
         finally:
             self._state.receive_waiters.pop(waiter, None)
 
-    def clone(self) -> "MemoryReceiveChannel[T]":
+    def clone(self) -> MemoryReceiveChannel[T]:
         if self._closed:
             raise ClosedResourceError("this receive channel was closed")
         return MemoryReceiveChannel(self._state)
@@ -215,7 +215,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
 
 def open_memory_channel(
     max_buffer_size: Union[int, float],
-) -> Tuple[MemorySendChannel[Any], MemoryReceiveChannel[Any]]:
+) -> tuple[MemorySendChannel[Any], MemoryReceiveChannel[Any]]:
     """A connected pair of channel ends with a buffer of max_buffer_size
     values (an int >= 0, or ``math.inf``)."""
     if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from types import TracebackType
-from typing import Optional, Type
+from typing import Optional
 
 __all__ = [
     "ClosedResourceError",
@@ -79,7 +79,7 @@ class ConflictDetector:
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
+        exc_type: Optional[type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:

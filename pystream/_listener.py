@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Optional, Tuple
+from typing import Optional
 
 from ._core import KIND_PIPE, Bridge, CoreListener
 from ._socket import SocketStream, kind_for
@@ -23,7 +23,7 @@ class SocketListener(CoreListener[SocketStream]):
     def __init__(self, bridge: Bridge, sock: socket.socket, backlog: int) -> None:
         """Listen on a bound socket, which the listener then owns."""
         kind = kind_for(sock)
-        unlink: Optional[Tuple[str, int, int]] = None
+        unlink: Optional[tuple[str, int, int]] = None
         if kind == KIND_PIPE:
             path = sock.getsockname()
             if isinstance(path, str) and path:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import stat
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Optional, Sequence, Union
 
 from ._core import Bridge, connect_pipe, connect_tcp, get_bridge, oserror
 from ._listener import SocketListener
@@ -49,10 +49,10 @@ def _check_backlog(backlog: Optional[int]) -> int:
 
 # -- TCP connections ------------------------------------------------------
 
-def _interleave(infos: Sequence[Any]) -> List[Any]:
+def _interleave(infos: Sequence[Any]) -> list[Any]:
     """RFC 8305 section 4: alternate address families, starting with the
     first one the resolver returned."""
-    by_family: Dict[int, List[Any]] = {}
+    by_family: dict[int, list[Any]] = {}
     for info in infos:
         by_family.setdefault(info[0], []).append(info)
     queues = list(by_family.values())
@@ -116,14 +116,14 @@ async def open_tcp_stream(
 
 async def _race(
     bridge: Bridge,
-    targets: List[Any],
+    targets: list[Any],
     delay: Optional[float],
     local_address: Optional[str],
 ) -> SocketStream:
     loop = bridge.loop
     remaining = list(targets)
-    running: Set["asyncio.Task[SocketStream]"] = set()
-    errors: List[OSError] = []
+    running: set[asyncio.Task[SocketStream]] = set()
+    errors: list[OSError] = []
     try:
         while True:
             if remaining:
@@ -195,10 +195,10 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
 
 # -- listeners ------------------------------------------------------------
 
-def _bind_all(infos: Sequence[Any], port: int) -> List[socket.socket]:
+def _bind_all(infos: Sequence[Any], port: int) -> list[socket.socket]:
     """Bind a socket per address.  With port 0 they all share the port the
     first one got, so one number reaches every family."""
-    socks: List[socket.socket] = []
+    socks: list[socket.socket] = []
     try:
         for family, _, proto, _, sockaddr in infos:
             try:
@@ -225,7 +225,7 @@ def _bind_all(infos: Sequence[Any], port: int) -> List[socket.socket]:
 
 async def open_tcp_listeners(
     port: int, *, host: Optional[str] = None, backlog: Optional[int] = None
-) -> List[SocketListener]:
+) -> list[SocketListener]:
     """Listen on port, on every address host resolves to (``host=None``:
     all IPv4 and IPv6 interfaces).  Port 0 picks a free port, the same one
     for every listener; read it from ``listeners[0].local_address[1]``."""
@@ -235,7 +235,7 @@ async def open_tcp_listeners(
     infos = await bridge.loop.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
-    unique: List[Any] = []
+    unique: list[Any] = []
     for info in infos:
         if info[4] not in [u[4] for u in unique]:
             unique.append(info)
@@ -249,7 +249,7 @@ async def open_tcp_listeners(
                 raise
             if exc.errno != 98:  # EADDRINUSE
                 raise
-    listeners: List[SocketListener] = []
+    listeners: list[SocketListener] = []
     try:
         while socks:
             listeners.append(
@@ -288,7 +288,7 @@ async def open_unix_listener(
 
 # -- adopting sockets -----------------------------------------------------
 
-async def open_stream_pair() -> Tuple[SocketStream, SocketStream]:
+async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
     """Two connected ``SocketStream``s over a Unix socket pair."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

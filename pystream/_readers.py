@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from typing import Optional, Tuple
+from typing import Optional
 
 from ._errors import ConflictDetector
 from ._util import CHECKPOINT
@@ -36,7 +36,7 @@ def check_max_bytes(max_bytes: Optional[int]) -> int:
     return max_bytes
 
 
-def check_readuntil_args(separator: bytes, limit: int) -> Tuple[bytes, int]:
+def check_readuntil_args(separator: bytes, limit: int) -> tuple[bytes, int]:
     """Validate readuntil's arguments: a non-empty bytes-like separator and
     an integer limit >= 1."""
     if not isinstance(separator, (bytes, bytearray, memoryview)):

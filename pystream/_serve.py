@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Set
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
 from ._errors import ClosedResourceError
 from ._open import open_tcp_listeners
@@ -59,7 +59,7 @@ async def serve_listeners(
     for listener in listeners:
         require_methods(listener, "each listener", "accept", "aclose")
     loop = asyncio.get_running_loop()
-    handlers: Set["asyncio.Task[None]"] = set()
+    handlers: set[asyncio.Task[None]] = set()
 
     async def accept_loop(listener: Listener[Any]) -> None:
         while True:
@@ -75,7 +75,7 @@ async def serve_listeners(
             handlers.add(task)
             task.add_done_callback(handlers.discard)
 
-    accepters: List["asyncio.Task[None]"] = [
+    accepters: list[asyncio.Task[None]] = [
         loop.create_task(accept_loop(listener)) for listener in listeners
     ]
     try:

@@ -26,7 +26,7 @@ sent before can still be received).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 from ._errors import BrokenResourceError, ClosedResourceError, stream_error
 
@@ -43,7 +43,7 @@ SEND_EOF = "send_eof"
 BREAK = "break"
 CLOSE = "close"
 
-TRANSITIONS: Dict[str, Dict[str, str]] = {
+TRANSITIONS: dict[str, dict[str, str]] = {
     OPEN: {SEND_EOF: EOF_SENT, BREAK: BROKEN, CLOSE: CLOSED},
     EOF_SENT: {SEND_EOF: EOF_SENT, BREAK: BROKEN, CLOSE: CLOSED},
     BROKEN: {SEND_EOF: BROKEN, BREAK: BROKEN, CLOSE: CLOSED},

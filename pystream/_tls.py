@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
 from ._state import BREAK, CLOSE, CLOSED, EOF_SENT, OPEN, SEND_EOF, Direction
-from ._util import aclose_forcefully, CHECKPOINT, close_now, require_methods, wait_bounded
+from ._util import (
+    CHECKPOINT,
+    aclose_forcefully,
+    close_now,
+    require_methods,
+    wait_bounded,
+)
 from .abc import Listener, Stream
 
 __all__ = ["TLSStream", "TLSListener"]
@@ -95,7 +101,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
     def version(self) -> Optional[str]:
         return self._ssl.version()
 
-    def cipher(self) -> Optional[Tuple[str, str, int]]:
+    def cipher(self) -> Optional[tuple[str, str, int]]:
         return self._ssl.cipher()
 
     # -- state ------------------------------------------------------------
@@ -151,7 +157,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
                 self._check_usable()
                 raise BrokenResourceError("the transport can no longer send") from exc
 
-    def _sent(self, sending: "asyncio.Future[None]") -> None:
+    def _sent(self, sending: asyncio.Future[None]) -> None:
         if self._sending is sending:
             self._sending = None
         if not sending.cancelled():
@@ -308,7 +314,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         return data
 
     # -- closing ----------------------------------------------------------
-    async def unwrap(self) -> Tuple[Stream, bytes]:
+    async def unwrap(self) -> tuple[Stream, bytes]:
         """End TLS (close_notify both ways) and return the transport stream
         and any bytes that arrived after the peer's close_notify."""
         with self._send_conflict, self._receive_conflict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from types import TracebackType
-from typing import Generic, Optional, Type, TypeVar, Union
+from typing import Generic, Optional, TypeVar, Union
 
 from ._errors import EndOfChannel
 
@@ -47,7 +47,7 @@ class AsyncResource(abc.ABC):
 
     async def __aexit__(
         self,
-        exc_type: Optional[Type[BaseException]],
+        exc_type: Optional[type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
@@ -101,7 +101,7 @@ class ReceiveStream(AsyncResource):
         view[: len(data)] = data
         return len(data)
 
-    def __aiter__(self) -> "ReceiveStream":
+    def __aiter__(self) -> ReceiveStream:
         return self
 
     async def __anext__(self) -> bytes:
@@ -190,7 +190,7 @@ class ReceiveChannel(AsyncResource, Generic[T]):
     async def receive(self) -> T:
         """The next value; ``EndOfChannel`` once every sender closed."""
 
-    def __aiter__(self) -> "ReceiveChannel[T]":
+    def __aiter__(self) -> ReceiveChannel[T]:
         return self
 
     async def __anext__(self) -> T:

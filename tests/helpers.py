@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import pystream
 
@@ -25,7 +25,7 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def open_fds() -> List[int]:
+def open_fds() -> list[int]:
     return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
 
 
@@ -38,7 +38,7 @@ def run_in_loop(kind: str, coro: Any) -> Any:
     its error is what is reported."""
     loop = new_loop(kind)
     loop.set_debug(True)
-    errors: List[Dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
         try:
@@ -66,7 +66,7 @@ def run_in_loop(kind: str, coro: Any) -> Any:
     return result
 
 
-def describe_task(task: "asyncio.Task[Any]") -> str:
+def describe_task(task: asyncio.Task[Any]) -> str:
     """The task's repr, and the line outside asyncio that created it (in
     debug mode the loop records where each task was made)."""
     frames = getattr(task, "_source_traceback", None) or []
@@ -80,7 +80,7 @@ def describe_task(task: "asyncio.Task[Any]") -> str:
 PAIR_KINDS = ["pair", "tcp", "unix"]
 
 
-async def make_pair(kind: str) -> Tuple[pystream.SocketStream, pystream.SocketStream]:
+async def make_pair(kind: str) -> tuple[pystream.SocketStream, pystream.SocketStream]:
     """A connected (client, server) pair of the given kind."""
     if kind == "pair":
         return await pystream.open_stream_pair()

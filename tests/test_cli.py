@@ -92,7 +92,7 @@ def test_serve_file_and_fetch(tmp_path):
 
         assert f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}" in fetched.stderr
         assert "MiB/s" in fetched.stderr  # the progress line
-        assert "sent %d bytes" % len(data) in server.stdout.readline()
+        assert f"sent {len(data)} bytes" in server.stdout.readline()
     finally:
         server.terminate()
         server.wait(TIMEOUT)

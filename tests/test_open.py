@@ -93,8 +93,8 @@ async def test_local_address_binds_the_client():
 
 
 def test_interleave_alternates_families():
-    v6 = [(socket.AF_INET6, 1, 6, "", ("::%d" % i, 80, 0, 0)) for i in range(3)]
-    v4 = [(socket.AF_INET, 1, 6, "", ("10.0.0.%d" % i, 80)) for i in range(2)]
+    v6 = [(socket.AF_INET6, 1, 6, "", (f"::{i}", 80, 0, 0)) for i in range(3)]
+    v4 = [(socket.AF_INET, 1, 6, "", (f"10.0.0.{i}", 80)) for i in range(2)]
     ordered = _open._interleave(v6 + v4)
     assert [info[0] for info in ordered] == [
         socket.AF_INET6, socket.AF_INET, socket.AF_INET6, socket.AF_INET,

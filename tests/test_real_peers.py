@@ -54,7 +54,7 @@ class Peer:
             stderr=subprocess.PIPE)
         self.port = port
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         try:
             wait_listening(self.port, self.process)
         except BaseException:

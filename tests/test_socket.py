@@ -11,12 +11,21 @@ import socket
 import warnings
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pystream
 from pystream._binding import lib
 
-from helpers import PAIR_KINDS, run_in_loop, clog, make_pair, receive_all, receive_exactly, wait_until
+from helpers import (
+    PAIR_KINDS,
+    clog,
+    make_pair,
+    receive_all,
+    receive_exactly,
+    run_in_loop,
+    wait_until,
+)
 
 # More than loopback TCP or a Unix socket can hold, even after clog().
 CLOGGED_SEND = 16 * 1024 * 1024

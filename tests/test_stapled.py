@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pystream
-from pystream.testing import check_half_closeable_stream, lockstep_stream_pair, memory_stream_pair
+from pystream.testing import (
+    check_half_closeable_stream,
+    lockstep_stream_pair,
+    memory_stream_pair,
+)
 
 
 async def test_stapled_stream():

@@ -6,7 +6,15 @@ import pytest
 
 from pystream import BrokenResourceError, ClosedResourceError
 from pystream._state import (
-    BREAK, BROKEN, CLOSE, CLOSED, EOF_SENT, OPEN, SEND_EOF, TRANSITIONS, Direction,
+    BREAK,
+    BROKEN,
+    CLOSE,
+    CLOSED,
+    EOF_SENT,
+    OPEN,
+    SEND_EOF,
+    TRANSITIONS,
+    Direction,
 )
 
 

@@ -7,11 +7,10 @@ import os
 import ssl
 import subprocess
 import tempfile
-from typing import Tuple
 
 
-@functools.lru_cache(maxsize=None)
-def certificate_files() -> Tuple[str, str]:
+@functools.cache
+def certificate_files() -> tuple[str, str]:
     """(certificate, key) PEM paths: self-signed, for localhost and
     127.0.0.1, valid for a day."""
     directory = tempfile.mkdtemp(prefix="pystream-tls-")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import warnings
-from typing import Any, Tuple, Union
+from typing import Any, Union
 
 from .._binding import ffi, oserror
 
 __all__ = ["Address", "check", "decode_address", "warn_unclosed"]
 
-Address = Union[Tuple[Any, ...], str, bytes]
+Address = Union[tuple[Any, ...], str, bytes]
 
 
 def check(code: int) -> int:

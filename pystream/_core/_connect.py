@@ -3,7 +3,7 @@ Unix socket path."""
 
 from __future__ import annotations
 
-from typing import Any, Tuple, Type, TypeVar
+from typing import Any, TypeVar
 
 from .._binding import ffi, lib
 from ._common import check
@@ -15,7 +15,7 @@ __all__ = ["open_fd", "connect_tcp", "connect_pipe"]
 S = TypeVar("S", bound=CoreStream)
 
 
-def open_fd(cls: Type[S], fd: int, kind: int) -> S:
+def open_fd(cls: type[S], fd: int, kind: int) -> S:
     """A cls over fd, a connected non-blocking stream socket (or pipe) that
     it owns from now on (closed here if this fails)."""
     bridge = get_bridge()
@@ -27,8 +27,8 @@ def open_fd(cls: Type[S], fd: int, kind: int) -> S:
     return cls(handle, kind)
 
 
-async def _connected(cls: Type[S], bridge: Bridge, handle: Handle, err: int, out: Any,
-                     kind: int) -> Tuple[int, S]:
+async def _connected(cls: type[S], bridge: Bridge, handle: Handle, err: int, out: Any,
+                     kind: int) -> tuple[int, S]:
     """Wait for the connection a ps_*_connect call (which returned err)
     started: (0, stream), or (error code, closed stream)."""
     check(err)
@@ -48,8 +48,8 @@ async def _connected(cls: Type[S], bridge: Bridge, handle: Handle, err: int, out
     return status, stream
 
 
-async def connect_tcp(cls: Type[S], fd: int, host: str, port: int,
-                      scope_id: int) -> Tuple[int, S]:
+async def connect_tcp(cls: type[S], fd: int, host: str, port: int,
+                      scope_id: int) -> tuple[int, S]:
     """Connect to a numeric host and port (from fd, a bound socket, or a
     new socket if fd is -1): (0, stream), or (error code, closed stream)."""
     bridge = get_bridge()
@@ -60,7 +60,7 @@ async def connect_tcp(cls: Type[S], fd: int, host: str, port: int,
     return await _connected(cls, bridge, handle, err, out, KIND_TCP)
 
 
-async def connect_pipe(cls: Type[S], path: bytes) -> Tuple[int, S]:
+async def connect_pipe(cls: type[S], path: bytes) -> tuple[int, S]:
     """Connect to the Unix socket at path: (0, stream), or (error code,
     closed stream)."""
     bridge = get_bridge()

@@ -6,7 +6,7 @@ Part of the core layer: every ``ps_listener_*`` call is in this module.
 from __future__ import annotations
 
 import errno
-from typing import Generic, Type, TypeVar
+from typing import Generic, TypeVar
 
 from .._binding import UV_EAGAIN, ffi, lib
 from .._errors import ClosedResourceError, ConflictDetector
@@ -44,7 +44,7 @@ class CoreListener(Listener[S], Generic[S]):
                  "_stream_class", "__weakref__")
 
     def __init__(self, bridge: Bridge, fd: int, kind: int, backlog: int,
-                 stream_class: Type[S]) -> None:
+                 stream_class: type[S]) -> None:
         """Listen on fd, a bound socket that the listener owns from now on
         (closed here if this fails)."""
         handle = Handle(bridge)

@@ -24,7 +24,12 @@ import os
 import platform
 import weakref
 from threading import get_ident
-from typing import Any, AsyncGenerator, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import (
+    Any,
+    AsyncGenerator,
+    Callable,
+    Optional,
+)
 
 from .._binding import ffi, lib, oserror
 from .._errors import ClosedResourceError
@@ -62,7 +67,7 @@ class Handle:
         "__weakref__",
     )
 
-    def __init__(self, bridge: "Bridge") -> None:
+    def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self.ptr: Any = None  # the C handle; None once closed
         self.cdata = ffi.new_handle(self)
@@ -73,7 +78,7 @@ class Handle:
         self.op_waiter: Optional[asyncio.Future[Any]] = None
         self.close_waiter: Optional[asyncio.Future[Any]] = None
         # Buffers libuv still writes from, oldest first; kept alive here.
-        self.pending_writes: Deque[Any] = collections.deque()
+        self.pending_writes: collections.deque[Any] = collections.deque()
         self.write_status = 0
 
     def arm_recv_waiter(self) -> Any:
@@ -124,7 +129,7 @@ class Handle:
         self.pending_writes.clear()
         exc = ClosedResourceError("the event loop this belongs to was closed")
         # Closing is done, as far as anyone can tell; the rest fail.
-        outcomes: Tuple[Tuple[Any, Optional[BaseException]], ...] = (
+        outcomes: tuple[tuple[Any, Optional[BaseException]], ...] = (
             (self.recv_waiter, exc),
             (self.send_waiter, exc),
             (self.op_waiter, exc),
@@ -168,7 +173,7 @@ class Bridge:
         if err < 0:
             raise oserror(err)
         self.ptr = out[0]
-        self.live: Set[Handle] = set()
+        self.live: set[Handle] = set()
         self.closed = False
         self._events = ffi.new("ps_event_t **")
         self.pass_pending = False
@@ -209,7 +214,7 @@ class Bridge:
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
             raise oserror(n)  # only out of memory; reported by the loop
-        ready: List[Waiter] = []
+        ready: list[Waiter] = []
         if n:
             events = self._events[0]
             from_handle = ffi.from_handle
@@ -244,7 +249,7 @@ class Bridge:
         if ready:
             self._resume(ready)
 
-    def _resume(self, ready: List[Waiter]) -> None:
+    def _resume(self, ready: list[Waiter]) -> None:
         """Run the next step of each task waiting on a waiter in ready, now
         (unless a task is running: then through call_soon, as a Future)."""
         if asyncio.current_task(self.loop) is not None:
@@ -339,7 +344,7 @@ class Bridge:
 
 
 async def _watch_loop_shutdown(
-    bridge_ref: "weakref.ReferenceType[Bridge]",
+    bridge_ref: weakref.ReferenceType[Bridge],
 ) -> AsyncGenerator[None, None]:
     """An async generator the loop knows about: ``loop.shutdown_asyncgens()``
     (which ``asyncio.run`` calls before closing the loop) closes it, and so
@@ -353,7 +358,7 @@ async def _watch_loop_shutdown(
             bridge.close()
 
 
-_bridges: Dict[asyncio.AbstractEventLoop, Bridge] = {}
+_bridges: dict[asyncio.AbstractEventLoop, Bridge] = {}
 
 
 def get_bridge() -> Bridge:
@@ -376,7 +381,7 @@ def _close_all() -> None:
             bridge.close()
 
 
-def counters(loop: Optional[asyncio.AbstractEventLoop] = None) -> Dict[str, int]:
+def counters(loop: Optional[asyncio.AbstractEventLoop] = None) -> dict[str, int]:
     """The C core's debug counters: process-wide, or for one asyncio loop's
     bridge (all zero if it has none)."""
     out = ffi.new("ps_counters_t *")

@@ -15,8 +15,8 @@ from typing import Any, Optional, Union
 
 from .._binding import UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
-from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
+from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._util import CHECKPOINT
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
@@ -381,7 +381,7 @@ class CoreStream(CReadingMixin, Stream):
         return decode_address(out)
 
 
-def _resolve(waiter: "asyncio.Future[None]") -> None:
+def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 

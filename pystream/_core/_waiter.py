@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any, Generator, List, Optional, Tuple
+from typing import Any, Generator, Optional
 
 __all__ = ["Waiter", "PENDING", "DONE", "CANCELLED"]
 
@@ -37,7 +37,7 @@ class Waiter:
         # The first done callback and its context, then any others.
         self._fn: Any = None
         self._context: Any = None
-        self._more: List[Tuple[Any, Any]] = []
+        self._more: list[tuple[Any, Any]] = []
         self._asyncio_future_blocking = False
 
     def rearm(self) -> None:
@@ -74,7 +74,7 @@ class Waiter:
             (self._fn, self._context), self._more = kept[0], kept[1:]
         return len(callbacks) - len(kept)
 
-    def _take_callbacks(self) -> List[Tuple[Any, Any]]:
+    def _take_callbacks(self) -> list[tuple[Any, Any]]:
         """Remove and return the callbacks, in the order they were added."""
         if self._fn is None:
             return []

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Optional
 
 __all__ = ["add_arguments", "run", "SERVERS", "WORKLOADS"]
 
@@ -71,7 +71,7 @@ def _cache_dir() -> str:
     return os.path.join(base, "pystream-bench")
 
 
-def _libuv_flags() -> List[str]:
+def _libuv_flags() -> list[str]:
     try:
         out = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"],
                              capture_output=True, text=True, check=True).stdout
@@ -80,7 +80,7 @@ def _libuv_flags() -> List[str]:
         return ["-luv"]
 
 
-def build(name: str, extra: List[str]) -> str:
+def build(name: str, extra: list[str]) -> str:
     """Compile ``name``.c next to this file (once per source and compiler);
     return the executable's path.  Raises RuntimeError with the compiler's
     message if it fails."""
@@ -103,14 +103,14 @@ def build(name: str, extra: List[str]) -> str:
 
 # -- processes ----------------------------------------------------------------
 
-def _allowed_cpus() -> List[int]:
+def _allowed_cpus() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     # PyPy 3.9 has no sched_*affinity: read what the kernel says.
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("Cpus_allowed_list:"):
-                cpus: List[int] = []
+                cpus: list[int] = []
                 for part in line.split(":", 1)[1].strip().split(","):
                     first, _, last = part.partition("-")
                     cpus.extend(range(int(first), int(last or first) + 1))
@@ -118,7 +118,7 @@ def _allowed_cpus() -> List[int]:
     return []
 
 
-def _cpus() -> Tuple[Optional[int], Optional[int]]:
+def _cpus() -> tuple[Optional[int], Optional[int]]:
     """(core for the servers, core for the load generator), or Nones."""
     try:
         cpus = _allowed_cpus()
@@ -213,7 +213,7 @@ class LoadgenError(RuntimeError):
     server and carries what loadgen said on stderr."""
 
 
-def _loadgen(loadgen: str, args: List[str], cpu: Optional[int]) -> subprocess.Popen:  # type: ignore[type-arg]
+def _loadgen(loadgen: str, args: list[str], cpu: Optional[int]) -> subprocess.Popen:  # type: ignore[type-arg]
     # stderr is kept for the error message: loadgen writes one line there,
     # only when it fails, so the pipe cannot fill.
     proc = subprocess.Popen([loadgen, *args], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
@@ -222,7 +222,7 @@ def _loadgen(loadgen: str, args: List[str], cpu: Optional[int]) -> subprocess.Po
     return proc
 
 
-def _fail(proc: "subprocess.Popen[str]", kind: str, what: str) -> LoadgenError:
+def _fail(proc: subprocess.Popen[str], kind: str, what: str) -> LoadgenError:
     """Reap a failed load generator; the error to raise for it."""
     if proc.poll() is None:
         proc.kill()
@@ -241,14 +241,14 @@ def _fail(proc: "subprocess.Popen[str]", kind: str, what: str) -> LoadgenError:
                         f"(exit {proc.returncode}){detail}")
 
 
-def _expect(proc: "subprocess.Popen[str]", mark: str, kind: str) -> None:
+def _expect(proc: subprocess.Popen[str], mark: str, kind: str) -> None:
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if line != mark:
         raise _fail(proc, kind, f"expected {mark!r}, got {line!r}")
 
 
-def _result(proc: "subprocess.Popen[str]", kind: str) -> Dict[str, Any]:
+def _result(proc: subprocess.Popen[str], kind: str) -> dict[str, Any]:
     assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
     proc.stdin.close()
     line = proc.stdout.readline()
@@ -256,14 +256,14 @@ def _result(proc: "subprocess.Popen[str]", kind: str) -> Dict[str, Any]:
         raise _fail(proc, kind, "failed")
     proc.stdout.close()
     proc.stderr.close()
-    result: Dict[str, Any] = json.loads(line)
+    result: dict[str, Any] = json.loads(line)
     return result
 
 
 # -- one measurement ----------------------------------------------------------
 
 def measure_echo(loadgen: str, server: Server, wl: Workload, seconds: float,
-                 cpu: Optional[int]) -> Dict[str, float]:
+                 cpu: Optional[int]) -> dict[str, float]:
     proc = _loadgen(loadgen, ["echo", "127.0.0.1", str(server.port), str(wl.connections),
                               str(wl.size), str(seconds)], cpu)
     _expect(proc, "W", server.kind)
@@ -283,7 +283,7 @@ def measure_echo(loadgen: str, server: Server, wl: Workload, seconds: float,
     }
 
 
-def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> Dict[str, float]:
+def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
     proc = _loadgen(loadgen, ["bulk", "127.0.0.1", str(server.port), str(nbytes)], cpu)
     _expect(proc, "W", server.kind)
     cpu0 = cpu_seconds(server.pid)
@@ -297,7 +297,7 @@ def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) 
 
 
 def measure_idle(loadgen: str, kind: str, refserver: Optional[str], connections: int,
-                 cpus: Tuple[Optional[int], Optional[int]]) -> Dict[str, float]:
+                 cpus: tuple[Optional[int], Optional[int]]) -> dict[str, float]:
     server = Server(kind, "echo", refserver, cpus[0])
     try:
         before = rss_bytes(server.pid)
@@ -317,12 +317,12 @@ def measure_idle(loadgen: str, kind: str, refserver: Optional[str], connections:
 
 @dataclass
 class Settings:
-    servers: List[str]
+    servers: list[str]
     rounds: int
     seconds: float
     bulk_bytes: int
     idle_connections: int
-    workloads: List[Workload] = field(default_factory=lambda: list(WORKLOADS))
+    workloads: list[Workload] = field(default_factory=lambda: list(WORKLOADS))
 
 
 class Progress:
@@ -347,10 +347,10 @@ class Progress:
             self.stream.flush()
 
 
-def available_servers(wanted: List[str], refserver_error: Optional[str]) -> Tuple[List[str], Dict[str, str]]:
+def available_servers(wanted: list[str], refserver_error: Optional[str]) -> tuple[list[str], dict[str, str]]:
     """The servers that can run here, and why the others cannot."""
-    skipped: Dict[str, str] = {}
-    ok: List[str] = []
+    skipped: dict[str, str] = {}
+    ok: list[str] = []
     for kind in wanted:
         if kind == REFERENCE:
             if refserver_error:
@@ -369,7 +369,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run_benchmark(settings: Settings, progress_stream: IO[str]) -> Dict[str, Any]:
+def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any]:
     _raise_fd_limit()
     loadgen = build("loadgen", [])
     refserver: Optional[str] = None
@@ -386,10 +386,10 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> Dict[str, Any
     cpus = _cpus()
     per_round = len(kinds) * len(settings.workloads)
     progress = Progress(progress_stream, per_round * settings.rounds)
-    samples: Dict[str, Dict[str, List[Dict[str, float]]]] = {
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {
         wl.name: {k: [] for k in kinds} for wl in settings.workloads}
-    echo_servers: Dict[str, Server] = {}
-    source_servers: Dict[str, Server] = {}
+    echo_servers: dict[str, Server] = {}
+    source_servers: dict[str, Server] = {}
     try:
         for kind in kinds:
             echo_servers[kind] = Server(kind, "echo", refserver, cpus[0])
@@ -442,7 +442,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> Dict[str, Any
     }
 
 
-def summarize(samples: List[Dict[str, float]]) -> Dict[str, Any]:
+def summarize(samples: list[dict[str, float]]) -> dict[str, Any]:
     keys = samples[0].keys()
     return {
         "median": {k: statistics.median(s[k] for s in samples) for k in keys},
@@ -460,10 +460,10 @@ KEY_FIGURE = {"echo": ("cpu_us_per_request", "lower"),
               "idle": ("kib_per_connection", "lower")}
 
 
-def ratios(result: Dict[str, Any]) -> Dict[str, Dict[str, Dict[str, float]]]:
+def ratios(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """Per workload and server: its key figure divided by the C reference's
     and by asyncio streams' (where those ran)."""
-    out: Dict[str, Dict[str, Dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for name, wl in result["workloads"].items():
         key, _ = KEY_FIGURE[wl["kind"]]
         servers = wl["servers"]
@@ -477,8 +477,8 @@ def ratios(result: Dict[str, Any]) -> Dict[str, Dict[str, Dict[str, float]]]:
     return out
 
 
-def format_table(result: Dict[str, Any]) -> str:
-    lines: List[str] = []
+def format_table(result: dict[str, Any]) -> str:
+    lines: list[str] = []
     rel = ratios(result)
     s = result["settings"]
     lines.append(f"pystream bench: {result['python']}, {s['rounds']} rounds, medians [min-max]; "
@@ -521,7 +521,7 @@ def format_table(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(result: Dict[str, Any], path: str) -> None:
+def plot(result: dict[str, Any], path: str) -> None:
     try:
         import matplotlib
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 CHUNK = 65536
 PAYLOAD = b"x" * CHUNK
@@ -191,7 +191,7 @@ def _asyncio_runner(main: Callable[[str], Any], uvloop: bool) -> Callable[[str],
 
 
 # The Python servers; "c-libuv" (refserver.c) is the benchmark's own.
-KINDS: Dict[str, Callable[[str], None]] = {
+KINDS: dict[str, Callable[[str], None]] = {
     "pystream": _asyncio_runner(_pystream_main, uvloop=False),
     "pystream-uvloop": _asyncio_runner(_pystream_main, uvloop=True),
     "asyncio-streams": _asyncio_runner(_streams_main, uvloop=False),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
-from typing import Any, Awaitable, Callable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Optional
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
@@ -26,7 +26,7 @@ __all__ = [
     "check_half_closeable_stream",
 ]
 
-Maker = Callable[[], Awaitable[Tuple[Any, Any]]]
+Maker = Callable[[], Awaitable[tuple[Any, Any]]]
 
 # Generous bounds for "eventually" and "never hangs": not speed limits.
 PATIENCE = 10.0
@@ -35,12 +35,12 @@ CLOGGED_SEND = 16 * 1024 * 1024
 
 
 # The tasks _spawn started inside the innermost _Pair.
-_spawned: "contextvars.ContextVar[Optional[List[asyncio.Future[Any]]]]" = (
+_spawned: contextvars.ContextVar[Optional[list[asyncio.Future[Any]]]] = (
     contextvars.ContextVar("pystream_check_spawned", default=None)
 )
 
 
-def _spawn(awaitable: Awaitable[Any]) -> "asyncio.Future[Any]":
+def _spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     """Run awaitable as a task that the enclosing _Pair cleans up after."""
     task = asyncio.ensure_future(awaitable)
     tasks = _spawned.get()
@@ -56,11 +56,11 @@ class _Pair:
 
     def __init__(self, maker: Maker) -> None:
         self._maker = maker
-        self._ends: Tuple[Any, Any] = (None, None)
-        self._tasks: List[asyncio.Future[Any]] = []
+        self._ends: tuple[Any, Any] = (None, None)
+        self._tasks: list[asyncio.Future[Any]] = []
         self._token: Optional[contextvars.Token[Any]] = None
 
-    async def __aenter__(self) -> Tuple[Any, Any]:
+    async def __aenter__(self) -> tuple[Any, Any]:
         self._ends = await self._maker()
         self._token = _spawned.set(self._tasks)
         return self._ends
@@ -85,7 +85,7 @@ class _Pair:
 
 
 def _flipped(maker: Maker) -> Maker:
-    async def flipped() -> Tuple[Any, Any]:
+    async def flipped() -> tuple[Any, Any]:
         a, b = await maker()
         return b, a
 
@@ -155,7 +155,7 @@ async def _receive_exactly(r: ReceiveStream, n: int, what: str) -> bytes:
     return bytes(got)
 
 
-async def _drain_until(r: ReceiveStream, task: "asyncio.Future[Any]", what: str) -> None:
+async def _drain_until(r: ReceiveStream, task: asyncio.Future[Any], what: str) -> None:
     """Receive until task finishes (the peer reading unblocks it)."""
 
     async def drain() -> None:

@@ -7,7 +7,7 @@ import array
 import asyncio
 import functools
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional
 
 from hypothesis import strategies as st
 
@@ -25,7 +25,7 @@ PREFIX = "prefix"    # in flight, interrupted or broken: any prefix of it,
                      # and if not all of it, nothing after it
 
 
-def chunkings(data: bytes) -> st.SearchStrategy[List[bytes]]:
+def chunkings(data: bytes) -> st.SearchStrategy[list[bytes]]:
     """Ways to cut data into non-empty chunks that join back into it."""
     if not data:
         return st.just([])
@@ -35,7 +35,7 @@ def chunkings(data: bytes) -> st.SearchStrategy[List[bytes]]:
     ).map(lambda cuts: [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])])
 
 
-def schedules(n_tasks: int, max_steps: int = 50) -> st.SearchStrategy[List[int]]:
+def schedules(n_tasks: int, max_steps: int = 50) -> st.SearchStrategy[list[int]]:
     """Orders in which n_tasks tasks take turns (a list of task indexes)."""
     return st.lists(st.integers(0, n_tasks - 1), max_size=max_steps)
 
@@ -57,7 +57,7 @@ def pattern() -> bytes:
     return words.tobytes()
 
 
-def consistent(segments: List[Tuple[str, bytes]], received: bytes, complete: bool) -> bool:
+def consistent(segments: list[tuple[str, bytes]], received: bytes, complete: bool) -> bool:
     """Whether received is what segments deliver: each SENT one whole, each
     MAYBE one whole or not at all, each PREFIX one any prefix of itself
     (nothing after it if cut short); if not complete, received may stop
@@ -92,7 +92,7 @@ class End:
         self.stream = stream
         self.index = index
         self.cursor = index * (len(pattern()) // 2)  # where its payloads come from
-        self.segments: List[Tuple[str, bytes]] = []
+        self.segments: list[tuple[str, bytes]] = []
         self.received = bytearray()
         self.send_task: Optional[asyncio.Task[Any]] = None
         self.receive_task: Optional[asyncio.Task[Any]] = None

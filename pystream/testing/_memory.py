@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from typing import Awaitable, Callable, Optional, Tuple, Union
+from typing import Awaitable, Callable, Optional, Union
 
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import BufferedReceiveMixin
@@ -23,11 +23,11 @@ def _peer_closed() -> OSError:
     return BrokenPipeError(errno.EPIPE, "the peer closed its end")
 
 
-def _new_future() -> "asyncio.Future[None]":
+def _new_future() -> asyncio.Future[None]:
     return asyncio.get_running_loop().create_future()
 
 
-def _settle(waiter: Optional["asyncio.Future[None]"],
+def _settle(waiter: Optional[asyncio.Future[None]],
             exc: Optional[BaseException] = None) -> None:
     if waiter is not None and not waiter.done():
         if exc is None:
@@ -195,7 +195,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         await CHECKPOINT
 
 
-def memory_stream_pair() -> Tuple[MemoryStream, MemoryStream]:
+def memory_stream_pair() -> tuple[MemoryStream, MemoryStream]:
     """Two connected in-memory streams, buffered without limit: ``send_all``
     returns once the data is in the peer's buffer."""
     a_to_b, b_to_a = _Pipe(), _Pipe()
@@ -203,7 +203,7 @@ def memory_stream_pair() -> Tuple[MemoryStream, MemoryStream]:
             MemoryStream(b_to_a, a_to_b, lockstep=False))
 
 
-def lockstep_stream_pair() -> Tuple[MemoryStream, MemoryStream]:
+def lockstep_stream_pair() -> tuple[MemoryStream, MemoryStream]:
     """Two connected in-memory streams without buffering: ``send_all``
     returns only once the peer has received all of the data."""
     a_to_b, b_to_a = _Pipe(), _Pipe()

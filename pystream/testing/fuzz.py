@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Awaitable, Callable, Optional, Tuple
+from typing import Any, Awaitable, Callable, Optional
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -75,7 +75,7 @@ from ._fuzz_model import (
 
 __all__ = ["stream_state_machine", "chunkings", "schedules", "payloads"]
 
-Maker = Callable[[], Awaitable[Tuple[Any, Any]]]
+Maker = Callable[[], Awaitable[tuple[Any, Any]]]
 PATIENCE = 30.0
 BUSY_PATIENCE = 1.0
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
@@ -153,7 +153,7 @@ def stream_state_machine(
         def _peer(self, i: int) -> End:
             return self.ends[1 - i]
 
-        def _settle(self, task: "asyncio.Task[Any]") -> None:
+        def _settle(self, task: asyncio.Task[Any]) -> None:
             self._run(asyncio.wait([task]))
 
         def _steps(self, n: int) -> None:
@@ -179,7 +179,7 @@ def stream_state_machine(
                 raise AssertionError(f"end {i}: {call} raised {exc!r}") from exc
 
         def _is_busy(self, i: int, call: Callable[[], Awaitable[Any]],
-                     in_flight: "asyncio.Task[Any]", what: str) -> bool:
+                     in_flight: asyncio.Task[Any], what: str) -> bool:
             """Whether a second call on a direction in use raises
             BusyResourceError (promptly: it must not wait its turn).
 
@@ -311,7 +311,7 @@ def stream_state_machine(
                     end.send_task = None
                     self._sent(i, task)
 
-        def _sent(self, i: int, task: "asyncio.Task[Any]") -> None:
+        def _sent(self, i: int, task: asyncio.Task[Any]) -> None:
             end = self.ends[i]
             call = task.get_name()
             if call == "send_all" and end.segments and end.segments[-1][0] == PREFIX:
@@ -402,7 +402,7 @@ def stream_state_machine(
 
         @rule(i=st.integers(0, 1), op=receive_ops)
         @_guarded
-        def start_receive(self, i: int, op: Tuple[str, Any]) -> None:
+        def start_receive(self, i: int, op: tuple[str, Any]) -> None:
             end = self.ends[i]
             if end.closed or end.receive_task is not None:
                 return
@@ -416,13 +416,13 @@ def stream_state_machine(
             self._steps(steps)
             self._reap()
 
-        def _cancel(self, task: "Optional[asyncio.Task[Any]]") -> None:
+        def _cancel(self, task: Optional[asyncio.Task[Any]]) -> None:
             if task is not None:
                 task.cancel()
                 self._settle(task)
                 self._reap()
 
-        def _cancelled_after(self, task: "asyncio.Task[Any]", steps: int) -> None:
+        def _cancelled_after(self, task: asyncio.Task[Any], steps: int) -> None:
             """Let task run for steps loop iterations, then cancel it: over
             0, 1, 2, ... steps, the cancellation lands at every await."""
 
@@ -439,7 +439,7 @@ def stream_state_machine(
 
         @rule(i=st.integers(0, 1), op=receive_ops, steps=st.integers(0, 12))
         @_guarded
-        def receive_cancelled_after(self, i: int, op: Tuple[str, Any], steps: int) -> None:
+        def receive_cancelled_after(self, i: int, op: tuple[str, Any], steps: int) -> None:
             end = self.ends[i]
             if end.closed or end.receive_task is not None:
                 return

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Counter, Dict, List, Optional
+from typing import Any, Callable, Counter, Optional
 
 import pystream
 
@@ -38,7 +38,7 @@ class Snapshot:
     handles: int
 
     @staticmethod
-    def take() -> "Snapshot":
+    def take() -> Snapshot:
         rss = 0
         with open("/proc/self/status") as f:
             for line in f:
@@ -53,7 +53,7 @@ class SoakReport:
     done: Counter[str] = field(default_factory=collections.Counter)
     bytes_echoed: int = 0
     expected_errors: Counter[str] = field(default_factory=collections.Counter)
-    unexpected: List[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
     start: Optional[Snapshot] = None
     end: Optional[Snapshot] = None
 
@@ -167,7 +167,7 @@ async def _scenario_slow_reader(stream: Any, rng: random.Random, report: SoakRep
         report.bytes_echoed += len(data)
 
 
-SCENARIOS: Dict[str, Callable[[Any, random.Random, SoakReport], Any]] = {
+SCENARIOS: dict[str, Callable[[Any, random.Random, SoakReport], Any]] = {
     "echo": _scenario_echo,
     "half-close": _scenario_half_close,
     "reset": _scenario_reset,
@@ -231,7 +231,7 @@ async def soak(seconds: float, connections: int, seed: int = 0) -> SoakReport:
     return report
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pystream.testing.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
