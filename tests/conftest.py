@@ -13,7 +13,7 @@ import pytest
 
 import pystream
 
-from helpers import LOOP_KINDS, open_fds, run_in_loop
+from helpers import FUZZ_EXAMPLES, FUZZ_SEED, LOOP_KINDS, open_fds, run_in_loop
 
 
 def pytest_generate_tests(metafunc: Any) -> None:
@@ -22,6 +22,11 @@ def pytest_generate_tests(metafunc: Any) -> None:
         kinds = [k for k in LOOP_KINDS if marker is None or k in marker.args]
         metafunc.fixturenames.append("loop_kind")
         metafunc.parametrize("loop_kind", kinds)
+
+
+def pytest_report_header(config: Any) -> str:
+    return (f"pystream fuzz: {FUZZ_EXAMPLES} examples per stream, seed {FUZZ_SEED} "
+            f"(replay: PYSTREAM_FUZZ_SEED={FUZZ_SEED} PYSTREAM_FUZZ_EXAMPLES={FUZZ_EXAMPLES})")
 
 
 def pytest_sessionstart(session: Any) -> None:

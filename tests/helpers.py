@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import tempfile
 from typing import Any
 
@@ -15,6 +16,15 @@ except ImportError:  # PyPy: uvloop does not exist there
     uvloop = None
 
 LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+
+# The state machine's examples per stream kind (tests/test_fuzz.py): 200
+# in CI (the variable CI set), else 30; PYSTREAM_FUZZ_EXAMPLES overrides.
+# A fresh seed each run, shown in pytest's header; PYSTREAM_FUZZ_SEED=N
+# replays one.
+FUZZ_EXAMPLES = int(os.environ.get("PYSTREAM_FUZZ_EXAMPLES")
+                    or ("200" if os.environ.get("CI") else "30"))
+FUZZ_SEED = int(os.environ.get("PYSTREAM_FUZZ_SEED")
+                or random.SystemRandom().getrandbits(32))
 TEST_TIMEOUT = 30.0
 
 
