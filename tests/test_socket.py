@@ -614,3 +614,14 @@ def test_chunking_does_not_change_the_bytes(kind, data, send_sizes, receive_size
         return received
 
     assert run_in_loop("asyncio", exchange()) == data
+
+
+async def test_readexactly_zero_returns_at_once(kind):
+    """As asyncio's: nothing to wait for, even with nothing buffered (it is
+    still a checkpoint, and still raises once the stream is closed)."""
+    a, b = await make_pair(kind)
+    async with a, b:
+        assert await asyncio.wait_for(b.readexactly(0), 5) == b""
+        assert await is_checkpoint(b.readexactly(0))
+    with pytest.raises(pystream.ClosedResourceError):
+        await b.readexactly(0)

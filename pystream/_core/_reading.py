@@ -64,7 +64,11 @@ class CReadingMixin:
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
         with self._recv_conflict:
-            await self._wait_readable(max(n, 1))
+            if n == 0:  # as asyncio's: nothing to wait for
+                self._check_open()
+                await CHECKPOINT
+                return b""
+            await self._wait_readable(n)
             ptr = self._h.ptr
             if lib.ps_stream_buffered(ptr) >= n:
                 return self._take(n) if n else b""
