@@ -1,7 +1,8 @@
 """The state of one direction of a stream, as one table.
 
-The rules, which every stream follows (socket, pipe, TLS, asyncio adapter,
-memory); the code below only looks them up:
+The rules, which the socket, TLS, asyncio-adapter and memory streams
+follow (each keeps its sending side in a ``Direction``, TLS its receiving
+side too); the code below only looks them up:
 
 1. A direction starts OPEN.  Three things end it:
    - ``send_eof()`` (EOF_SENT, sending only): we said we send no more;
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ._errors import BrokenResourceError, ClosedResourceError, stream_error
+from ._errors import BrokenResourceError, ClosedResourceError
 
 __all__ = ["Direction", "OPEN", "EOF_SENT", "BROKEN", "CLOSED", "SEND_EOF", "BREAK", "CLOSE"]
 
@@ -84,8 +85,6 @@ class Direction:
             return ClosedResourceError("send_eof() closed this stream's send side")
         if self.state is BROKEN:
             cause = self.cause
-            if isinstance(cause, OSError):
-                return stream_error(cause, self._doing)
             exc = BrokenResourceError(f"the stream broke while {self._doing}")
             exc.__cause__ = cause
             return exc

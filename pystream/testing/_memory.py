@@ -9,7 +9,7 @@ from typing import Awaitable, Callable, Optional, Union
 
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import BufferedReceiveMixin
-from .._state import BREAK, CLOSE, OPEN, SEND_EOF, Direction
+from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
@@ -69,7 +69,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         self._out = outgoing
         self._in = incoming
         self._lockstep = lockstep
-        self._closed = False  # the receiving side: open or closed
+        self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream")
@@ -135,7 +135,8 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
             await CHECKPOINT
-            if self._send_side.state is OPEN:
+            if self._send_side.state is not EOF_SENT:
+                self._send_side.check()  # broken stays broken
                 self._send_side.handle(SEND_EOF)
                 self._out.eof = True
                 self._out.wake_reader()
