@@ -105,7 +105,10 @@ def _make_builder() -> FFI:
                  for s in SOURCES],
         include_dirs=[os.path.join("c", "include"), os.path.join("c", "src")],
         extra_compile_args=["-std=gnu11", "-Wall", "-Wextra",
-                            "-Wno-unused-parameter", *cflags, *sanitize],
+                            "-Wno-unused-parameter", *cflags, *sanitize,
+                            # The core's assert()s on in the sanitized build
+                            # (Python's CFLAGS carry -DNDEBUG).
+                            *(["-UNDEBUG"] if sanitize else [])],
         extra_link_args=[*libs, *sanitize],
     )
     return builder

@@ -30,7 +30,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self._closed = False  # the receiving side: open or closed
+        self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream")

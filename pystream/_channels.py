@@ -123,7 +123,12 @@ def _recancel_current_task() -> None:
     """Re-request a cancellation the current task caught and will not
     raise: it reaches the task at its next await.  On 3.11+ the caught one
     is withdrawn first (``uncancel``), so that the task's count of pending
-    cancellations, which ``asyncio.timeout`` reads, stays what it was."""
+    cancellations, which ``asyncio.timeout`` reads, stays what it was.
+
+    A limit on 3.11 and 3.12: if the send was the last await inside an
+    ``asyncio.timeout`` block that expired at that moment, the block ends
+    normally and the re-requested cancellation surfaces at the task's next
+    await after it (3.13's ``uncancel`` clears it with the count)."""
     task = asyncio.current_task()
     assert task is not None
     uncancel = getattr(task, "uncancel", None)

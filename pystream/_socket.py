@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Union
 
-from ._core import KIND_PIPE, KIND_TCP, Address, CoreStream, open_fd
+from ._core import KIND_PIPE, KIND_TCP, Address, CoreStream, get_bridge, open_fd
 
 __all__ = ["SocketStream", "kind_for", "stream_from_socket"]
 
@@ -66,5 +66,6 @@ class SocketStream(CoreStream):
 def stream_from_socket(sock: socket.socket) -> SocketStream:
     """Adopt a connected socket (which is detached from sock)."""
     kind = kind_for(sock)
+    get_bridge()  # made (or failing) before the socket is given away
     sock.setblocking(False)
     return open_fd(SocketStream, sock.detach(), kind)

@@ -1,9 +1,10 @@
 """``CoreStream``: the Stream API on one C stream handle.
 
 Part of the core layer, the only Python code that calls the C core: every
-``ps_stream_*`` call the package makes is in this module or its reading
-helpers, each return code checked there, and each call that may change what
-libuv watches followed there by the bridge's poke or a scheduled pass.
+``ps_stream_*`` call on an open stream is in this module or its reading
+helpers (opening one is in ``_connect``), each return code checked there,
+and each call that may change what libuv watches followed there by the
+bridge's poke or a scheduled pass.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class CoreStream(CReadingMixin, Stream):
     """A stream on one C stream handle (``ps_stream_t``): the whole Stream
     API, with every C call it needs behind a method of its own.
 
-    Subclasses (``SocketStream``, and the pipe streams) add what their kind
+    Subclasses (``SocketStream``; pipe streams to come) add what their kind
     has, through the ``_c_*`` methods, never by calling C themselves.  The
     hot paths (``send_all``, ``receive_some``) inline their C calls and the
     bridge's poke: every call saved there is measurable.  Received bytes
@@ -61,7 +62,7 @@ class CoreStream(CReadingMixin, Stream):
         self._h = handle
         self._bridge: Bridge = handle.bridge
         self._kind = kind
-        self._closed = False  # the receiving side's state: open or closed
+        self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector(
             "another task is already sending on this stream"
@@ -353,10 +354,6 @@ class CoreStream(CReadingMixin, Stream):
         if self._closed or self._h.ptr is None:
             return -1
         return int(lib.ps_stream_fileno(self._h.ptr))
-
-    def _c_buffered(self) -> int:
-        """How many received bytes wait in the C buffer."""
-        return int(lib.ps_stream_buffered(self._ptr()))
 
     def _c_setsockopt(self, level: int, option: int, value: Union[int, bytes]) -> None:
         if isinstance(value, int):
