@@ -11,9 +11,13 @@ from pystream.abc import HalfCloseableStream, Stream
 def test_every_stream_has_send_eof():
     assert HalfCloseableStream is Stream
     assert "send_eof" in Stream.__dict__
+    from pystream.testing import MemoryStream
+
     for cls in (pystream.SocketStream, pystream.TLSStream, pystream.StapledStream,
-                pystream.AsyncioStream):
+                pystream.AsyncioStream, MemoryStream):
         assert issubclass(cls, Stream)
+        # Each of pystream's streams can half-close: none keeps the default.
+        assert cls.send_eof is not Stream.send_eof, cls
 
 
 async def test_default_send_eof_raises_not_implemented():

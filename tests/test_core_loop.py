@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import pystream
-from pystream import _core as _bridge
+from pystream import _core
 from pystream._binding import lib
 
 from helpers import LOOP_KINDS, new_loop, receive_exactly, run_in_loop
@@ -19,7 +19,7 @@ async def test_idle_streams_do_not_spin():
     a, b = await pystream.open_stream_pair()
     async with a, b:
         receiver = await waiting_receive(b)
-        bridge = _bridge.get_bridge()
+        bridge = _core.get_bridge()
         before = bridge.passes
         await asyncio.sleep(0.2)
         assert bridge.passes - before <= 1, "an idle bridge must not run passes"
@@ -28,12 +28,12 @@ async def test_idle_streams_do_not_spin():
 
 
 async def test_one_bridge_per_loop():
-    assert _bridge.get_bridge() is _bridge.get_bridge()
+    assert _core.get_bridge() is _core.get_bridge()
     loop = asyncio.get_running_loop()
 
     def other_thread():
         async def main():
-            bridge = _bridge.get_bridge()
+            bridge = _core.get_bridge()
             a, b = await pystream.open_stream_pair()
             async with a, b:
                 await a.send_all(b"elsewhere")
@@ -43,7 +43,7 @@ async def test_one_bridge_per_loop():
         return run_in_loop("asyncio", main())
 
     other = await loop.run_in_executor(None, other_thread)
-    assert other is not _bridge.get_bridge()
+    assert other is not _core.get_bridge()
     assert other.closed
 
 
@@ -83,7 +83,7 @@ def test_loop_closed_without_shutdown_is_swept_later():
     assert pystream._counters()["loops"] == 1
 
     async def next_use():
-        _bridge.get_bridge()
+        _core.get_bridge()
         assert pystream._counters()["loops"] == 1, "the old bridge is swept"
         for stream in pair:
             await stream.aclose()
@@ -95,7 +95,7 @@ def test_loop_closed_without_shutdown_is_swept_later():
 async def test_streams_from_many_tasks_share_passes():
     # Many streams ready at once are served by few passes, not one each.
     pairs = [await pystream.open_stream_pair() for _ in range(50)]
-    bridge = _bridge.get_bridge()
+    bridge = _core.get_bridge()
     receivers = [asyncio.ensure_future(b.receive_some()) for _, b in pairs]
     await asyncio.sleep(0.01)
     before = bridge.passes
@@ -137,7 +137,7 @@ def test_threads_each_run_their_own_bridge():
 def eager():
     """The running loop's bridge, its receives made to wait on Waiters
     whatever the interpreter's default."""
-    bridge = _bridge.get_bridge()
+    bridge = _core.get_bridge()
     bridge.eager_wake = True  # handles made from now on keep a Waiter
     return bridge
 
@@ -182,7 +182,7 @@ async def test_waiter_cancelled_receive_loses_nothing():
     a, b = await pystream.open_stream_pair()
     async with a, b:
         receiver = await waiting_receive(b)
-        assert isinstance(b._h.recv_waiter, _bridge.Waiter)
+        assert isinstance(b._h.recv_waiter, _core.Waiter)
         receiver.cancel()
         await asyncio.wait([receiver])
         assert receiver.cancelled()
@@ -195,7 +195,7 @@ async def test_waiter_is_rearmed_for_each_wait_even_after_a_cancel():
     a, b = await pystream.open_stream_pair()
     async with a, b:
         waiter = b._h.spare_waiter
-        assert isinstance(waiter, _bridge.Waiter)
+        assert isinstance(waiter, _core.Waiter)
         for i in range(3):
             receiver = await waiting_receive(b)
             assert b._h.recv_waiter is waiter and not waiter.done()
@@ -262,7 +262,7 @@ async def test_waiter_pass_run_inside_a_task_schedules_instead():
 
 async def test_waiter_follows_the_future_protocol():
     loop = asyncio.get_running_loop()
-    waiter = _bridge.Waiter(loop)
+    waiter = _core.Waiter(loop)
     assert waiter.get_loop() is loop and not waiter.done()
     for call in (waiter.result, waiter.exception):
         try:
@@ -287,11 +287,11 @@ async def test_waiter_follows_the_future_protocol():
     assert calls == [waiter, waiter]
     assert not waiter.cancel()
 
-    failed = _bridge.Waiter(loop)
+    failed = _core.Waiter(loop)
     failed.set_exception(KeyError("k"))
     assert isinstance(failed.exception(), KeyError)
 
-    cancelled = _bridge.Waiter(loop)
+    cancelled = _core.Waiter(loop)
     task = asyncio.ensure_future(cancelled)  # a Task awaits it like a Future
     await asyncio.sleep(0)
     task.cancel()

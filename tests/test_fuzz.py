@@ -19,7 +19,6 @@ from helpers import FUZZ_EXAMPLES as EXAMPLES
 from helpers import FUZZ_SEED as SEED
 from helpers import LOOP_KINDS, make_pair, new_loop
 
-
 # In CI (the variable CI set), every stream kind gets 200 examples on the
 # default loop (an eighth of that on uvloop, which runs the same streams)
 # from a fresh seed each run; a failure names the seed, and

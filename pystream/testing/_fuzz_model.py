@@ -49,9 +49,10 @@ def payloads(max_large: int = LARGE_SEND) -> st.SearchStrategy[int]:
 
 @functools.lru_cache(maxsize=1)
 def pattern() -> bytes:
-    """16 MiB of big-endian 32-bit counters: any slice of 4 bytes or more
-    says where in it it was taken."""
-    words = array.array("I", range(4 * 1024 * 1024))
+    """64 MiB of big-endian 32-bit counters (32 MiB per end, several large
+    sends before a payload repeats): any slice of 4 bytes or more says
+    where in it it was taken."""
+    words = array.array("I", range(16 * 1024 * 1024))
     if sys.byteorder == "little":
         words.byteswap()
     return words.tobytes()

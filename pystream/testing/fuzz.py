@@ -93,9 +93,10 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     return step
 
 
-def _returned_despite_cancel(machine: Any, coro: Awaitable[Any]) -> bool:
-    """Run coro in a task cancelled before it starts its first await;
-    True if it returned anyway (it never yielded to the loop)."""
+def _returned_despite_cancel(machine: Any, i: int, call: str, coro: Awaitable[Any]) -> bool:
+    """Run coro (end i's call) in a task cancelled before it starts its
+    first await; True if it returned anyway (it never yielded to the
+    loop).  An error it raises must fit end i's state."""
     returned = False
 
     async def body() -> None:
@@ -110,8 +111,8 @@ def _returned_despite_cancel(machine: Any, coro: Awaitable[Any]) -> bool:
     machine._settle(task)
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
-        if not isinstance(exc, (ClosedResourceError, BrokenResourceError)):
-            raise exc
+        assert exc is not None
+        machine._check_error(i, call, exc)
     return returned
 
 
@@ -493,7 +494,7 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed or end.receive_task is not None:
                 return
-            if _returned_despite_cancel(self, end.stream.receive_some(1)):
+            if _returned_despite_cancel(self, i, "receive_some", end.stream.receive_some(1)):
                 raise AssertionError(
                     f"end {i}: receive_some returned although a cancellation was "
                     f"pending: it is not a checkpoint (and its data is lost)")
@@ -504,7 +505,7 @@ def stream_state_machine(
             end = self.ends[i]
             if not self._can_send(i):
                 return
-            if _returned_despite_cancel(self, end.stream.send_all(b"")):
+            if _returned_despite_cancel(self, i, "send_all", end.stream.send_all(b"")):
                 raise AssertionError(
                     f"end {i}: send_all returned although a cancellation was "
                     f"pending: it is not a checkpoint")
@@ -520,7 +521,7 @@ def stream_state_machine(
                 self._run(aclose_forcefully(end.stream))
             elif cancelled:
                 # Cancelled at once, aclose must still close.
-                _returned_despite_cancel(self, end.stream.aclose())
+                _returned_despite_cancel(self, i, "aclose", end.stream.aclose())
                 if end.send_task is None and not end.eof_sent:
                     try:
                         self._run(end.stream.send_all(b""))
