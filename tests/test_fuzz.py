@@ -101,6 +101,9 @@ MAKERS = {
 # "whole" (all or nothing, the stream usable after) or "prefix" (TLS: a
 # record may be cut, and the stream breaks).
 CANCELLED_SEND = {name: "prefix" if name.startswith("tls") else "whole" for name in MAKERS}
+# Over TCP, a closed end's unsent data may be cut by the reset its peer's
+# later sends provoke (RFC 1122 4.2.2.13); Unix sockets and memory keep it.
+CLOSE_MAY_CUT = {"tcp", "asyncio"}
 
 
 @pytest.mark.parametrize("loop", LOOP_KINDS)
@@ -108,7 +111,7 @@ CANCELLED_SEND = {name: "prefix" if name.startswith("tls") else "whole" for name
 def test_state_machine(stream, loop):
     machine = stream_state_machine(
         MAKERS[stream], loop_factory=lambda: new_loop(loop),
-        cancelled_send=CANCELLED_SEND[stream])
+        cancelled_send=CANCELLED_SEND[stream], close_may_cut=stream in CLOSE_MAY_CUT)
     run_machine(machine, EXAMPLES if loop == "asyncio" else max(20, EXAMPLES // 8))
     assert pystream._counters()["handles"] == 0
 

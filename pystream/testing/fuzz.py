@@ -123,13 +123,17 @@ def stream_state_machine(
     max_in_flight: Optional[int] = None,
     cancelled_send: str = "whole",
     max_send: int = LARGE_SEND,
+    close_may_cut: bool = False,
 ) -> type:
     """A ``RuleBasedStateMachine`` class fuzzing the pairs ``maker`` makes.
 
     ``cancelled_send`` is the stream's rule for a cancelled ``send_all``:
     ``"whole"`` (all of its data or none went, and the stream stays usable)
     or ``"prefix"`` (any prefix went, and the stream may be broken).
-    ``max_send`` bounds one send (default 4 MiB); ``max_in_flight``, if
+    ``close_may_cut`` (TCP): what an end sent before it closed may be cut
+    short, because the other end sending to the closed socket makes the
+    kernel answer with a reset that drops what it had not sent yet (RFC 1122
+    4.2.2.13).  ``max_send`` bounds one send (default 4 MiB); ``max_in_flight``, if
     given, bounds the bytes sent but not yet received per direction (for a
     transport that cannot block a send).
     """
@@ -340,11 +344,12 @@ def stream_state_machine(
 
         def _closing(self, end: End) -> None:
             """end is closed: sends cancelled under the "whole" rule whose
-            data was still queued may be cut short."""
+            data was still queued may be cut short, and with close_may_cut
+            anything it sent."""
             end.closed = True
             for k in range(len(end.segments) - 1, -1, -1):
                 kind, data = end.segments[k]
-                if kind == SENT:
+                if kind == SENT and not close_may_cut:
                     break
                 end.segments[k] = (PREFIX, data)
 
