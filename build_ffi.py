@@ -57,11 +57,15 @@ def _libuv_flags() -> tuple[list[str], list[str]]:
     try:
         cflags = subprocess.run(
             ["pkg-config", "--cflags", "libuv"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         libs = subprocess.run(
             ["pkg-config", "--libs", "libuv"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     except subprocess.CalledProcessError:
         raise SystemExit(MISSING_LIBUV) from None
@@ -99,16 +103,20 @@ def _make_builder() -> FFI:
     builder.cdef(_read_cdef() + UV_CDEF + VERSION_CDEF)
     builder.set_source(
         "pystream._pystream_cffi",
-        '#include <uv.h>\n#include "pystream.h"\n'
-        + VERSION_SOURCE.format(_package_version()),
-        sources=[os.path.relpath(os.path.join(C_DIR, "src", s), HERE)
-                 for s in SOURCES],
+        '#include <uv.h>\n#include "pystream.h"\n' + VERSION_SOURCE.format(_package_version()),
+        sources=[os.path.relpath(os.path.join(C_DIR, "src", s), HERE) for s in SOURCES],
         include_dirs=[os.path.join("c", "include"), os.path.join("c", "src")],
-        extra_compile_args=["-std=gnu11", "-Wall", "-Wextra",
-                            "-Wno-unused-parameter", *cflags, *sanitize,
-                            # The core's assert()s on in the sanitized build
-                            # (Python's CFLAGS carry -DNDEBUG).
-                            *(["-UNDEBUG"] if sanitize else [])],
+        extra_compile_args=[
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unused-parameter",
+            *cflags,
+            *sanitize,
+            # The core's assert()s on in the sanitized build
+            # (Python's CFLAGS carry -DNDEBUG).
+            *(["-UNDEBUG"] if sanitize else []),
+        ],
         extra_link_args=[*libs, *sanitize],
     )
     return builder

@@ -62,8 +62,7 @@ async def fetch(url: str) -> tuple[int, int, str]:
         raise ValueError("only http:// URLs")
     host, port = parts.hostname or "localhost", parts.port or 80
     async with await pystream.open_tcp_stream(host, port) as stream:
-        request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
-                   f"Connection: close\r\n\r\n")
+        request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         await stream.send_all(request.encode("ascii"))
         status, headers = await read_headers(stream)
         digest = hashlib.sha256()

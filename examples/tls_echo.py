@@ -26,7 +26,8 @@ async def serve(port: int, cert: str, key: str) -> None:
     listeners = await pystream.open_tcp_listeners(port, host="127.0.0.1")
     print(f"TLS echo on port {listeners[0].local_address[1]}", flush=True)
     await pystream.serve_listeners(
-        echo, [pystream.TLSListener(listener, context) for listener in listeners])
+        echo, [pystream.TLSListener(listener, context) for listener in listeners]
+    )
 
 
 async def connect(host: str, port: int, cafile: str) -> None:

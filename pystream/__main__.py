@@ -27,6 +27,7 @@ def _loop_runner(use_uvloop: bool):  # type: ignore[no-untyped-def]
 
 # -- echo -----------------------------------------------------------------
 
+
 async def _echo_handler(stream: pystream.SocketStream) -> None:
     async for chunk in stream:
         await stream.send_all(chunk)
@@ -48,7 +49,10 @@ async def _serve_echo(args: argparse.Namespace) -> None:
 
 # -- connecting (connect, fetch) ------------------------------------------
 
-async def _open(args: argparse.Namespace, command: str) -> Union[pystream.SocketStream, pystream.TLSStream]:
+
+async def _open(
+    args: argparse.Namespace, command: str
+) -> Union[pystream.SocketStream, pystream.TLSStream]:
     """The stream the client commands use: TCP or Unix, then TLS if asked."""
     stream: Union[pystream.SocketStream, pystream.TLSStream]
     if args.unix:
@@ -62,8 +66,7 @@ async def _open(args: argparse.Namespace, command: str) -> Union[pystream.Socket
         if args.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        tls = pystream.TLSStream(stream, context,
-                                 server_hostname=args.server_hostname or args.host)
+        tls = pystream.TLSStream(stream, context, server_hostname=args.server_hostname or args.host)
         try:
             await tls.do_handshake()
         except BaseException:
@@ -85,10 +88,10 @@ def _add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unix", metavar="PATH", help="connect to a Unix socket")
     parser.add_argument("--tls", action="store_true", help="speak TLS (system CAs)")
     parser.add_argument("--cafile", metavar="PEM", help="TLS: trust these certificates")
-    parser.add_argument("--insecure", action="store_true",
-                        help="TLS: do not check the certificate")
-    parser.add_argument("--server-hostname", metavar="NAME",
-                        help="TLS: the name to check (default: HOST)")
+    parser.add_argument("--insecure", action="store_true", help="TLS: do not check the certificate")
+    parser.add_argument(
+        "--server-hostname", metavar="NAME", help="TLS: the name to check (default: HOST)"
+    )
 
 
 class _Progress:
@@ -111,8 +114,10 @@ class _Progress:
 
     def _show(self, now: float, end: str) -> None:
         elapsed = max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.label} {self.total / 1048576:10.1f} MiB "
-                         f"{self.total / 1048576 / elapsed:8.1f} MiB/s{end}")
+        sys.stderr.write(
+            f"\r{self.label} {self.total / 1048576:10.1f} MiB "
+            f"{self.total / 1048576 / elapsed:8.1f} MiB/s{end}"
+        )
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -121,6 +126,7 @@ class _Progress:
 
 
 # -- serve-file / fetch ---------------------------------------------------
+
 
 async def _serve_file(args: argparse.Namespace) -> None:
     size = os.path.getsize(args.path)  # fails clearly before listening
@@ -138,8 +144,7 @@ async def _serve_file(args: argparse.Namespace) -> None:
         await stream.send_eof()
         await stream.read()  # wait for the client to finish reading and close
         elapsed = time.monotonic() - start
-        print(f"sent {size} bytes to {peer!r} "
-              f"in {elapsed:.2f} s", flush=True)
+        print(f"sent {size} bytes to {peer!r} in {elapsed:.2f} s", flush=True)
 
     for listener in listeners:
         print(f"serving {args.path} ({size} bytes) on {listener.local_address!r}", flush=True)
@@ -166,6 +171,7 @@ async def _fetch(args: argparse.Namespace) -> None:
 
 
 # -- connect --------------------------------------------------------------
+
 
 async def _connect(args: argparse.Namespace) -> None:
     stream = await _open(args, "connect")
@@ -200,14 +206,18 @@ async def _connect(args: argparse.Namespace) -> None:
 
 # -- demo -----------------------------------------------------------------
 
+
 async def _demo(args: argparse.Namespace) -> None:
     """An echo server and clients in one process: shows the API working and
     what it moves.  Not a benchmark: ``bench`` compares servers."""
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     port = int(listeners[0].local_address[1])
     server = asyncio.ensure_future(pystream.serve_listeners(_echo_handler, listeners))
-    print(f"echo server on 127.0.0.1:{port}; {args.clients} clients, "
-          f"{args.megabytes} MiB each way per client", flush=True)
+    print(
+        f"echo server on 127.0.0.1:{port}; {args.clients} clients, "
+        f"{args.megabytes} MiB each way per client",
+        flush=True,
+    )
 
     block = os.urandom(64 * 1024)
     per_client = args.megabytes * 1024 * 1024
@@ -253,12 +263,15 @@ async def _demo(args: argparse.Namespace) -> None:
     moved = 2 * per_client * args.clients / (1024 * 1024)
     median = latencies[len(latencies) // 2] * 1e6 if latencies else 0.0
     print(f"round trips: {len(latencies)}, median {median:.0f} us")
-    print(f"echoed {moved:.0f} MiB (both directions) in {elapsed:.2f} s, "
-          f"{moved / elapsed:.0f} MiB/s, every byte checked by SHA-256")
+    print(
+        f"echoed {moved:.0f} MiB (both directions) in {elapsed:.2f} s, "
+        f"{moved / elapsed:.0f} MiB/s, every byte checked by SHA-256"
+    )
     print("OK")
 
 
 # -- entry ----------------------------------------------------------------
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
@@ -269,42 +282,53 @@ def main(argv: Optional[list[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser(
-        "bench", help="benchmark pystream against asyncio, uvloop, trio and plain C",
+        "bench",
+        help="benchmark pystream against asyncio, uvloop, trio and plain C",
         description="Echo, ping-pong, bulk and idle-connection workloads against each "
-                    "server in its own process, driven by a load generator in C; "
-                    "interleaved rounds, medians, server CPU per request.")
+        "server in its own process, driven by a load generator in C; "
+        "interleaved rounds, medians, server CPU per request.",
+    )
     from .bench import add_arguments
 
     add_arguments(bench)
 
     demo = commands.add_parser("demo", help="echo server and clients in one process")
     demo.add_argument("--clients", type=int, default=4)
-    demo.add_argument("--megabytes", type=int, default=64,
-                      help="MiB each client sends (and gets back)")
-    demo.add_argument("--pings", type=int, default=200,
-                      help="line round trips per client before the bulk")
+    demo.add_argument(
+        "--megabytes", type=int, default=64, help="MiB each client sends (and gets back)"
+    )
+    demo.add_argument(
+        "--pings", type=int, default=200, help="line round trips per client before the bulk"
+    )
 
     echo = commands.add_parser("echo", help="run an echo server")
     _add_listen_arguments(echo, port=7777)
 
     connect = commands.add_parser(
-        "connect", help="netcat-like: stdin to the stream, the stream to stdout",
-        description="Sends stdin, prints what comes back; stdin's EOF half-closes.")
+        "connect",
+        help="netcat-like: stdin to the stream, the stream to stdout",
+        description="Sends stdin, prints what comes back; stdin's EOF half-closes.",
+    )
     _add_connect_arguments(connect)
 
     serve_file = commands.add_parser(
-        "serve-file", help="send a file to every client that connects",
-        description="Each connection gets the whole file, then EOF.")
+        "serve-file",
+        help="send a file to every client that connects",
+        description="Each connection gets the whole file, then EOF.",
+    )
     serve_file.add_argument("path")
     _add_listen_arguments(serve_file, port=7778)
 
     fetch = commands.add_parser(
-        "fetch", help="receive what a server sends, to a file, with progress",
-        description="Reads until the server's EOF; prints the size and SHA-256.")
+        "fetch",
+        help="receive what a server sends, to a file, with progress",
+        description="Reads until the server's EOF; prints the size and SHA-256.",
+    )
     _add_connect_arguments(fetch)
     fetch.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
-    fetch.add_argument("--progress", action="store_true",
-                       help="show progress even when stderr is not a terminal")
+    fetch.add_argument(
+        "--progress", action="store_true", help="show progress even when stderr is not a terminal"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "bench":
@@ -312,8 +336,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         return run_bench(args)
     run = _loop_runner(args.uvloop)
-    target = {"demo": _demo, "echo": _serve_echo, "connect": _connect,
-              "serve-file": _serve_file, "fetch": _fetch}[args.command]
+    target = {
+        "demo": _demo,
+        "echo": _serve_echo,
+        "connect": _connect,
+        "serve-file": _serve_file,
+        "fetch": _fetch,
+    }[args.command]
     try:
         run(target(args))
     except KeyboardInterrupt:

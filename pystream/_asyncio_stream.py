@@ -32,10 +32,10 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         self.writer = writer
         self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
-        self._send_conflict = ConflictDetector(
-            "another task is already sending on this stream")
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream")
+            "another task is already receiving on this stream"
+        )
         self._pushback = bytearray()
         self._closing: Optional[asyncio.Future[None]] = None  # set by aclose
         _retrieve_close_error(writer)
@@ -101,8 +101,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
                 return
             if not self.writer.can_write_eof():
                 # SSL transports, for one: the peer would never see EOF.
-                raise NotImplementedError(
-                    f"{type(self.writer.transport).__name__} cannot send EOF")
+                raise NotImplementedError(f"{type(self.writer.transport).__name__} cannot send EOF")
             self._check_send()
             self._send_side.handle(SEND_EOF)
             try:
@@ -161,8 +160,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             return
         self.writer.close()
         if transport.get_write_buffer_size():
-            asyncio.get_running_loop().call_later(
-                _CLOSE_TIMEOUT, _abort_if_open, transport)
+            asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, _abort_if_open, transport)
 
 
 def _retrieve_close_error(writer: asyncio.StreamWriter) -> None:

@@ -24,7 +24,6 @@ from ._version import __version__
 __all__ = ["ffi", "lib", "oserror", "UV_EOF", "UV_EAGAIN", "UV_ECANCELED"]
 
 
-
 def check_core_version(built_for: str, version: str) -> None:
     """Refuse a compiled core built for another version of the package (a
     stale build left in a checkout)."""

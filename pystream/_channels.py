@@ -38,11 +38,15 @@ class _State(Generic[T]):
     def __init__(self, max_buffer_size: Union[int, float]) -> None:
         self.max_buffer_size = max_buffer_size
         self.buffer: collections.deque[T] = collections.deque()
-        self.senders = 0     # open send handles
-        self.receivers = 0   # open receive handles
+        self.senders = 0  # open send handles
+        self.receivers = 0  # open receive handles
         # Waiting tasks, first come first served.
-        self.send_waiters: collections.OrderedDict[asyncio.Future[None], T] = collections.OrderedDict()
-        self.receive_waiters: collections.OrderedDict[asyncio.Future[T], None] = collections.OrderedDict()
+        self.send_waiters: collections.OrderedDict[asyncio.Future[None], T] = (
+            collections.OrderedDict()
+        )
+        self.receive_waiters: collections.OrderedDict[asyncio.Future[T], None] = (
+            collections.OrderedDict()
+        )
 
 
 class MemorySendChannel(SendChannel[T]):

@@ -49,6 +49,7 @@ def _check_backlog(backlog: Optional[int]) -> int:
 
 # -- TCP connections ------------------------------------------------------
 
+
 def _interleave(infos: Sequence[Any]) -> list[Any]:
     """RFC 8305 section 4: alternate address families, starting with the
     first one the resolver returned."""
@@ -102,8 +103,10 @@ async def open_tcp_stream(
         raise TypeError(f"host must be str or bytes, not {type(host).__name__}")
     _check_port(port)
     if happy_eyeballs_delay is not None and not isinstance(happy_eyeballs_delay, (int, float)):
-        raise TypeError(f"happy_eyeballs_delay must be a number or None, "
-                        f"not {type(happy_eyeballs_delay).__name__}")
+        raise TypeError(
+            f"happy_eyeballs_delay must be a number or None, "
+            f"not {type(happy_eyeballs_delay).__name__}"
+        )
     if happy_eyeballs_delay is not None and happy_eyeballs_delay < 0:
         raise ValueError("happy_eyeballs_delay must not be negative")
     bridge = get_bridge()
@@ -127,8 +130,7 @@ async def _race(
     try:
         while True:
             if remaining:
-                running.add(loop.create_task(
-                    _connect_one(remaining.pop(0), local_address)))
+                running.add(loop.create_task(_connect_one(remaining.pop(0), local_address)))
             if not running:
                 break
             done, running = await asyncio.wait(
@@ -169,6 +171,7 @@ async def _race(
 
 # -- Unix connections -----------------------------------------------------
 
+
 async def open_unix_stream(path: PathLike) -> SocketStream:
     """Connect to the Unix socket at path (bytes starting with NUL: the
     Linux abstract namespace)."""
@@ -194,6 +197,7 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
 
 
 # -- listeners ------------------------------------------------------------
+
 
 def _bind_all(infos: Sequence[Any], port: int) -> list[socket.socket]:
     """Bind a socket per address.  With port 0 they all share the port the
@@ -252,8 +256,7 @@ async def open_tcp_listeners(
     listeners: list[SocketListener] = []
     try:
         while socks:
-            listeners.append(
-                SocketListener(bridge, socks.pop(0), backlog))
+            listeners.append(SocketListener(bridge, socks.pop(0), backlog))
     except BaseException:
         for sock in socks:
             sock.close()
@@ -263,9 +266,7 @@ async def open_tcp_listeners(
     return listeners
 
 
-async def open_unix_listener(
-    path: PathLike, *, backlog: Optional[int] = None
-) -> SocketListener:
+async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -> SocketListener:
     """Listen on a Unix socket path.  A stale socket file there is replaced
     (as asyncio does); closing the listener removes the file it made."""
     backlog = _check_backlog(backlog)
@@ -287,6 +288,7 @@ async def open_unix_listener(
 
 
 # -- adopting sockets -----------------------------------------------------
+
 
 async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
     """Two connected ``SocketStream``s over a Unix socket pair."""

@@ -106,9 +106,7 @@ class BufferedReceiveMixin:
                     raise asyncio.IncompleteReadError(self._take(n), n)
             return self._take(n)
 
-    async def readuntil(
-        self, separator: bytes = b"\n", *, limit: int = 65536
-    ) -> bytes:
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
         sep, limit = check_readuntil_args(separator, limit)
         with self._receive_conflict:
             offset = 0

@@ -39,9 +39,7 @@ async def _run_handler(handler: Handler, stream: AsyncResource) -> None:
         logger.exception("closing the stream of %r failed", handler)
 
 
-async def serve_listeners(
-    handler: Handler, listeners: Sequence[Listener[Any]]
-) -> None:
+async def serve_listeners(handler: Handler, listeners: Sequence[Listener[Any]]) -> None:
     """Accept on every listener until cancelled, running ``handler(stream)``
     in its own task for each connection and closing the stream after it.
 

@@ -27,7 +27,8 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         self.send_stream = send_stream
         self.receive_stream = receive_stream
         self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream")
+            "another task is already receiving on this stream"
+        )
         self._pushback = bytearray()
         self._closed = False
 

@@ -26,7 +26,6 @@ _CLOSE_NOTIFY_TIMEOUT = 5.0
 _RECEIVE_SIZE = 65536
 
 
-
 class TLSStream(BufferedReceiveMixin, Stream):
     """A TLS connection over ``transport_stream``.
 
@@ -55,13 +54,17 @@ class TLSStream(BufferedReceiveMixin, Stream):
     ) -> None:
         require_methods(transport_stream, "transport_stream", "send_all", "receive_some", "aclose")
         if not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
+            raise TypeError(
+                f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}"
+            )
         self.transport_stream = transport_stream
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = ssl_context.wrap_bio(
-            self._incoming, self._outgoing,
-            server_side=server_side, server_hostname=server_hostname,
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
         )
         # The two directions' states (the rules: pystream/_state.py).  A TLS
         # error or a cancelled send_all breaks both; the transport failing
@@ -72,10 +75,10 @@ class TLSStream(BufferedReceiveMixin, Stream):
         self._handshake_lock = asyncio.Lock()
         self._transport_send_lock = asyncio.Lock()
         self._transport_receive_lock = asyncio.Lock()
-        self._send_conflict = ConflictDetector(
-            "another task is already sending on this stream")
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream")
+            "another task is already receiving on this stream"
+        )
         self._pushback = bytearray()
         self._sending: Optional[asyncio.Future[None]] = None  # a flush
         # Why the transport failed to send, for the flush engine (sending is
@@ -84,8 +87,10 @@ class TLSStream(BufferedReceiveMixin, Stream):
         self._close_notify_seen = False
 
     def __repr__(self) -> str:
-        return (f"<pystream.TLSStream {self._receive_side.state}/{self._send_side.state} "
-                f"over {self.transport_stream!r}>")
+        return (
+            f"<pystream.TLSStream {self._receive_side.state}/{self._send_side.state} "
+            f"over {self.transport_stream!r}>"
+        )
 
     # -- information ------------------------------------------------------
     @property
@@ -135,7 +140,9 @@ class TLSStream(BufferedReceiveMixin, Stream):
             self._outgoing.read()  # the transport takes no more: drop it
             if wait:
                 self._check_usable()
-                raise BrokenResourceError("the transport can no longer send") from self._send_failure
+                raise BrokenResourceError(
+                    "the transport can no longer send"
+                ) from self._send_failure
             return
         if not wait and self._transport_send_lock.locked():
             return
@@ -185,7 +192,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
                     result = fn(*args)
                     if fn == self._ssl.read and not result and not self._clean_eof():
                         raise ssl.SSLEOFError(
-                            ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)")
+                            ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)"
+                        )
                 except ssl.SSLWantReadError:
                     want_read = True
                 except ssl.SSLZeroReturnError as exc:
@@ -296,7 +304,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
             await self._ensure_handshake()
             if self._ssl.version() != "TLSv1.3":
                 raise NotImplementedError(
-                    f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()")
+                    f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()"
+                )
             self._send_side.handle(SEND_EOF)
             self._write_close_notify()
             await self._flush()  # shielded: a cancellation still sends it
@@ -334,8 +343,9 @@ class TLSStream(BufferedReceiveMixin, Stream):
             await CHECKPOINT
             return
         # (After send_eof, this only waits for the close_notify in flight.)
-        send_notify = (self._receive_side.state is OPEN and self._handshake_done
-                       and self._send_failure is None)
+        send_notify = (
+            self._receive_side.state is OPEN and self._handshake_done and self._send_failure is None
+        )
         self._closing()
         try:
             if send_notify and not await wait_bounded(

@@ -15,8 +15,9 @@ def require_methods(obj: Any, what: str, *names: str) -> None:
     object with the methods will do, not only pystream's)."""
     missing = [n for n in names if not callable(getattr(obj, n, None))]
     if missing:
-        raise TypeError(f"{what} must have the methods {', '.join(missing)}; "
-                        f"got {type(obj).__name__}")
+        raise TypeError(
+            f"{what} must have the methods {', '.join(missing)}; got {type(obj).__name__}"
+        )
 
 
 class _Checkpoint:

@@ -135,9 +135,7 @@ class Stream(SendStream, ReceiveStream):
         """Read exactly n bytes; ``asyncio.IncompleteReadError`` at EOF."""
 
     @abc.abstractmethod
-    async def readuntil(
-        self, separator: bytes = b"\n", *, limit: int = 65536
-    ) -> bytes:
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
         """Read through separator (included).  ``asyncio.LimitOverrunError``
         when limit bytes pass without it, keeping the data buffered."""
 

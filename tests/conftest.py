@@ -25,8 +25,10 @@ def pytest_generate_tests(metafunc: Any) -> None:
 
 
 def pytest_report_header(config: Any) -> str:
-    return (f"pystream fuzz: {FUZZ_EXAMPLES} examples per stream, seed {FUZZ_SEED} "
-            f"(replay: PYSTREAM_FUZZ_SEED={FUZZ_SEED} PYSTREAM_FUZZ_EXAMPLES={FUZZ_EXAMPLES})")
+    return (
+        f"pystream fuzz: {FUZZ_EXAMPLES} examples per stream, seed {FUZZ_SEED} "
+        f"(replay: PYSTREAM_FUZZ_SEED={FUZZ_SEED} PYSTREAM_FUZZ_EXAMPLES={FUZZ_EXAMPLES})"
+    )
 
 
 def pytest_sessionstart(session: Any) -> None:

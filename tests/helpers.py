@@ -21,10 +21,10 @@ LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 # in CI (the variable CI set), else 30; PYSTREAM_FUZZ_EXAMPLES overrides.
 # A fresh seed each run, shown in pytest's header; PYSTREAM_FUZZ_SEED=N
 # replays one.
-FUZZ_EXAMPLES = int(os.environ.get("PYSTREAM_FUZZ_EXAMPLES")
-                    or ("200" if os.environ.get("CI") else "30"))
-FUZZ_SEED = int(os.environ.get("PYSTREAM_FUZZ_SEED")
-                or random.SystemRandom().getrandbits(32))
+FUZZ_EXAMPLES = int(
+    os.environ.get("PYSTREAM_FUZZ_EXAMPLES") or ("200" if os.environ.get("CI") else "30")
+)
+FUZZ_SEED = int(os.environ.get("PYSTREAM_FUZZ_SEED") or random.SystemRandom().getrandbits(32))
 TEST_TIMEOUT = 30.0
 
 
@@ -60,18 +60,14 @@ def run_in_loop(kind: str, coro: Any) -> Any:
             for task in leftovers:
                 task.cancel()
             if leftovers:
-                loop.run_until_complete(
-                    asyncio.wait(leftovers, timeout=TEST_TIMEOUT)
-                )
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=TEST_TIMEOUT))
             # Also when the test failed: this tears pystream's bridge down,
             # which a failed test's traceback would otherwise keep alive
             # into the next test's leak check.
             loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
-    assert not described, (
-        f"{len(described)} task(s) left running: " + "; ".join(described)
-    )
+    assert not described, f"{len(described)} task(s) left running: " + "; ".join(described)
     assert not errors, f"errors reported to the loop: {errors}"
     return result
 

@@ -13,8 +13,13 @@ def test_every_stream_has_send_eof():
     assert "send_eof" in Stream.__dict__
     from pystream.testing import MemoryStream
 
-    for cls in (pystream.SocketStream, pystream.TLSStream, pystream.StapledStream,
-                pystream.AsyncioStream, MemoryStream):
+    for cls in (
+        pystream.SocketStream,
+        pystream.TLSStream,
+        pystream.StapledStream,
+        pystream.AsyncioStream,
+        MemoryStream,
+    ):
         assert issubclass(cls, Stream)
         # Each of pystream's streams can half-close: none keeps the default.
         assert cls.send_eof is not Stream.send_eof, cls
@@ -22,13 +27,26 @@ def test_every_stream_has_send_eof():
 
 async def test_default_send_eof_raises_not_implemented():
     class Minimal(Stream):
-        async def send_all(self, data): pass
-        async def wait_send_all_might_not_block(self): pass
-        async def receive_some(self, max_bytes=None): return b""
-        async def readexactly(self, n): return b""
-        async def readuntil(self, separator=b"\n", *, limit=65536): return b""
-        async def read(self, n=-1): return b""
-        async def aclose(self): pass
+        async def send_all(self, data):
+            pass
+
+        async def wait_send_all_might_not_block(self):
+            pass
+
+        async def receive_some(self, max_bytes=None):
+            return b""
+
+        async def readexactly(self, n):
+            return b""
+
+        async def readuntil(self, separator=b"\n", *, limit=65536):
+            return b""
+
+        async def read(self, n=-1):
+            return b""
+
+        async def aclose(self):
+            pass
 
     with pytest.raises(NotImplementedError):
         await Minimal().send_eof()

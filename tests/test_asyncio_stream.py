@@ -25,7 +25,8 @@ async def test_asyncio_stream_over_ssl_send_eof_is_not_implemented():
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=server_context())
     port = server.sockets[0].getsockname()[1]
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=client_context(), server_hostname="localhost")
+        "127.0.0.1", port, ssl=client_context(), server_hostname="localhost"
+    )
     server.close()
     client = pystream.AsyncioStream(reader, writer)
     peer = pystream.AsyncioStream(*await accepted)
@@ -54,8 +55,10 @@ async def asyncio_pair(unix=False):
     # Stop listening.  Not wait_closed(): since Python 3.12.1 it also waits
     # for the accepted connection to end.
     server.close()
-    return (pystream.AsyncioStream(reader, writer),
-            pystream.AsyncioStream(server_reader, server_writer))
+    return (
+        pystream.AsyncioStream(reader, writer),
+        pystream.AsyncioStream(server_reader, server_writer),
+    )
 
 
 async def clogged_asyncio_pair():

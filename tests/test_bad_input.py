@@ -18,30 +18,71 @@ def _unconnected_udp():
 
 
 CALLS = [
-    ("happy_eyeballs_delay str", lambda: pystream.open_tcp_stream("127.0.0.1", 1, happy_eyeballs_delay="x"),
-     TypeError, "happy_eyeballs_delay must be a number"),
-    ("happy_eyeballs_delay negative", lambda: pystream.open_tcp_stream("127.0.0.1", 1, happy_eyeballs_delay=-1),
-     ValueError, "must not be negative"),
-    ("local_address int", lambda: pystream.open_tcp_stream("127.0.0.1", 1, local_address=123),
-     TypeError, "expected"),
+    (
+        "happy_eyeballs_delay str",
+        lambda: pystream.open_tcp_stream("127.0.0.1", 1, happy_eyeballs_delay="x"),
+        TypeError,
+        "happy_eyeballs_delay must be a number",
+    ),
+    (
+        "happy_eyeballs_delay negative",
+        lambda: pystream.open_tcp_stream("127.0.0.1", 1, happy_eyeballs_delay=-1),
+        ValueError,
+        "must not be negative",
+    ),
+    (
+        "local_address int",
+        lambda: pystream.open_tcp_stream("127.0.0.1", 1, local_address=123),
+        TypeError,
+        "expected",
+    ),
     ("unix path int", lambda: pystream.open_unix_stream(123), TypeError, "os.PathLike"),
     ("unix path empty", lambda: pystream.open_unix_stream(""), ValueError, "Unix socket path"),
-    ("backlog str", lambda: pystream.open_tcp_listeners(0, host="127.0.0.1", backlog="x"),
-     TypeError, "backlog"),
-    ("backlog negative", lambda: pystream.open_tcp_listeners(0, host="127.0.0.1", backlog=-1),
-     ValueError, "backlog"),
+    (
+        "backlog str",
+        lambda: pystream.open_tcp_listeners(0, host="127.0.0.1", backlog="x"),
+        TypeError,
+        "backlog",
+    ),
+    (
+        "backlog negative",
+        lambda: pystream.open_tcp_listeners(0, host="127.0.0.1", backlog=-1),
+        ValueError,
+        "backlog",
+    ),
     ("unix listener path int", lambda: pystream.open_unix_listener(5), TypeError, "os.PathLike"),
-    ("serve no listeners", lambda: pystream.serve_listeners(print, []),
-     ValueError, "at least one listener"),
-    ("serve handler None", lambda: pystream.serve_listeners(None, [object()]),
-     TypeError, "handler must be callable"),
-    ("serve listener not a listener", lambda: pystream.serve_listeners(print, [object()]),
-     TypeError, "accept"),
+    (
+        "serve no listeners",
+        lambda: pystream.serve_listeners(print, []),
+        ValueError,
+        "at least one listener",
+    ),
+    (
+        "serve handler None",
+        lambda: pystream.serve_listeners(None, [object()]),
+        TypeError,
+        "handler must be callable",
+    ),
+    (
+        "serve listener not a listener",
+        lambda: pystream.serve_listeners(print, [object()]),
+        TypeError,
+        "accept",
+    ),
     ("wrap_socket int", lambda: pystream.wrap_socket(5), TypeError, "socket.socket"),
-    ("memory channel negative", lambda: pystream.open_memory_channel(-1), ValueError, "max_buffer_size"),
+    (
+        "memory channel negative",
+        lambda: pystream.open_memory_channel(-1),
+        ValueError,
+        "max_buffer_size",
+    ),
     ("memory channel str", lambda: pystream.open_memory_channel("x"), TypeError, "max_buffer_size"),
-    ("TLS over a non-stream", lambda: pystream.TLSStream(5, ssl.create_default_context()),
-     TypeError, "transport_stream must have the methods"),
+    (
+        "TLS over a non-stream",
+        lambda: pystream.TLSStream(5, ssl.create_default_context()),
+        TypeError,
+        "transport_stream must have the methods",
+    ),
     ("stapled non-streams", lambda: pystream.StapledStream(1, 2), TypeError, "send_stream"),
 ]
 
@@ -71,7 +112,12 @@ async def test_tls_needs_an_ssl_context():
 async def test_bad_arguments_to_stream_methods(kind):
     a, b = await make_pair(kind)
     async with a, b:
-        for bad, exc_type in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("8", TypeError)):
+        for bad, exc_type in (
+            (0, ValueError),
+            (-1, ValueError),
+            (1.5, TypeError),
+            ("8", TypeError),
+        ):
             with pytest.raises(exc_type):
                 await a.receive_some(bad)
         for bad in (None, [1, 2], "text", 12):

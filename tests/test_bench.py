@@ -24,7 +24,9 @@ TINY = ["--quick", "--rounds", "2", "--seconds", "0.3", "--bulk-mib", "4", "--id
 def run_bench(*args):
     return subprocess.run(
         [sys.executable, "-m", "pystream", "bench", *TINY, *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -35,7 +37,12 @@ def test_bench_json_is_well_formed():
     result = json.loads(done.stdout)
     assert result["settings"]["rounds"] == 2
     assert set(result["workloads"]) == {
-        "100 x 1 KiB", "1 x 100 B ping-pong", "10 x 64 KiB", "bulk one-way", "idle connections"}
+        "100 x 1 KiB",
+        "1 x 100 B ping-pong",
+        "10 x 64 KiB",
+        "bulk one-way",
+        "idle connections",
+    }
     for name, wl in result["workloads"].items():
         assert set(wl["servers"]) | set(result["skipped"]) == set(servers.split(","))
         key, _ = KEY_FIGURE[wl["kind"]]
@@ -153,8 +160,12 @@ def wrong_server(tmp_path):
     procs = []
 
     def start(mode, flip_at):
-        proc = subprocess.Popen([sys.executable, str(script), mode, str(flip_at)],
-                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), mode, str(flip_at)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         procs.append(proc)
         line = proc.stdout.readline()
         assert line.startswith("READY "), line
@@ -172,8 +183,12 @@ def test_loadgen_fails_on_wrong_echo(wrong_server):
     # flipped: the first two pass, the third fails, and loadgen says where.
     _, port = wrong_server("echo", 2 * 1024 + 100)
     loadgen = build("loadgen", [])
-    done = subprocess.run([loadgen, "echo", "127.0.0.1", str(port), "2", "1024", "5"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [loadgen, "echo", "127.0.0.1", str(port), "2", "1024", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3, exit_report(done)
     assert "loadgen: wrong bytes from the server: connection " in done.stderr
     assert "request 2 of 1024 bytes, byte 100 is" in done.stderr, done.stderr
@@ -182,8 +197,12 @@ def test_loadgen_fails_on_wrong_echo(wrong_server):
 def test_loadgen_fails_on_wrong_bulk(wrong_server):
     _, port = wrong_server("source", 3 * 65536 + 7)
     loadgen = build("loadgen", [])
-    done = subprocess.run([loadgen, "bulk", "127.0.0.1", str(port), str(1024 * 1024)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [loadgen, "bulk", "127.0.0.1", str(port), str(1024 * 1024)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3, exit_report(done)
     assert "wrong bytes from the server: bulk, byte 196615 is 0x79, expected 0x78" in done.stderr
 
@@ -203,5 +222,7 @@ def test_bench_fails_the_server_that_echoes_wrong_bytes(wrong_server, monkeypatc
     args = parser.parse_args([*TINY, "--servers", "asyncio-streams"])
     assert bench.run(args) == 1
     err = capsys.readouterr().err
-    assert ("pystream bench: the asyncio-streams server failed: it sent back wrong bytes "
-            "(loadgen: wrong bytes from the server: connection ") in err, err
+    assert (
+        "pystream bench: the asyncio-streams server failed: it sent back wrong bytes "
+        "(loadgen: wrong bytes from the server: connection "
+    ) in err, err

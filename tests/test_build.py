@@ -16,7 +16,11 @@ def test_missing_libuv_is_one_clear_message(tmp_path):
     env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH="")
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "build_ffi.py")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert result.returncode > 0, result.returncode  # an error, not a crash
     assert "libuv1-dev" in result.stderr
@@ -46,7 +50,9 @@ def test_a_crashing_subprocess_is_reported_with_its_signal():
 
     crashed = subprocess.run(
         [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"],
-        capture_output=True, timeout=60)
+        capture_output=True,
+        timeout=60,
+    )
     assert exit_report(crashed).startswith("killed by SIGSEGV")
     fine = subprocess.run([sys.executable, "-c", "pass"], capture_output=True, timeout=60)
     assert exit_report(fine).startswith("exit status 0")

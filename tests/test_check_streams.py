@@ -77,7 +77,6 @@ async def test_memory_receive_woken_by_data_then_closed_does_not_hang():
     await a.aclose()
 
 
-
 PYPY_HEAP_AFTER_CHECKS = """
 import asyncio, gc
 from pystream.testing import _check_streams, lockstep_stream_pair
@@ -102,13 +101,16 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.skipif(platform.python_implementation() != "PyPy",
-                    reason="reads PyPy's own GC statistics (the leak was PyPy's)")
+@pytest.mark.skipif(
+    platform.python_implementation() != "PyPy",
+    reason="reads PyPy's own GC statistics (the leak was PyPy's)",
+)
 def test_clogged_checks_do_not_grow_the_heap_on_pypy():
     # Each clogged check sends 16 MiB; on PyPy the helper tasks' contexts
     # once kept all of it alive, check after check.
-    ran = subprocess.run([sys.executable, "-c", PYPY_HEAP_AFTER_CHECKS],
-                         capture_output=True, text=True, timeout=120)
+    ran = subprocess.run(
+        [sys.executable, "-c", PYPY_HEAP_AFTER_CHECKS], capture_output=True, text=True, timeout=120
+    )
     assert ran.returncode == 0, ran.stderr
     grown = float(ran.stdout)
     assert grown < 16, f"the heap grew {grown:.1f} MB over 4 clogged checks"

@@ -21,7 +21,10 @@ def pystream_cmd(*args):
 def test_demo_runs_and_checks_the_echo():
     out = subprocess.run(
         pystream_cmd("demo", "--clients", "2", "--megabytes", "2", "--pings", "10"),
-        capture_output=True, text=True, timeout=TIMEOUT, check=True,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
     ).stdout
     assert "round trips: 20" in out
     assert out.strip().endswith("OK")
@@ -32,7 +35,8 @@ def test_echo_server_and_connect_client(loop):
     flags = ["--uvloop"] if loop == "uvloop" else []
     server = subprocess.Popen(
         pystream_cmd(*flags, "echo", "--host", "127.0.0.1", "--port", "0"),
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = server.stdout.readline()
@@ -41,7 +45,10 @@ def test_echo_server_and_connect_client(loop):
         payload = os.urandom(3 * 1024 * 1024)
         client = subprocess.run(
             pystream_cmd(*flags, "connect", "127.0.0.1", match.group(1)),
-            input=payload, capture_output=True, timeout=TIMEOUT, check=True,
+            input=payload,
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=True,
         )
         # stdin's EOF half-closes; the server echoes everything, then closes.
         assert client.stdout == payload
@@ -54,7 +61,9 @@ def test_echo_server_and_connect_client(loop):
 def test_connect_refused_is_a_clear_error():
     result = subprocess.run(
         pystream_cmd("connect", "127.0.0.1", "1"),
-        input=b"", capture_output=True, timeout=TIMEOUT,
+        input=b"",
+        capture_output=True,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 1
     assert b"Connection refused" in result.stderr
@@ -64,7 +73,8 @@ def test_connect_refused_is_a_clear_error():
 def test_bad_arguments_show_usage():
     result = subprocess.run(
         pystream_cmd("connect", "127.0.0.1", "not-a-port"),
-        capture_output=True, timeout=TIMEOUT,
+        capture_output=True,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 2
     assert b"usage" in result.stderr
@@ -76,7 +86,8 @@ def test_serve_file_and_fetch(tmp_path):
     source.write_bytes(data)
     server = subprocess.Popen(
         pystream_cmd("serve-file", str(source), "--host", "127.0.0.1", "--port", "0"),
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = server.stdout.readline()
@@ -85,7 +96,10 @@ def test_serve_file_and_fetch(tmp_path):
         target = tmp_path / "fetched.bin"
         fetched = subprocess.run(
             pystream_cmd("fetch", "127.0.0.1", match.group(1), "-o", str(target), "--progress"),
-            capture_output=True, text=True, timeout=TIMEOUT, check=True,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
         )
         assert target.read_bytes() == data
         import hashlib
@@ -104,21 +118,36 @@ def test_connect_over_tls(tmp_path):
 
     cert, key = certificate_files()
     server = subprocess.Popen(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "..", "examples", "tls_echo.py"),
-         "serve", "--port", "0", "--cert", cert, "--key", key],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            os.path.join(os.path.dirname(__file__), "..", "examples", "tls_echo.py"),
+            "serve",
+            "--port",
+            "0",
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
         client = subprocess.run(
             pystream_cmd("connect", "localhost", port, "--tls", "--cafile", cert),
-            input=b"over TLS\n", capture_output=True, timeout=TIMEOUT, check=True,
+            input=b"over TLS\n",
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=True,
         )
         assert client.stdout == b"over TLS\n"
         # The certificate is checked: without the CA it is refused, clearly.
         refused = subprocess.run(
             pystream_cmd("connect", "localhost", port, "--tls"),
-            input=b"", capture_output=True, timeout=TIMEOUT,
+            input=b"",
+            capture_output=True,
+            timeout=TIMEOUT,
         )
         assert refused.returncode == 1
         assert b"CERTIFICATE_VERIFY_FAILED" in refused.stderr
@@ -129,11 +158,14 @@ def test_connect_over_tls(tmp_path):
         server.stdout.close()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["connect", "127.0.0.1", "70000"], b"port"),
-    (["fetch", "127.0.0.1", "-5"], b"port"),
-    (["connect"], b"give HOST and PORT"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["connect", "127.0.0.1", "70000"], b"port"),
+        (["fetch", "127.0.0.1", "-5"], b"port"),
+        (["connect"], b"give HOST and PORT"),
+    ],
+)
 def test_bad_addresses_are_clear_errors(args, message):
     result = subprocess.run(pystream_cmd(*args), input=b"", capture_output=True, timeout=TIMEOUT)
     assert result.returncode > 0, exit_report(result)
@@ -143,6 +175,11 @@ def test_bad_addresses_are_clear_errors(args, message):
 
 def test_every_command_has_help():
     for command in ("bench", "demo", "echo", "connect", "serve-file", "fetch"):
-        result = subprocess.run(pystream_cmd(command, "--help"), capture_output=True,
-                                text=True, timeout=TIMEOUT, check=True)
+        result = subprocess.run(
+            pystream_cmd(command, "--help"),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
         assert result.stdout.startswith("usage: python -m pystream " + command)

@@ -49,6 +49,7 @@ async def test_one_bridge_per_loop():
 
 def test_asyncio_run_tears_the_bridge_down():
     for kind in LOOP_KINDS:
+
         async def main():
             a, b = await pystream.open_stream_pair()
             await a.send_all(b"left open")
@@ -61,8 +62,12 @@ def test_asyncio_run_tears_the_bridge_down():
             assert pystream._counters()["handles"] == 3
             loop.run_until_complete(loop.shutdown_asyncgens())
             assert pystream._counters() == {
-                "loops": 0, "handles": 0, "streams": 0, "listeners": 0,
-                "writes_pending": 0, "bytes_buffered": 0,
+                "loops": 0,
+                "handles": 0,
+                "streams": 0,
+                "listeners": 0,
+                "writes_pending": 0,
+                "bytes_buffered": 0,
             }
         finally:
             loop.close()
@@ -112,6 +117,7 @@ def test_threads_each_run_their_own_bridge():
 
     def worker():
         try:
+
             async def main():
                 a, b = await pystream.open_stream_pair()
                 async with a, b:
@@ -133,6 +139,7 @@ def test_threads_each_run_their_own_bridge():
 
 
 # -- receives resumed inside the pass (the Waiter; PyPy's default) ----------
+
 
 def eager():
     """The running loop's bridge, its receives made to wait on Waiters
@@ -309,6 +316,7 @@ async def test_waiter_follows_the_future_protocol():
 def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind):
     loop = new_loop(kind)
     try:
+
         async def setup():
             eager()
             return [await pystream.open_stream_pair() for _ in range(3)]
@@ -357,6 +365,7 @@ def test_waiter_keyboard_interrupt_in_one_task_leaves_the_others_scheduled(kind)
 
 # -- the shared checkpoint --------------------------------------------------
 
+
 async def test_checkpoint_yields_once_per_await_and_takes_a_cancellation():
     from pystream._util import CHECKPOINT
 
@@ -374,8 +383,14 @@ async def test_checkpoint_yields_once_per_await_and_takes_a_cancellation():
 
     await asyncio.gather(checkpointing(), other())
     # Each await let the other task run once: the two interleave.
-    assert order == [("checkpoint", 0), ("other", 0), ("checkpoint", 1),
-                     ("other", 1), ("checkpoint", 2), ("other", 2)]
+    assert order == [
+        ("checkpoint", 0),
+        ("other", 0),
+        ("checkpoint", 1),
+        ("other", 1),
+        ("checkpoint", 2),
+        ("other", 2),
+    ]
 
     reached = []
 

@@ -22,8 +22,11 @@ def programs(name):
     return [b for b in blocks if "asyncio.run(" in b]
 
 
-DOC_PROGRAMS = [(name, i, code) for name in ("tutorial.md", "migration.md")
-                for i, code in enumerate(programs(name))]
+DOC_PROGRAMS = [
+    (name, i, code)
+    for name in ("tutorial.md", "migration.md")
+    for i, code in enumerate(programs(name))
+]
 
 
 def test_the_docs_have_programs():
@@ -31,9 +34,11 @@ def test_the_docs_have_programs():
     assert len(programs("migration.md")) >= 2
 
 
-@pytest.mark.parametrize("name, index, code", DOC_PROGRAMS,
-                         ids=[f"{n}-{i}" for n, i, _ in DOC_PROGRAMS])
+@pytest.mark.parametrize(
+    "name, index, code", DOC_PROGRAMS, ids=[f"{n}-{i}" for n, i, _ in DOC_PROGRAMS]
+)
 def test_doc_program_runs(name, index, code, tmp_path):
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, f"{name} program {index}: {exit_report(done)}"

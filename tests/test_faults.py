@@ -71,8 +71,9 @@ async def test_cancelled_receive_at_every_step_loses_nothing(kind):
     a, b = await make_pair(kind)
     async with a, b:
         received = bytearray()
-        sender = asyncio.ensure_future(a.send_all(b"".join(
-            struct.pack(">I", i) for i in range(50_000))))
+        sender = asyncio.ensure_future(
+            a.send_all(b"".join(struct.pack(">I", i) for i in range(50_000)))
+        )
         steps = 0
         while len(received) < 200_000:
             outcome, chunk = await cancelled_after(steps % 7, b.receive_some(4096))
@@ -114,7 +115,8 @@ async def test_cancelled_connect_at_every_step_leaves_nothing():
     async with listeners[0]:
         for steps in range(MAX_STEPS):
             outcome, stream = await cancelled_after(
-                steps, pystream.open_tcp_stream("127.0.0.1", port))
+                steps, pystream.open_tcp_stream("127.0.0.1", port)
+            )
             if outcome == "done":
                 await stream.send_all(b"hi")
                 await stream.send_eof()

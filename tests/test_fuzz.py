@@ -30,7 +30,10 @@ from helpers import LOOP_KINDS, make_pair, new_loop
 
 def fuzz_settings(examples: int) -> settings:
     return settings(
-        max_examples=examples, stateful_step_count=40, deadline=None, derandomize=False,
+        max_examples=examples,
+        stateful_step_count=40,
+        deadline=None,
+        derandomize=False,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
@@ -42,8 +45,8 @@ def run_machine(machine, examples=EXAMPLES):
         run_state_machine_as_test(seed(SEED)(machine), settings=fuzz_settings(examples))
     except Exception as exc:
         raise AssertionError(
-            f"{exc}\n(replay: PYSTREAM_FUZZ_SEED={SEED} "
-            f"PYSTREAM_FUZZ_EXAMPLES={examples})") from exc
+            f"{exc}\n(replay: PYSTREAM_FUZZ_SEED={SEED} PYSTREAM_FUZZ_EXAMPLES={examples})"
+        ) from exc
 
 
 async def memory_maker():
@@ -78,8 +81,10 @@ def tls_maker(transport_maker):
 
     async def maker():
         a, b = await transport_maker()
-        return (pystream.TLSStream(a, client_context(), server_hostname="localhost"),
-                pystream.TLSStream(b, server_context(), server_side=True))
+        return (
+            pystream.TLSStream(a, client_context(), server_hostname="localhost"),
+            pystream.TLSStream(b, server_context(), server_side=True),
+        )
 
     return maker
 
@@ -110,8 +115,11 @@ CLOSE_MAY_CUT = {"tcp", "asyncio"}
 @pytest.mark.parametrize("stream", list(MAKERS))
 def test_state_machine(stream, loop):
     machine = stream_state_machine(
-        MAKERS[stream], loop_factory=lambda: new_loop(loop),
-        cancelled_send=CANCELLED_SEND[stream], close_may_cut=stream in CLOSE_MAY_CUT)
+        MAKERS[stream],
+        loop_factory=lambda: new_loop(loop),
+        cancelled_send=CANCELLED_SEND[stream],
+        close_may_cut=stream in CLOSE_MAY_CUT,
+    )
     run_machine(machine, EXAMPLES if loop == "asyncio" else max(20, EXAMPLES // 8))
     assert pystream._counters()["handles"] == 0
 
@@ -122,7 +130,6 @@ def test_chunkings_join_back(data, payload):
     chunks = data.draw(chunkings(payload))
     assert all(chunks)
     assert b"".join(chunks) == payload
-
 
 
 @pytest.mark.parametrize(
@@ -148,9 +155,16 @@ def _failures(machine):
     try:
         # No shrinking: finding the failure is what is tested, and quickly.
         # Derandomized, so that it is found the same way every run.
-        run_state_machine_as_test(machine, settings=settings(
-            max_examples=1000, deadline=None, database=None, derandomize=True,
-            phases=[Phase.explicit, Phase.generate]))
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=1000,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+            ),
+        )
     except BaseException as exc:  # AssertionError, or a group of them
         return [str(e) for e in getattr(exc, "exceptions", [exc])]
     raise AssertionError("the state machine found nothing wrong")

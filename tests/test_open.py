@@ -84,9 +84,7 @@ async def test_local_address_binds_the_client():
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].local_address[1]
     async with listeners[0]:
-        client = await pystream.open_tcp_stream(
-            "localhost", port, local_address="127.0.0.1"
-        )
+        client = await pystream.open_tcp_stream("localhost", port, local_address="127.0.0.1")
         server = await listeners[0].accept()
         async with client, server:
             assert client.local_address[0] == "127.0.0.1"
@@ -97,7 +95,10 @@ def test_interleave_alternates_families():
     v4 = [(socket.AF_INET, 1, 6, "", (f"10.0.0.{i}", 80)) for i in range(2)]
     ordered = _open._interleave(v6 + v4)
     assert [info[0] for info in ordered] == [
-        socket.AF_INET6, socket.AF_INET, socket.AF_INET6, socket.AF_INET,
+        socket.AF_INET6,
+        socket.AF_INET,
+        socket.AF_INET6,
+        socket.AF_INET,
         socket.AF_INET6,
     ]
 
@@ -121,8 +122,7 @@ def resolve_to(monkeypatch, ports):
     loop = asyncio.get_running_loop()
 
     async def getaddrinfo(host, port, **kwargs):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p))
-                for p in ports]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p)) for p in ports]
 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
 
@@ -167,7 +167,8 @@ async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatc
         # The silent attempt would hang for minutes: only the delay can
         # start the second one within the 10 s.
         stream = await asyncio.wait_for(
-            pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0.5), 10)
+            pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0.5), 10
+        )
         server = await listeners[0].accept()
         async with stream, server:
             assert stream.remote_address == ("127.0.0.1", port)
@@ -175,8 +176,12 @@ async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatc
         await listeners[0].aclose()
         for sock in sockets:
             sock.close()
-    assert events == [("start", silent_port), ("start", port),
-                      ("connected", port), ("cancelled", silent_port)]
+    assert events == [
+        ("start", silent_port),
+        ("start", port),
+        ("connected", port),
+        ("cancelled", silent_port),
+    ]
     waited = started[port] - started[silent_port]
     assert waited >= 0.45, f"the second attempt started {waited:.3f} s after the first"
 
@@ -184,8 +189,7 @@ async def test_happy_eyeballs_starts_the_next_attempt_after_the_delay(monkeypatc
 async def test_happy_eyeballs_no_second_attempt_when_the_first_answers(monkeypatch):
     # The first address answers well within the delay: the second address
     # is never tried.
-    listeners = [(await pystream.open_tcp_listeners(0, host="127.0.0.1"))[0]
-                 for _ in range(2)]
+    listeners = [(await pystream.open_tcp_listeners(0, host="127.0.0.1"))[0] for _ in range(2)]
     ports = [listener.local_address[1] for listener in listeners]
     resolve_to(monkeypatch, ports)
     events, _ = record_attempts(monkeypatch)
@@ -211,12 +215,17 @@ async def test_happy_eyeballs_moves_on_when_an_attempt_fails(monkeypatch):
     # A delay of an hour: only the failure can start the second attempt,
     # and does so at once.
     stream = await asyncio.wait_for(
-        pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=3600), 10)
+        pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=3600), 10
+    )
     server = await listeners[0].accept()
     async with stream, server, listeners[0]:
         assert stream.remote_address[1] == port
-    assert events == [("start", dead_port), ("failed", dead_port),
-                      ("start", port), ("connected", port)]
+    assert events == [
+        ("start", dead_port),
+        ("failed", dead_port),
+        ("start", port),
+        ("connected", port),
+    ]
     resolve_to(monkeypatch, [dead_port, dead_port])
     with pytest.raises(ConnectionRefusedError) as info:
         await pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0.01)

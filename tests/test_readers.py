@@ -30,8 +30,7 @@ async def make(kind):
     if kind == "stapled":
         a_out, b_in = memory_stream_pair()
         b_out, a_in = memory_stream_pair()
-        return (pystream.StapledStream(a_out, a_in),
-                pystream.StapledStream(b_out, b_in), b_in)
+        return (pystream.StapledStream(a_out, a_in), pystream.StapledStream(b_out, b_in), b_in)
     if kind == "asyncio":
         a, b = await asyncio_pair()
         return a, b, None
@@ -54,8 +53,8 @@ async def trickle(sender, receiver, data: bytes) -> None:
     reading helper) has taken the previous one into its buffer: every
     byte arrives in a receive of its own."""
     for i in range(len(data)):
-        await sender.send_all(data[i:i + 1])
-        await wait_until(lambda sent=data[:i + 1]: receiver._pushback == sent, f"byte {i}")
+        await sender.send_all(data[i : i + 1])
+        await wait_until(lambda sent=data[: i + 1]: receiver._pushback == sent, f"byte {i}")
 
 
 async def test_readuntil_limit_overrun_keeps_the_data(kind):

@@ -42,7 +42,11 @@ def wait_listening(port: int, process: subprocess.Popen) -> None:
 def example(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, args[0]), *args[1:]],
-        capture_output=True, timeout=TIMEOUT, check=True, **kwargs)
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=True,
+        **kwargs,
+    )
 
 
 class Peer:
@@ -50,8 +54,8 @@ class Peer:
 
     def __init__(self, *argv: str, port: int) -> None:
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self.port = port
 
     def __enter__(self) -> Peer:
@@ -100,14 +104,27 @@ http {{
 """)
     with Peer("nginx", "-c", str(conf), "-p", str(tmp_path), port=port):
         out = example("http_get.py", f"http://127.0.0.1:{port}/big.bin").stdout.decode()
-    assert out.strip() == (f"status 200, {len(body)} bytes, "
-                           f"sha256 {hashlib.sha256(body).hexdigest()}")
+    assert out.strip() == (
+        f"status 200, {len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()}"
+    )
 
 
 def test_resp_client_with_redis(tmp_path):
     port = free_port()
-    with Peer("redis-server", "--port", str(port), "--bind", "127.0.0.1",
-              "--save", "", "--appendonly", "no", "--dir", str(tmp_path), port=port):
+    with Peer(
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+        port=port,
+    ):
         out = example("resp_client.py", "127.0.0.1", str(port)).stdout.decode()
     assert out.splitlines() == [
         "PING: PONG",
@@ -126,7 +143,8 @@ def test_resp_client_fails_on_a_wrong_reply():
         def wrong_redis():
             # Every reply it expects, in order, but GET's.
             replies = b"+PONG\r\n+OK\r\n$3\r\nabc\r\n:1\r\n" + b"".join(
-                b":%d\r\n" % i for i in range(1, 1001))
+                b":%d\r\n" % i for i in range(1, 1001)
+            )
             conn, _ = listener.accept()
             with conn:
                 conn.sendall(replies)
@@ -140,9 +158,16 @@ def test_resp_client_fails_on_a_wrong_reply():
         peer.start()
         try:
             result = subprocess.run(
-                [sys.executable, "-O", os.path.join(EXAMPLES, "resp_client.py"),
-                 "127.0.0.1", str(listener.getsockname()[1])],
-                capture_output=True, timeout=TIMEOUT)
+                [
+                    sys.executable,
+                    "-O",
+                    os.path.join(EXAMPLES, "resp_client.py"),
+                    "127.0.0.1",
+                    str(listener.getsockname()[1]),
+                ],
+                capture_output=True,
+                timeout=TIMEOUT,
+            )
         finally:
             peer.join(TIMEOUT)
     assert result.returncode != 0, "the example accepted a wrong GET reply"
@@ -152,26 +177,67 @@ def test_resp_client_fails_on_a_wrong_reply():
 def test_tls_client_against_openssl_s_server():
     cert, key = certificate_files()
     port = free_port()
-    with Peer("openssl", "s_server", "-accept", str(port), "-cert", cert,
-              "-key", key, "-rev", "-quiet", port=port):
-        out = example("tls_echo.py", "connect", "localhost", str(port),
-                      "--cafile", cert, input=b"hello pystream\n").stdout
+    with Peer(
+        "openssl",
+        "s_server",
+        "-accept",
+        str(port),
+        "-cert",
+        cert,
+        "-key",
+        key,
+        "-rev",
+        "-quiet",
+        port=port,
+    ):
+        out = example(
+            "tls_echo.py",
+            "connect",
+            "localhost",
+            str(port),
+            "--cafile",
+            cert,
+            input=b"hello pystream\n",
+        ).stdout
     assert out == b"maertsyp olleh\n"  # -rev sends each line back reversed
 
 
 def test_tls_server_checked_with_openssl_s_client():
     cert, key = certificate_files()
     server = subprocess.Popen(
-        [sys.executable, os.path.join(EXAMPLES, "tls_echo.py"), "serve",
-         "--port", "0", "--cert", cert, "--key", key],
-        stdout=subprocess.PIPE)
+        [
+            sys.executable,
+            os.path.join(EXAMPLES, "tls_echo.py"),
+            "serve",
+            "--port",
+            "0",
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ],
+        stdout=subprocess.PIPE,
+    )
     try:
         port = int(re.search(rb"port (\d+)", server.stdout.readline()).group(1))
         client = subprocess.Popen(
-            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
-             "-servername", "localhost", "-CAfile", cert,
-             "-verify_return_error", "-quiet", "-ign_eof"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{port}",
+                "-servername",
+                "localhost",
+                "-CAfile",
+                cert,
+                "-verify_return_error",
+                "-quiet",
+                "-ign_eof",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             message = b"through openssl s_client\n"
             client.stdin.write(message)
@@ -194,13 +260,18 @@ def test_echo_server_fed_a_large_file_through_socat(tmp_path):
     source.write_bytes(data)
     server = subprocess.Popen(
         [sys.executable, os.path.join(EXAMPLES, "echo_server.py"), "--port", "0"],
-        stdout=subprocess.PIPE)
+        stdout=subprocess.PIPE,
+    )
     try:
         port = int(re.search(rb"port (\d+)", server.stdout.readline()).group(1))
         with open(source, "rb") as stdin:
             echoed = subprocess.run(
                 ["socat", "-t", "30", "-", f"TCP:127.0.0.1:{port}"],
-                stdin=stdin, capture_output=True, timeout=TIMEOUT, check=True).stdout
+                stdin=stdin,
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=True,
+            ).stdout
         assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
     finally:
         server.terminate()

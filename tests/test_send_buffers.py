@@ -188,7 +188,8 @@ def check_delivered(received: bytes, raw: bytes, resized: str) -> None:
     assert intact, (
         f"resize {resized} while libuv held the buffer: the peer got "
         f"{len(received)} of {len(raw)} bytes, "
-        f"{'the same' if received == raw[:len(received)] else 'different'} ones")
+        f"{'the same' if received == raw[: len(received)] else 'different'} ones"
+    )
 
 
 # (On PyPy a pinned bytearray or array resizes all the same: the core

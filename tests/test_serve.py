@@ -200,7 +200,8 @@ async def test_server_survives_running_out_of_file_descriptors():
     loop = asyncio.get_running_loop()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER_WITH_FEW_FDS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         port = int(await loop.run_in_executor(None, server.stdout.readline))
@@ -218,8 +219,7 @@ async def test_server_survives_running_out_of_file_descriptors():
             except pystream.BrokenResourceError:
                 reply = b""
             except asyncio.TimeoutError:
-                raise AssertionError(
-                    f"connection {i} neither served nor shed after 10 s") from None
+                raise AssertionError(f"connection {i} neither served nor shed after 10 s") from None
             assert reply in (b"x", b""), reply
             served += reply == b"x"
         assert 0 < served < 40

@@ -533,6 +533,7 @@ async def test_peer_close_breaks_sending(kind):
 async def test_used_from_another_loop_is_a_runtime_error(kind):
     a, b = await make_pair(kind)
     async with a, b:
+
         def elsewhere():
             return run_in_loop("asyncio", a.send_all(b"x"))
 

@@ -67,7 +67,8 @@ async def test_tls_over_memory_streams():
 
 async def test_tls_over_socket_pair():
     await check_half_closeable_stream(
-        tls_over(socket_pair_maker), handshaken(tls_over(lockstep_maker)))
+        tls_over(socket_pair_maker), handshaken(tls_over(lockstep_maker))
+    )
 
 
 async def test_tls_over_tls():
@@ -133,7 +134,8 @@ async def test_tls_wrong_host_name_breaks_the_handshake():
     client = pystream.TLSStream(a, client_context(), server_hostname="not-localhost")
     server = pystream.TLSStream(b, server_context(), server_side=True)
     results = await asyncio.gather(
-        client.do_handshake(), server.do_handshake(), return_exceptions=True)
+        client.do_handshake(), server.do_handshake(), return_exceptions=True
+    )
     assert isinstance(results[0], pystream.BrokenResourceError)
     assert isinstance(results[0].__cause__, ssl.SSLError)
     assert isinstance(results[1], pystream.BrokenResourceError)
@@ -273,14 +275,17 @@ async def test_tls_transport_eof_without_close_notify_is_broken(transport):
 async def test_tls_truncation_with_ignore_unexpected_eof_is_broken():
     """A context with OP_IGNORE_UNEXPECTED_EOF (PyPy's default) still
     reports a truncation as broken, while close_notify stays a clean EOF."""
+
     def ignoring(context):
         context.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0x80)
         return context
 
     async def maker():
         a, b = await memory_maker()
-        return (pystream.TLSStream(a, ignoring(client_context()), server_hostname="localhost"),
-                pystream.TLSStream(b, ignoring(server_context()), server_side=True))
+        return (
+            pystream.TLSStream(a, ignoring(client_context()), server_hostname="localhost"),
+            pystream.TLSStream(b, ignoring(server_context()), server_side=True),
+        )
 
     client, server = await maker()
     async with client, server:

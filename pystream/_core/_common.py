@@ -34,7 +34,6 @@ def decode_address(addr: Any) -> Address:
     return os.fsdecode(raw)
 
 
-
 def warn_unclosed(owner: Any, close: Any) -> None:
     """From ``__del__`` of an object nobody closed: warn, and have its loop
     close the C handle (``__del__`` may run in any thread)."""

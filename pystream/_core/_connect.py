@@ -27,8 +27,9 @@ def open_fd(cls: type[S], fd: int, kind: int) -> S:
     return cls(handle, kind)
 
 
-async def _connected(cls: type[S], bridge: Bridge, handle: Handle, err: int, out: Any,
-                     kind: int) -> tuple[int, S]:
+async def _connected(
+    cls: type[S], bridge: Bridge, handle: Handle, err: int, out: Any, kind: int
+) -> tuple[int, S]:
     """Wait for the connection a ps_*_connect call (which returned err)
     started: (0, stream), or (error code, closed stream)."""
     check(err)
@@ -48,15 +49,15 @@ async def _connected(cls: type[S], bridge: Bridge, handle: Handle, err: int, out
     return status, stream
 
 
-async def connect_tcp(cls: type[S], fd: int, host: str, port: int,
-                      scope_id: int) -> tuple[int, S]:
+async def connect_tcp(cls: type[S], fd: int, host: str, port: int, scope_id: int) -> tuple[int, S]:
     """Connect to a numeric host and port (from fd, a bound socket, or a
     new socket if fd is -1): (0, stream), or (error code, closed stream)."""
     bridge = get_bridge()
     handle = Handle(bridge)
     out = ffi.new("ps_stream_t **")
-    err = lib.ps_tcp_connect(bridge.ptr, fd, host.encode("ascii"), port, scope_id,
-                             handle.cdata, out)
+    err = lib.ps_tcp_connect(
+        bridge.ptr, fd, host.encode("ascii"), port, scope_id, handle.cdata, out
+    )
     return await _connected(cls, bridge, handle, err, out, KIND_TCP)
 
 

@@ -40,11 +40,20 @@ class CoreListener(Listener[S], Generic[S]):
     arrive (they start buffering data at once); ``accept`` returns them as
     ``stream_class`` instances."""
 
-    __slots__ = ("_h", "_bridge", "_kind", "_closed", "_conflict", "_out",
-                 "_stream_class", "__weakref__")
+    __slots__ = (
+        "_h",
+        "_bridge",
+        "_kind",
+        "_closed",
+        "_conflict",
+        "_out",
+        "_stream_class",
+        "__weakref__",
+    )
 
-    def __init__(self, bridge: Bridge, fd: int, kind: int, backlog: int,
-                 stream_class: type[S]) -> None:
+    def __init__(
+        self, bridge: Bridge, fd: int, kind: int, backlog: int, stream_class: type[S]
+    ) -> None:
         """Listen on fd, a bound socket that the listener owns from now on
         (closed here if this fails)."""
         handle = Handle(bridge)

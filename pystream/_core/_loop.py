@@ -44,10 +44,12 @@ _UV_ECANCELED = lib.UV_ECANCELED
 
 # Whether receives wait on a Waiter (see Bridge.eager_wake);
 # PYSTREAM_EAGER_WAKE=1 or 0 overrides the interpreter's default.
-EAGER_WAKE = os.environ.get(
-    "PYSTREAM_EAGER_WAKE", "1" if platform.python_implementation() == "PyPy" else "0"
-) == "1"
-
+EAGER_WAKE = (
+    os.environ.get(
+        "PYSTREAM_EAGER_WAKE", "1" if platform.python_implementation() == "PyPy" else "0"
+    )
+    == "1"
+)
 
 
 class Handle:
@@ -181,8 +183,8 @@ class Bridge:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._fd = lib.ps_loop_backend_fd(self.ptr)
         loop.add_reader(self._fd, self.run_pass)
-        self._shutdown_watch: Optional[AsyncGenerator[None, None]] = (
-            _watch_loop_shutdown(weakref.ref(self))
+        self._shutdown_watch: Optional[AsyncGenerator[None, None]] = _watch_loop_shutdown(
+            weakref.ref(self)
         )
         try:
             self._shutdown_watch.asend(None).send(None)

@@ -78,9 +78,7 @@ class CReadingMixin:
             partial = self._take(n)
             raise asyncio.IncompleteReadError(partial, n)
 
-    async def readuntil(
-        self, separator: bytes = b"\n", *, limit: int = 65536
-    ) -> bytes:
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
         sep, limit = check_readuntil_args(separator, limit)
         with self._recv_conflict:
             offset = 0

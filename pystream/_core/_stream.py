@@ -64,12 +64,8 @@ class CoreStream(CReadingMixin, Stream):
         self._kind = kind
         self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
-        self._send_conflict = ConflictDetector(
-            "another task is already sending on this stream"
-        )
-        self._recv_conflict = ConflictDetector(
-            "another task is already receiving on this stream"
-        )
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
+        self._recv_conflict = ConflictDetector("another task is already receiving on this stream")
         self._out = ffi.new("const char **")
         self._writable_fd = -1
 
@@ -391,8 +387,7 @@ def _byte_view(data: Any) -> memoryview:
         view = memoryview(data)
     except TypeError:
         raise TypeError(
-            f"send_all needs bytes, bytearray or memoryview, not "
-            f"{type(data).__name__}"
+            f"send_all needs bytes, bytearray or memoryview, not {type(data).__name__}"
         ) from None
     if not view.c_contiguous:
         view = memoryview(view.tobytes())

@@ -11,6 +11,7 @@ __all__ = ["Waiter", "PENDING", "DONE", "CANCELLED"]
 
 PENDING, DONE, CANCELLED = 0, 1, 2
 
+
 class Waiter:
     """A future for a task waiting to receive, which the bridge can resolve
     and resume at once: the task's next step runs inside the pass that read
@@ -26,8 +27,16 @@ class Waiter:
     Task adds is kept without a list.
     """
 
-    __slots__ = ("_loop", "_state", "_exception", "_message", "_fn", "_context",
-                 "_more", "_asyncio_future_blocking")
+    __slots__ = (
+        "_loop",
+        "_state",
+        "_exception",
+        "_message",
+        "_fn",
+        "_context",
+        "_more",
+        "_asyncio_future_blocking",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

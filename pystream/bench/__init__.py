@@ -33,8 +33,16 @@ __all__ = ["add_arguments", "run", "SERVERS", "WORKLOADS"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE = "c-libuv"
 BASELINE = "asyncio-streams"
-SERVERS = ["pystream", "pystream-uvloop", "asyncio-streams", "asyncio-protocol",
-           "uvloop-streams", "uvloop-protocol", "trio", REFERENCE]
+SERVERS = [
+    "pystream",
+    "pystream-uvloop",
+    "asyncio-streams",
+    "asyncio-protocol",
+    "uvloop-streams",
+    "uvloop-protocol",
+    "trio",
+    REFERENCE,
+]
 MIB = 1024 * 1024
 
 # What a server needs beyond the standard library (missing: skipped).  The
@@ -66,6 +74,7 @@ WORKLOADS = [
 
 # -- building the C tools ---------------------------------------------------
 
+
 def _cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "pystream-bench")
@@ -73,8 +82,12 @@ def _cache_dir() -> str:
 
 def _libuv_flags() -> list[str]:
     try:
-        out = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["pkg-config", "--cflags", "--libs", "libuv"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return out.split()
     except (OSError, subprocess.CalledProcessError):
         return ["-luv"]
@@ -93,8 +106,9 @@ def build(name: str, extra: list[str]) -> str:
         return target
     os.makedirs(_cache_dir(), exist_ok=True)
     partial = f"{target}.{os.getpid()}.tmp"
-    result = subprocess.run([cc, "-O2", "-o", partial, source, *extra],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [cc, "-O2", "-o", partial, source, *extra], capture_output=True, text=True
+    )
     if result.returncode:
         raise RuntimeError(f"building {name} with {cc} failed:\n{result.stderr.strip()}")
     os.replace(partial, target)
@@ -102,6 +116,7 @@ def build(name: str, extra: list[str]) -> str:
 
 
 # -- processes ----------------------------------------------------------------
+
 
 def _allowed_cpus() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
@@ -138,8 +153,11 @@ def _pin(pid: int, cpu: Optional[int]) -> None:
         except OSError:
             pass
     else:
-        subprocess.run(["taskset", "-p", "-c", str(cpu), str(pid)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["taskset", "-p", "-c", str(cpu), str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -173,14 +191,17 @@ class Server:
         else:
             argv = [sys.executable, "-m", "pystream.bench.servers", kind, mode]
         self.kind = kind
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
         _pin(self.proc.pid, cpu)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
             self.stop()
-            raise RuntimeError(f"the {kind} {mode} server did not start (exit {self.proc.returncode})")
+            raise RuntimeError(
+                f"the {kind} {mode} server did not start (exit {self.proc.returncode})"
+            )
         self.port = int(line.split()[1])
 
     @property
@@ -216,8 +237,13 @@ class LoadgenError(RuntimeError):
 def _loadgen(loadgen: str, args: list[str], cpu: Optional[int]) -> subprocess.Popen:  # type: ignore[type-arg]
     # stderr is kept for the error message: loadgen writes one line there,
     # only when it fails, so the pipe cannot fill.
-    proc = subprocess.Popen([loadgen, *args], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [loadgen, *args],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _pin(proc.pid, cpu)
     return proc
 
@@ -237,8 +263,9 @@ def _fail(proc: subprocess.Popen[str], kind: str, what: str) -> LoadgenError:
     if proc.returncode == WRONG_BYTES:
         return LoadgenError(f"the {kind} server failed: it sent back wrong bytes ({said})")
     detail = f": {said}" if said else ""
-    return LoadgenError(f"the {kind} server failed: load generator {what} "
-                        f"(exit {proc.returncode}){detail}")
+    return LoadgenError(
+        f"the {kind} server failed: load generator {what} (exit {proc.returncode}){detail}"
+    )
 
 
 def _expect(proc: subprocess.Popen[str], mark: str, kind: str) -> None:
@@ -262,10 +289,15 @@ def _result(proc: subprocess.Popen[str], kind: str) -> dict[str, Any]:
 
 # -- one measurement ----------------------------------------------------------
 
-def measure_echo(loadgen: str, server: Server, wl: Workload, seconds: float,
-                 cpu: Optional[int]) -> dict[str, float]:
-    proc = _loadgen(loadgen, ["echo", "127.0.0.1", str(server.port), str(wl.connections),
-                              str(wl.size), str(seconds)], cpu)
+
+def measure_echo(
+    loadgen: str, server: Server, wl: Workload, seconds: float, cpu: Optional[int]
+) -> dict[str, float]:
+    proc = _loadgen(
+        loadgen,
+        ["echo", "127.0.0.1", str(server.port), str(wl.connections), str(wl.size), str(seconds)],
+        cpu,
+    )
     _expect(proc, "W", server.kind)
     cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
     _expect(proc, "E", server.kind)
@@ -296,8 +328,13 @@ def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) 
     }
 
 
-def measure_idle(loadgen: str, kind: str, refserver: Optional[str], connections: int,
-                 cpus: tuple[Optional[int], Optional[int]]) -> dict[str, float]:
+def measure_idle(
+    loadgen: str,
+    kind: str,
+    refserver: Optional[str],
+    connections: int,
+    cpus: tuple[Optional[int], Optional[int]],
+) -> dict[str, float]:
     server = Server(kind, "echo", refserver, cpus[0])
     try:
         before = rss_bytes(server.pid)
@@ -309,11 +346,11 @@ def measure_idle(loadgen: str, kind: str, refserver: Optional[str], connections:
         _result(proc, kind)
     finally:
         server.stop()
-    return {"kib_per_connection": (after - before) / 1024 / connections,
-            "rss_mib": after / MIB}
+    return {"kib_per_connection": (after - before) / 1024 / connections, "rss_mib": after / MIB}
 
 
 # -- the run ------------------------------------------------------------------
+
 
 @dataclass
 class Settings:
@@ -347,7 +384,9 @@ class Progress:
             self.stream.flush()
 
 
-def available_servers(wanted: list[str], refserver_error: Optional[str]) -> tuple[list[str], dict[str, str]]:
+def available_servers(
+    wanted: list[str], refserver_error: Optional[str]
+) -> tuple[list[str], dict[str, str]]:
     """The servers that can run here, and why the others cannot."""
     skipped: dict[str, str] = {}
     ok: list[str] = []
@@ -387,7 +426,8 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
     per_round = len(kinds) * len(settings.workloads)
     progress = Progress(progress_stream, per_round * settings.rounds)
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
-        wl.name: {k: [] for k in kinds} for wl in settings.workloads}
+        wl.name: {k: [] for k in kinds} for wl in settings.workloads
+    }
     echo_servers: dict[str, Server] = {}
     source_servers: dict[str, Server] = {}
     try:
@@ -404,20 +444,26 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], 0.5, cpus[1])
         for rnd in range(settings.rounds):
             # Rotate who goes first, so no server always follows the same one.
-            order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+            order = kinds[rnd % len(kinds) :] + kinds[: rnd % len(kinds)]
             for wl in settings.workloads:
                 for kind in order:
                     if wl.kind == "echo":
-                        sample = measure_echo(loadgen, echo_servers[kind], wl, settings.seconds, cpus[1])
+                        sample = measure_echo(
+                            loadgen, echo_servers[kind], wl, settings.seconds, cpus[1]
+                        )
                         shown = f"{sample['requests_per_s']:,.0f} req/s, {sample['cpu_us_per_request']:.1f} us CPU/req"
                     elif wl.kind == "bulk":
-                        sample = measure_bulk(loadgen, source_servers[kind], settings.bulk_bytes, cpus[1])
+                        sample = measure_bulk(
+                            loadgen, source_servers[kind], settings.bulk_bytes, cpus[1]
+                        )
                         shown = f"{sample['mb_per_s']:,.0f} MB/s"
                     else:
                         sample = measure_idle(loadgen, kind, refserver, idle, cpus)
                         shown = f"{sample['kib_per_connection']:.1f} KiB/connection"
                     samples[wl.name][kind].append(sample)
-                    progress.step(f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<17} {shown}")
+                    progress.step(
+                        f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<17} {shown}"
+                    )
             for server in [*echo_servers.values(), *source_servers.values()]:
                 server.check_alive()
     finally:
@@ -426,14 +472,22 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             server.stop()
     return {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "machine": {"cpus": os.cpu_count(), "pinned": cpus[0] is not None,
-                    "platform": platform.platform()},
-        "settings": {"rounds": settings.rounds, "seconds": settings.seconds,
-                     "bulk_bytes": settings.bulk_bytes, "idle_connections": idle},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "pinned": cpus[0] is not None,
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "rounds": settings.rounds,
+            "seconds": settings.seconds,
+            "bulk_bytes": settings.bulk_bytes,
+            "idle_connections": idle,
+        },
         "skipped": skipped,
         "workloads": {
             wl.name: {
-                "kind": wl.kind, "connections": wl.connections if wl.kind != "idle" else idle,
+                "kind": wl.kind,
+                "connections": wl.connections if wl.kind != "idle" else idle,
                 "size": wl.size,
                 "servers": {k: summarize(v) for k, v in samples[wl.name].items()},
             }
@@ -455,9 +509,11 @@ def summarize(samples: list[dict[str, float]]) -> dict[str, Any]:
 # -- the report ---------------------------------------------------------------
 
 # Per workload kind: the figure that ranks servers, lower or higher better.
-KEY_FIGURE = {"echo": ("cpu_us_per_request", "lower"),
-              "bulk": ("mb_per_s", "higher"),
-              "idle": ("kib_per_connection", "lower")}
+KEY_FIGURE = {
+    "echo": ("cpu_us_per_request", "lower"),
+    "bulk": ("mb_per_s", "higher"),
+    "idle": ("kib_per_connection", "lower"),
+}
 
 
 def ratios(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
@@ -481,8 +537,10 @@ def format_table(result: dict[str, Any]) -> str:
     lines: list[str] = []
     rel = ratios(result)
     s = result["settings"]
-    lines.append(f"pystream bench: {result['python']}, {s['rounds']} rounds, medians [min-max]; "
-                 f"servers {'pinned to one core' if result['machine']['pinned'] else 'not pinned'}")
+    lines.append(
+        f"pystream bench: {result['python']}, {s['rounds']} rounds, medians [min-max]; "
+        f"servers {'pinned to one core' if result['machine']['pinned'] else 'not pinned'}"
+    )
     for name, wl in result["workloads"].items():
         kind = wl["kind"]
         if kind == "echo":
@@ -505,19 +563,27 @@ def format_table(result: dict[str, Any]) -> str:
                 return f"{med[key]:{fmt}} [{lo[key]:{fmt}}-{hi[key]:{fmt}}]"
 
             if kind == "echo":
-                lines.append(f"{server:<17} {span('requests_per_s', ',.0f'):>26} {med['mb_per_s']:>8.1f} "
-                             f"{span('cpu_us_per_request', '.1f'):>20} {med['p99_us']:>8.0f} {xc:>7} {xa:>12}")
+                lines.append(
+                    f"{server:<17} {span('requests_per_s', ',.0f'):>26} {med['mb_per_s']:>8.1f} "
+                    f"{span('cpu_us_per_request', '.1f'):>20} {med['p99_us']:>8.0f} {xc:>7} {xa:>12}"
+                )
             elif kind == "bulk":
-                lines.append(f"{server:<17} {span('mb_per_s', ',.0f'):>26} {span('cpu_us_per_mb', '.0f'):>20} "
-                             f"{xc:>8} {xa:>13}")
+                lines.append(
+                    f"{server:<17} {span('mb_per_s', ',.0f'):>26} {span('cpu_us_per_mb', '.0f'):>20} "
+                    f"{xc:>8} {xa:>13}"
+                )
             else:
-                lines.append(f"{server:<17} {span('kib_per_connection', '.2f'):>26} {med['rss_mib']:>10.1f} "
-                             f"{xc:>7} {xa:>9}")
+                lines.append(
+                    f"{server:<17} {span('kib_per_connection', '.2f'):>26} {med['rss_mib']:>10.1f} "
+                    f"{xc:>7} {xa:>9}"
+                )
     for kind, why in result["skipped"].items():
         lines.append(f"skipped {kind}: {why}")
     lines.append("")
-    lines.append("CPU = the server process's user+system time in the measured window; "
-                 "xC and xasyncio divide a server's figure by the C reference's and asyncio streams'.")
+    lines.append(
+        "CPU = the server process's user+system time in the measured window; "
+        "xC and xasyncio divide a server's figure by the C reference's and asyncio streams'."
+    )
     return "\n".join(lines)
 
 
@@ -533,39 +599,63 @@ def plot(result: dict[str, Any], path: str) -> None:
     fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 4.5))
     if len(workloads) == 1:
         axes = [axes]
-    labels = {"cpu_us_per_request": "server CPU us per request (lower is better)",
-              "mb_per_s": "MB/s (higher is better)",
-              "kib_per_connection": "KiB per idle connection (lower is better)"}
+    labels = {
+        "cpu_us_per_request": "server CPU us per request (lower is better)",
+        "mb_per_s": "MB/s (higher is better)",
+        "kib_per_connection": "KiB per idle connection (lower is better)",
+    }
     for ax, (name, wl) in zip(axes, workloads):
         key, _ = KEY_FIGURE[wl["kind"]]
         names = list(wl["servers"])
         med = [wl["servers"][k]["median"][key] for k in names]
-        err = [[m - wl["servers"][k]["min"][key] for k, m in zip(names, med)],
-               [wl["servers"][k]["max"][key] - m for k, m in zip(names, med)]]
-        colors = ["tab:blue" if k.startswith("pystream") else "tab:gray" if k == REFERENCE
-                  else "tab:orange" for k in names]
+        err = [
+            [m - wl["servers"][k]["min"][key] for k, m in zip(names, med)],
+            [wl["servers"][k]["max"][key] - m for k, m in zip(names, med)],
+        ]
+        colors = [
+            "tab:blue"
+            if k.startswith("pystream")
+            else "tab:gray"
+            if k == REFERENCE
+            else "tab:orange"
+            for k in names
+        ]
         ax.barh(names, med, xerr=err, color=colors)
         ax.invert_yaxis()
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(labels[key], fontsize=8)
         ax.tick_params(labelsize=8)
-    fig.suptitle(f"pystream bench, {result['python']}, medians of {result['settings']['rounds']} rounds")
+    fig.suptitle(
+        f"pystream bench, {result['python']}, medians of {result['settings']['rounds']} rounds"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 # -- command line -------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="2 rounds, short windows, 128 MiB bulk, 1,000 idle connections (under a minute)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 rounds, short windows, 128 MiB bulk, 1,000 idle connections (under a minute)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
-    parser.add_argument("--seconds", type=float, help="measured window per echo run (default 2; quick 0.5)")
-    parser.add_argument("--bulk-mib", type=int, help="bulk transfer size in MiB (default 1024; quick 128)")
+    parser.add_argument(
+        "--seconds", type=float, help="measured window per echo run (default 2; quick 0.5)"
+    )
+    parser.add_argument(
+        "--bulk-mib", type=int, help="bulk transfer size in MiB (default 1024; quick 128)"
+    )
     parser.add_argument("--idle", type=int, help="idle connections (default 10000; quick 1000)")
     parser.add_argument("--servers", help=f"comma-separated subset of: {','.join(SERVERS)}")
-    parser.add_argument("--workloads", help="comma-separated subset of: echo-1k,ping-pong,echo-64k,bulk,idle")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout, no table)")
+    parser.add_argument(
+        "--workloads", help="comma-separated subset of: echo-1k,ping-pong,echo-64k,bulk,idle"
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the results as JSON ('-': stdout, no table)"
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="also draw a chart (needs matplotlib)")
 
 
@@ -581,13 +671,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         servers = [s.strip() for s in args.servers.split(",") if s.strip()]
         unknown = [s for s in servers if s not in SERVERS]
         if unknown:
-            raise SystemExit(f"bench: unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
+            raise SystemExit(
+                f"bench: unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}"
+            )
     workloads = list(WORKLOADS)
     if args.workloads:
         names = [w.strip() for w in args.workloads.split(",") if w.strip()]
         unknown = [w for w in names if w not in _WORKLOAD_NAMES]
         if unknown:
-            raise SystemExit(f"bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(_WORKLOAD_NAMES)}")
+            raise SystemExit(
+                f"bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(_WORKLOAD_NAMES)}"
+            )
         workloads = [_WORKLOAD_NAMES[w] for w in names]
     settings = Settings(
         servers=servers,
@@ -597,7 +691,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         idle_connections=pick(args.idle, 10000, 1000),
         workloads=workloads,
     )
-    if settings.rounds < 1 or settings.seconds <= 0 or settings.bulk_bytes <= 0 or settings.idle_connections < 1:
+    if (
+        settings.rounds < 1
+        or settings.seconds <= 0
+        or settings.bulk_bytes <= 0
+        or settings.idle_connections < 1
+    ):
         raise SystemExit("bench: rounds, seconds, bulk size and idle connections must be positive")
     return settings
 

@@ -79,7 +79,8 @@ async def _streams_main(mode: str) -> None:
         writer.close()
 
     server = await asyncio.start_server(
-        echo if mode == "echo" else source, "127.0.0.1", 0, limit=CHUNK)
+        echo if mode == "echo" else source, "127.0.0.1", 0, limit=CHUNK
+    )
     _ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 
@@ -204,7 +205,9 @@ KINDS: dict[str, Callable[[str], None]] = {
 
 def main() -> None:
     if len(sys.argv) != 3 or sys.argv[1] not in KINDS or sys.argv[2] not in ("echo", "source"):
-        raise SystemExit(f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source")
+        raise SystemExit(
+            f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source"
+        )
     try:
         KINDS[sys.argv[1]](sys.argv[2])
     except KeyboardInterrupt:

@@ -12,8 +12,19 @@ from .._util import aclose_forcefully
 from ..abc import ReceiveStream, SendStream
 
 __all__ = [
-    "CLOGGED_SEND", "PATIENCE", "Maker", "Pair", "drain_until", "expect", "flipped",
-    "is_checkpoint", "raises", "random_transfer", "receive_exactly", "spawn", "within",
+    "CLOGGED_SEND",
+    "PATIENCE",
+    "Maker",
+    "Pair",
+    "drain_until",
+    "expect",
+    "flipped",
+    "is_checkpoint",
+    "raises",
+    "random_transfer",
+    "receive_exactly",
+    "spawn",
+    "within",
     "yield_many",
 ]
 
@@ -26,8 +37,8 @@ CLOGGED_SEND = 16 * 1024 * 1024
 
 
 # The tasks spawn started inside the innermost Pair.
-_spawned: contextvars.ContextVar[Optional[list[asyncio.Future[Any]]]] = (
-    contextvars.ContextVar("pystream_check_spawned", default=None)
+_spawned: contextvars.ContextVar[Optional[list[asyncio.Future[Any]]]] = contextvars.ContextVar(
+    "pystream_check_spawned", default=None
 )
 
 
@@ -141,7 +152,9 @@ async def receive_exactly(r: ReceiveStream, n: int, what: str) -> bytes:
     got = bytearray()
     while len(got) < n:
         chunk = await within(r.receive_some(n - len(got)), what)
-        expect(bool(chunk), f"{what}: receive_some returned b'' (EOF) after {len(got)} of {n} bytes")
+        expect(
+            bool(chunk), f"{what}: receive_some returned b'' (EOF) after {len(got)} of {n} bytes"
+        )
         got += chunk
     return bytes(got)
 

@@ -45,7 +45,9 @@ async def _check_transfer(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         for data in (b"bytes", bytearray(b"bytearray"), memoryview(b"xmemoryviewx")[1:-1]):
             sender = spawn(s.send_all(data))
-            got = await receive_exactly(r, len(data), f"send_all({type(data).__name__}) delivers it")
+            got = await receive_exactly(
+                r, len(data), f"send_all({type(data).__name__}) delivers it"
+            )
             await within(sender, "send_all returns once the peer received the data")
             expect(got == bytes(data), f"send_all({type(data).__name__}) delivers the same bytes")
 
@@ -81,17 +83,23 @@ async def _check_checkpoints(maker: Maker) -> None:
             expect(await is_checkpoint(call), f"{name} is a checkpoint (it can be cancelled)")
         sender = spawn(s.send_all(b"abc"))
         await receive_exactly(r, 1, "receive the first byte")
-        expect(await is_checkpoint(r.receive_some),
-                "receive_some() is a checkpoint even with data buffered")
+        expect(
+            await is_checkpoint(r.receive_some),
+            "receive_some() is a checkpoint even with data buffered",
+        )
         rest = await receive_exactly(r, 2, "receive after a cancelled receive_some")
         expect(rest == b"bc", "a cancelled receive_some loses no data")
         await within(sender, "send_all returns once received")
-        expect(await within(is_checkpoint(lambda: s.send_all(b"x")),
-                              "a cancelled send_all returns"),
-                "send_all() is a checkpoint (it can be cancelled)")
+        expect(
+            await within(is_checkpoint(lambda: s.send_all(b"x")), "a cancelled send_all returns"),
+            "send_all() is a checkpoint (it can be cancelled)",
+        )
         expect(await is_checkpoint(r.aclose), "aclose() is a checkpoint")
-        await raises(ClosedResourceError, r.receive_some(),
-                      "a cancelled aclose() still closes: then receive_some raises ClosedResourceError")
+        await raises(
+            ClosedResourceError,
+            r.receive_some(),
+            "a cancelled aclose() still closes: then receive_some raises ClosedResourceError",
+        )
 
 
 async def _check_busy(maker: Maker) -> None:
@@ -102,8 +110,10 @@ async def _check_busy(maker: Maker) -> None:
         expect(len(busy) == 1, "two concurrent receive_some: one raises BusyResourceError")
         sender = spawn(s.send_all(b"x"))
         waiting = [t for t in receivers if t not in busy][0]
-        expect(await within(waiting, "the other receive gets the data") == b"x",
-                "the receive that was not busy gets the data")
+        expect(
+            await within(waiting, "the other receive gets the data") == b"x",
+            "the receive that was not busy gets the data",
+        )
         await within(sender, "send_all returns")
         senders = [spawn(s.send_all(b"1")) for _ in range(2)]
         await yield_many()
@@ -117,15 +127,27 @@ async def _check_use_after_close(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         await within(s.aclose(), "aclose returns")
         await within(s.aclose(), "a second aclose returns (aclose is idempotent)")
-        await raises(ClosedResourceError, s.send_all(b"x"),
-                      "send_all after aclose raises ClosedResourceError")
-        await raises(ClosedResourceError, s.send_all(b""),
-                      "send_all(b'') after aclose raises ClosedResourceError")
-        await raises(ClosedResourceError, s.wait_send_all_might_not_block(),
-                      "wait_send_all_might_not_block after aclose raises ClosedResourceError")
+        await raises(
+            ClosedResourceError,
+            s.send_all(b"x"),
+            "send_all after aclose raises ClosedResourceError",
+        )
+        await raises(
+            ClosedResourceError,
+            s.send_all(b""),
+            "send_all(b'') after aclose raises ClosedResourceError",
+        )
+        await raises(
+            ClosedResourceError,
+            s.wait_send_all_might_not_block(),
+            "wait_send_all_might_not_block after aclose raises ClosedResourceError",
+        )
         await within(r.aclose(), "aclose returns")
-        await raises(ClosedResourceError, r.receive_some(),
-                      "receive_some after aclose raises ClosedResourceError")
+        await raises(
+            ClosedResourceError,
+            r.receive_some(),
+            "receive_some after aclose raises ClosedResourceError",
+        )
 
 
 async def _check_peer_closed_breaks_sending(maker: Maker) -> None:
@@ -136,15 +158,24 @@ async def _check_peer_closed_breaks_sending(maker: Maker) -> None:
             for _ in range(10000):
                 await s.send_all(b"x" * 1024)
 
-        await raises(BrokenResourceError, send_until_broken(),
-                      "after the peer closed, send_all eventually raises BrokenResourceError")
-        await raises(BrokenResourceError, s.send_all(b"x"),
-                      "once broken, send_all keeps raising BrokenResourceError")
+        await raises(
+            BrokenResourceError,
+            send_until_broken(),
+            "after the peer closed, send_all eventually raises BrokenResourceError",
+        )
+        await raises(
+            BrokenResourceError,
+            s.send_all(b"x"),
+            "once broken, send_all keeps raising BrokenResourceError",
+        )
 
 
 async def _check_graceful_close_delivers(maker: Maker) -> None:
-    data = random.Random(1).randbytes(200_000) if hasattr(random.Random, "randbytes") else bytes(
-        random.Random(1).getrandbits(8) for _ in range(200_000))
+    data = (
+        random.Random(1).randbytes(200_000)
+        if hasattr(random.Random, "randbytes")
+        else bytes(random.Random(1).getrandbits(8) for _ in range(200_000))
+    )
     async with Pair(maker) as (s, r):
 
         async def send_and_close() -> None:
@@ -161,8 +192,10 @@ async def _check_graceful_close_delivers(maker: Maker) -> None:
             got += chunk
         expect(bytes(got) == data, "aclose delivers all data send_all accepted, then EOF")
         await within(sender, "send_all and aclose return")
-        expect(await within(r.receive_some(), "receive after EOF") == b"",
-                "after EOF, receive_some keeps returning b''")
+        expect(
+            await within(r.receive_some(), "receive after EOF") == b"",
+            "after EOF, receive_some keeps returning b''",
+        )
 
 
 async def _check_forceful_close(maker: Maker) -> None:
@@ -175,8 +208,10 @@ async def _check_forceful_close(maker: Maker) -> None:
         await within(aclose_forcefully(s), "aclose_forcefully returns at once")
         await asyncio.wait([sender])
         if not sender.cancelled() and sender.exception() is not None:
-            expect(isinstance(sender.exception(), ClosedResourceError),
-                    "a send_all blocked during a forceful close raises ClosedResourceError")
+            expect(
+                isinstance(sender.exception(), ClosedResourceError),
+                "a send_all blocked during a forceful close raises ClosedResourceError",
+            )
         got = bytearray()
 
         async def until_end() -> None:
@@ -189,12 +224,20 @@ async def _check_forceful_close(maker: Maker) -> None:
                     return
                 got.extend(chunk)
 
-        await within(until_end(), "after the peer's forceful close, receiving ends (b'' or BrokenResourceError)")
-        expect(data.startswith(bytes(got)), "after a forceful close, the peer receives what was sent, in order")
+        await within(
+            until_end(),
+            "after the peer's forceful close, receiving ends (b'' or BrokenResourceError)",
+        )
+        expect(
+            data.startswith(bytes(got)),
+            "after a forceful close, the peer receives what was sent, in order",
+        )
         if accepted:
-            expect(len(got) == len(data),
-                    "aclose_forcefully does not destroy data send_all accepted "
-                    f"(the peer got {len(got)} of {len(data)} bytes)")
+            expect(
+                len(got) == len(data),
+                "aclose_forcefully does not destroy data send_all accepted "
+                f"(the peer got {len(got)} of {len(data)} bytes)",
+            )
 
 
 async def _check_close_wakes_receive(maker: Maker) -> None:
@@ -203,8 +246,11 @@ async def _check_close_wakes_receive(maker: Maker) -> None:
         await yield_many()
         expect(not receiver.done(), "receive_some blocks while there is no data")
         await within(r.aclose(), "aclose returns")
-        await raises(ClosedResourceError, receiver,
-                      "a receive blocked in another task wakes with ClosedResourceError on aclose")
+        await raises(
+            ClosedResourceError,
+            receiver,
+            "a receive blocked in another task wakes with ClosedResourceError on aclose",
+        )
 
 
 async def _check_cancelled_receive_leaves_closable(maker: Maker) -> None:
@@ -230,6 +276,7 @@ async def _check_random_chunks(maker: Maker) -> None:
 
 # -- clogged checks -----------------------------------------------------------
 
+
 async def _check_clogged_send_blocks(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
@@ -243,7 +290,9 @@ async def _check_clogged_wait_blocks(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         waiter = spawn(s.wait_send_all_might_not_block())
         await yield_many()
-        expect(not waiter.done(), "wait_send_all_might_not_block blocks while the peer does not read")
+        expect(
+            not waiter.done(), "wait_send_all_might_not_block blocks while the peer does not read"
+        )
         await drain_until(r, waiter, "wait_send_all_might_not_block returns once the peer reads")
         waiter.result()
 
@@ -252,16 +301,25 @@ async def _check_clogged_conflicts(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
         await yield_many()
-        await raises(BusyResourceError, s.wait_send_all_might_not_block(),
-                      "wait_send_all_might_not_block during a blocked send_all raises BusyResourceError")
-        await raises(BusyResourceError, s.send_all(b"y"),
-                      "send_all during a blocked send_all raises BusyResourceError")
+        await raises(
+            BusyResourceError,
+            s.wait_send_all_might_not_block(),
+            "wait_send_all_might_not_block during a blocked send_all raises BusyResourceError",
+        )
+        await raises(
+            BusyResourceError,
+            s.send_all(b"y"),
+            "send_all during a blocked send_all raises BusyResourceError",
+        )
         await drain_until(r, sender, "send_all returns once the peer reads")
     async with Pair(maker) as (s, r):
         waiter = spawn(s.wait_send_all_might_not_block())
         await yield_many()
-        await raises(BusyResourceError, s.send_all(b"y"),
-                      "send_all during a blocked wait_send_all_might_not_block raises BusyResourceError")
+        await raises(
+            BusyResourceError,
+            s.send_all(b"y"),
+            "send_all during a blocked wait_send_all_might_not_block raises BusyResourceError",
+        )
         await drain_until(r, waiter, "wait_send_all_might_not_block returns once the peer reads")
 
 
@@ -270,8 +328,11 @@ async def _check_clogged_close_wakes_send(maker: Maker) -> None:
         sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
         await yield_many()
         await within(s.aclose(), "aclose with a send_all blocked in another task returns")
-        await raises(ClosedResourceError, sender,
-                      "a send_all blocked in another task wakes with ClosedResourceError on aclose")
+        await raises(
+            ClosedResourceError,
+            sender,
+            "a send_all blocked in another task wakes with ClosedResourceError on aclose",
+        )
 
 
 async def _check_clogged_cancelled_send_closable(maker: Maker) -> None:
@@ -320,15 +381,23 @@ async def check_one_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> 
 
 # -- two-way and half-close ---------------------------------------------------
 
+
 async def _check_both_ways_at_once(maker: Maker) -> None:
     rng = random.Random(3)
     one = bytes(rng.getrandbits(8) for _ in range(1 << 20))
     two = bytes(rng.getrandbits(8) for _ in range(1 << 20))
     async with Pair(maker) as (a, b):
-        await within(asyncio.gather(
-            random_transfer(a, b, one, random.Random(4), "1 MiB from the first to the second end"),
-            random_transfer(b, a, two, random.Random(5), "1 MiB from the second to the first end"),
-        ), "1 MiB each way at once")
+        await within(
+            asyncio.gather(
+                random_transfer(
+                    a, b, one, random.Random(4), "1 MiB from the first to the second end"
+                ),
+                random_transfer(
+                    b, a, two, random.Random(5), "1 MiB from the second to the first end"
+                ),
+            ),
+            "1 MiB each way at once",
+        )
 
 
 async def _check_send_and_receive_together(maker: Maker) -> None:
@@ -340,8 +409,10 @@ async def _check_send_and_receive_together(maker: Maker) -> None:
         expect(got == b"out", "send_all and receive_some on one end do not conflict")
         await within(sender, "send_all returns")
         back = spawn(b.send_all(b"in"))
-        expect(await within(receiver, "the waiting receive gets data") in (b"in", b"i"),
-                "the waiting receive gets the data")
+        expect(
+            await within(receiver, "the waiting receive gets data") in (b"in", b"i"),
+            "the waiting receive gets the data",
+        )
         await within(back, "send_all returns")
 
 
@@ -350,45 +421,62 @@ async def check_two_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> 
     the one-way checks in both directions, then both at once."""
     await check_one_way_stream(maker, clogged_maker)
     await check_one_way_stream(
-        flipped(maker), None if clogged_maker is None else flipped(clogged_maker))
+        flipped(maker), None if clogged_maker is None else flipped(clogged_maker)
+    )
     await _check_both_ways_at_once(maker)
     await _check_send_and_receive_together(maker)
 
 
 async def _check_send_eof(maker: Maker) -> None:
     async with Pair(maker) as (a, b):
-        expect(isinstance(a, HalfCloseableStream) or hasattr(a, "send_eof"),
-                "a half-closeable stream has send_eof")
+        expect(
+            isinstance(a, HalfCloseableStream) or hasattr(a, "send_eof"),
+            "a half-closeable stream has send_eof",
+        )
         sender = spawn(a.send_all(b"last words"))
         got = await receive_exactly(b, 10, "data sent before send_eof")
         await within(sender, "send_all returns")
         await within(a.send_eof(), "send_eof returns")
-        expect(await within(b.receive_some(), "receive after send_eof") == b"",
-                "after send_eof the peer reads b''")
+        expect(
+            await within(b.receive_some(), "receive after send_eof") == b"",
+            "after send_eof the peer reads b''",
+        )
         expect(got == b"last words", "data sent before send_eof arrives before EOF")
         await within(a.send_eof(), "send_eof again (it is idempotent)")
-        await raises(ClosedResourceError, a.send_all(b"x"),
-                      "send_all after send_eof raises ClosedResourceError")
-        await raises(ClosedResourceError, a.send_all(b""),
-                      "send_all(b'') after send_eof raises ClosedResourceError")
+        await raises(
+            ClosedResourceError,
+            a.send_all(b"x"),
+            "send_all after send_eof raises ClosedResourceError",
+        )
+        await raises(
+            ClosedResourceError,
+            a.send_all(b""),
+            "send_all(b'') after send_eof raises ClosedResourceError",
+        )
         back = spawn(b.send_all(b"reply"))
         got = await receive_exactly(a, 5, "receiving after our send_eof")
         expect(got == b"reply", "after send_eof, receiving still works")
         await within(back, "send_all returns")
         await within(b.send_eof(), "send_eof the other way")
-        expect(await within(a.receive_some(), "receive after the peer's send_eof") == b"",
-                "half-close works in the other direction too")
+        expect(
+            await within(a.receive_some(), "receive after the peer's send_eof") == b"",
+            "half-close works in the other direction too",
+        )
         await within(a.aclose(), "aclose after send_eof")
-        await raises(ClosedResourceError, a.send_eof(),
-                      "send_eof after aclose raises ClosedResourceError")
+        await raises(
+            ClosedResourceError, a.send_eof(), "send_eof after aclose raises ClosedResourceError"
+        )
 
 
 async def _check_clogged_send_eof_busy(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
         await yield_many()
-        await raises(BusyResourceError, s.send_eof(),
-                      "send_eof during a blocked send_all raises BusyResourceError")
+        await raises(
+            BusyResourceError,
+            s.send_eof(),
+            "send_eof during a blocked send_all raises BusyResourceError",
+        )
         await drain_until(r, sender, "send_all returns once the peer reads")
 
 

@@ -12,17 +12,25 @@ from typing import Any, Optional
 from hypothesis import strategies as st
 
 __all__ = [
-    "LARGE_SEND", "SENT", "MAYBE", "PREFIX", "chunkings", "schedules", "payloads",
-    "receive_ops", "consistent", "End",
+    "LARGE_SEND",
+    "SENT",
+    "MAYBE",
+    "PREFIX",
+    "chunkings",
+    "schedules",
+    "payloads",
+    "receive_ops",
+    "consistent",
+    "End",
 ]
 
 LARGE_SEND = 4 * 1024 * 1024
 
 # What a send contributes to the byte stream, as the model knows it.
-SENT = "sent"        # whole: its send_all returned
-MAYBE = "maybe"      # cancelled under the "whole" rule: all of it or none
-PREFIX = "prefix"    # in flight, interrupted or broken: any prefix of it,
-                     # and if not all of it, nothing after it
+SENT = "sent"  # whole: its send_all returned
+MAYBE = "maybe"  # cancelled under the "whole" rule: all of it or none
+PREFIX = "prefix"  # in flight, interrupted or broken: any prefix of it,
+# and if not all of it, nothing after it
 
 
 def chunkings(data: bytes) -> st.SearchStrategy[list[bytes]]:
@@ -31,7 +39,8 @@ def chunkings(data: bytes) -> st.SearchStrategy[list[bytes]]:
         return st.just([])
     return st.lists(
         st.integers(1, len(data) - 1) if len(data) > 1 else st.nothing(),
-        unique=True, max_size=min(16, len(data) - 1),
+        unique=True,
+        max_size=min(16, len(data) - 1),
     ).map(lambda cuts: [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])])
 
 
@@ -73,12 +82,12 @@ def consistent(segments: list[tuple[str, bytes]], received: bytes, complete: boo
                 following.add(pos)  # none of it
             available = n - pos
             if available >= len(data):
-                if view[pos:pos + len(data)] == data:
+                if view[pos : pos + len(data)] == data:
                     following.add(pos + len(data))
             elif view[pos:] == data[:available]:
                 if not complete:
                     return True
-                if kind == PREFIX and all(k != SENT for k, _ in segments[index + 1:]):
+                if kind == PREFIX and all(k != SENT for k, _ in segments[index + 1 :]):
                     return True
         positions = following
         if not positions:
@@ -97,13 +106,13 @@ class End:
         self.received = bytearray()
         self.send_task: Optional[asyncio.Task[Any]] = None
         self.receive_task: Optional[asyncio.Task[Any]] = None
-        self.send_done = False       # no more sends: cancelled ("prefix"), failed or EOF
-        self.send_broke = False      # its own cancelled send may have broken it
-        self.eof_sent = False        # the peer may see EOF
-        self.no_half_close = False   # send_eof raised NotImplementedError
+        self.send_done = False  # no more sends: cancelled ("prefix"), failed or EOF
+        self.send_broke = False  # its own cancelled send may have broken it
+        self.eof_sent = False  # the peer may see EOF
+        self.no_half_close = False  # send_eof raised NotImplementedError
         self.closed = False
         self.got_eof = False
-        self.receive_broke = False   # a receive ended in an allowed error
+        self.receive_broke = False  # a receive ended in an allowed error
 
     def payload(self, size: int) -> bytes:
         counters = pattern()
@@ -111,7 +120,7 @@ class End:
         base = self.index * half
         if self.cursor + size > base + half:
             self.cursor = base
-        data = counters[self.cursor:self.cursor + size]
+        data = counters[self.cursor : self.cursor + size]
         self.cursor += size
         return data
 
@@ -123,8 +132,10 @@ receive_ops = st.one_of(
     st.tuples(st.just("some"), st.just(1 << 20)),
     st.tuples(st.just("into"), st.integers(1, 70000)),
     st.tuples(st.just("exactly"), st.integers(0, 70000)),
-    st.tuples(st.just("until"), st.tuples(st.sampled_from(_SEPARATORS),
-                                          st.sampled_from([1, 16, 1000, 65536]))),
+    st.tuples(
+        st.just("until"),
+        st.tuples(st.sampled_from(_SEPARATORS), st.sampled_from([1, 16, 1000, 65536])),
+    ),
     st.tuples(st.just("line"), st.none()),
     st.tuples(st.just("read"), st.integers(-1, 70000)),
     st.tuples(st.just("many"), st.integers(2, 64)),

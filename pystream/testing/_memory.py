@@ -27,8 +27,7 @@ def _new_future() -> asyncio.Future[None]:
     return asyncio.get_running_loop().create_future()
 
 
-def _settle(waiter: Optional[asyncio.Future[None]],
-            exc: Optional[BaseException] = None) -> None:
+def _settle(waiter: Optional[asyncio.Future[None]], exc: Optional[BaseException] = None) -> None:
     if waiter is not None and not waiter.done():
         if exc is None:
             waiter.set_result(None)
@@ -41,7 +40,7 @@ class _Pipe:
 
     def __init__(self) -> None:
         self.data = bytearray()
-        self.eof = False            # the sender sent EOF or closed
+        self.eof = False  # the sender sent EOF or closed
         self.receiver_closed = False
         self.reader: Optional[asyncio.Future[None]] = None  # waits for data
         self.writer: Optional[asyncio.Future[None]] = None  # waits for room
@@ -71,10 +70,10 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         self._lockstep = lockstep
         self._closed = False  # the stream (both sides) was closed
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
-        self._send_conflict = ConflictDetector(
-            "another task is already sending on this stream")
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream")
+            "another task is already receiving on this stream"
+        )
         self._pushback = bytearray()
         self.send_hook: Optional[SendHook] = None
         self.receive_hook: Optional[ReceiveHook] = None
@@ -200,13 +199,17 @@ def memory_stream_pair() -> tuple[MemoryStream, MemoryStream]:
     """Two connected in-memory streams, buffered without limit: ``send_all``
     returns once the data is in the peer's buffer."""
     a_to_b, b_to_a = _Pipe(), _Pipe()
-    return (MemoryStream(a_to_b, b_to_a, lockstep=False),
-            MemoryStream(b_to_a, a_to_b, lockstep=False))
+    return (
+        MemoryStream(a_to_b, b_to_a, lockstep=False),
+        MemoryStream(b_to_a, a_to_b, lockstep=False),
+    )
 
 
 def lockstep_stream_pair() -> tuple[MemoryStream, MemoryStream]:
     """Two connected in-memory streams without buffering: ``send_all``
     returns only once the peer has received all of the data."""
     a_to_b, b_to_a = _Pipe(), _Pipe()
-    return (MemoryStream(a_to_b, b_to_a, lockstep=True),
-            MemoryStream(b_to_a, a_to_b, lockstep=True))
+    return (
+        MemoryStream(a_to_b, b_to_a, lockstep=True),
+        MemoryStream(b_to_a, a_to_b, lockstep=True),
+    )

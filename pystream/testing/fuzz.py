@@ -78,6 +78,8 @@ __all__ = ["stream_state_machine", "chunkings", "schedules", "payloads"]
 Maker = Callable[[], Awaitable[tuple[Any, Any]]]
 PATIENCE = 30.0
 BUSY_PATIENCE = 1.0
+
+
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     """Mark the machine failed when a step fails, so that teardown only
     cleans up instead of checking a model that is off."""
@@ -175,16 +177,23 @@ def stream_state_machine(
         def _check_error(self, i: int, call: str, exc: BaseException) -> None:
             end = self.ends[i]
             if isinstance(exc, ClosedResourceError):
-                assert end.closed or (end.eof_sent and call in ("send_all", "wait_send_all_might_not_block")), (
-                    f"end {i}: ClosedResourceError from {call}, but it is open")
+                assert end.closed or (
+                    end.eof_sent and call in ("send_all", "wait_send_all_might_not_block")
+                ), f"end {i}: ClosedResourceError from {call}, but it is open"
             elif isinstance(exc, BrokenResourceError):
                 assert self._may_break(i), (
-                    f"end {i}: BrokenResourceError from {call}, but the peer is open")
+                    f"end {i}: BrokenResourceError from {call}, but the peer is open"
+                )
             else:
                 raise AssertionError(f"end {i}: {call} raised {exc!r}") from exc
 
-        def _is_busy(self, i: int, call: Callable[[], Awaitable[Any]],
-                     in_flight: asyncio.Task[Any], what: str) -> bool:
+        def _is_busy(
+            self,
+            i: int,
+            call: Callable[[], Awaitable[Any]],
+            in_flight: asyncio.Task[Any],
+            what: str,
+        ) -> bool:
             """Whether a second call on a direction in use raises
             BusyResourceError (promptly: it must not wait its turn).
 
@@ -216,7 +225,8 @@ def stream_state_machine(
             end, peer = self.ends[i], self._peer(i)
             assert consistent(peer.segments, bytes(end.received), complete=False), (
                 f"end {i} received bytes that are not what end {1 - i} sent "
-                f"(lost, duplicated or reordered; {len(end.received)} bytes received)")
+                f"(lost, duplicated or reordered; {len(end.received)} bytes received)"
+            )
 
         def _took(self, i: int, data: bytes, eof: bool) -> None:
             """End i's receive returned data (and reached EOF if eof)."""
@@ -227,18 +237,31 @@ def stream_state_machine(
                 self._check_received(i)
             if eof and not end.got_eof:
                 assert peer.eof_sent or peer.closed, (
-                    f"end {i}: EOF (b'') but end {1 - i} sent no EOF and is open")
+                    f"end {i}: EOF (b'') but end {1 - i} sent no EOF and is open"
+                )
                 end.got_eof = True
                 assert consistent(peer.segments, bytes(end.received), complete=True), (
                     f"end {i}: EOF before all the data end {1 - i}'s send_all accepted "
-                    f"({len(end.received)} bytes received)")
+                    f"({len(end.received)} bytes received)"
+                )
 
         async def _receive(self, i: int, op: str, arg: Any) -> None:
             """One receive operation of end i, recorded as it returns."""
             stream = self.ends[i].stream
-            if op != "some" and op != "many" and not hasattr(stream, {
-                "into": "receive_into", "exactly": "readexactly", "until": "readuntil",
-                "line": "readline", "read": "read"}[op]):
+            if (
+                op != "some"
+                and op != "many"
+                and not hasattr(
+                    stream,
+                    {
+                        "into": "receive_into",
+                        "exactly": "readexactly",
+                        "until": "readuntil",
+                        "line": "readline",
+                        "read": "read",
+                    }[op],
+                )
+            ):
                 op, arg = "some", 65536
             if op == "some":
                 data = await stream.receive_some(arg)
@@ -259,7 +282,9 @@ def stream_state_machine(
                 try:
                     data = await stream.readexactly(arg)
                 except asyncio.IncompleteReadError as exc:
-                    assert len(exc.partial) < arg, f"end {i}: IncompleteReadError with all {arg} bytes"
+                    assert len(exc.partial) < arg, (
+                        f"end {i}: IncompleteReadError with all {arg} bytes"
+                    )
                     self._took(i, exc.partial, True)
                     return
                 assert len(data) == arg, f"end {i}: readexactly({arg}) returned {len(data)} bytes"
@@ -275,12 +300,14 @@ def stream_state_machine(
                     return  # the data stays buffered (the next receives check it)
                 except asyncio.IncompleteReadError as exc:
                     assert not exc.partial.endswith(separator) or op == "line", (
-                        f"end {i}: IncompleteReadError with the separator in it")
+                        f"end {i}: IncompleteReadError with the separator in it"
+                    )
                     self._took(i, exc.partial, True)
                     return
                 if data.endswith(separator):
                     assert len(data) - len(separator) <= limit, (
-                        f"end {i}: readuntil returned more than its limit")
+                        f"end {i}: readuntil returned more than its limit"
+                    )
                     self._took(i, data, False)
                 else:
                     assert op == "line", f"end {i}: readuntil returned no separator"
@@ -358,7 +385,11 @@ def stream_state_machine(
             return not (end.closed or end.eof_sent or end.send_done or end.send_task is not None)
 
         # -- rules --------------------------------------------------------
-        @rule(i=st.integers(0, 1), size=payloads(), kind=st.sampled_from(["bytes", "bytearray", "memoryview"]))
+        @rule(
+            i=st.integers(0, 1),
+            size=payloads(),
+            kind=st.sampled_from(["bytes", "bytearray", "memoryview"]),
+        )
         @_guarded
         def start_send(self, i: int, size: int, kind: str) -> None:
             end, peer = self.ends[i], self._peer(i)
@@ -387,7 +418,8 @@ def stream_state_machine(
             if not self._can_send(i):
                 return
             end.send_task = self.loop.create_task(
-                end.stream.wait_send_all_might_not_block(), name="wait_send_all_might_not_block")
+                end.stream.wait_send_all_might_not_block(), name="wait_send_all_might_not_block"
+            )
             self._steps(1)
             self._reap()
 
@@ -476,10 +508,15 @@ def stream_state_machine(
             end = self.ends[i]
             if end.closed or end.receive_task is None or end.receive_task.done():
                 return
-            if not self._is_busy(i, lambda: end.stream.receive_some(1), end.receive_task, "receive_some"):
+            if not self._is_busy(
+                i, lambda: end.stream.receive_some(1), end.receive_task, "receive_some"
+            ):
                 raise AssertionError(f"end {i}: a second concurrent receive_some was not busy")
 
-        @rule(i=st.integers(0, 1), call=st.sampled_from(["send_all", "send_eof", "wait_send_all_might_not_block"]))
+        @rule(
+            i=st.integers(0, 1),
+            call=st.sampled_from(["send_all", "send_eof", "wait_send_all_might_not_block"]),
+        )
         @_guarded
         def second_send_is_busy(self, i: int, call: str) -> None:
             end = self.ends[i]
@@ -491,7 +528,8 @@ def stream_state_machine(
             probe = (lambda: method(b"")) if call == "send_all" else method
             if not self._is_busy(i, probe, end.send_task, call):
                 raise AssertionError(
-                    f"end {i}: {call} during a {end.send_task.get_name()} was not busy")
+                    f"end {i}: {call} during a {end.send_task.get_name()} was not busy"
+                )
 
         @rule(i=st.integers(0, 1))
         @_guarded
@@ -502,7 +540,8 @@ def stream_state_machine(
             if _returned_despite_cancel(self, i, "receive_some", end.stream.receive_some(1)):
                 raise AssertionError(
                     f"end {i}: receive_some returned although a cancellation was "
-                    f"pending: it is not a checkpoint (and its data is lost)")
+                    f"pending: it is not a checkpoint (and its data is lost)"
+                )
 
         @rule(i=st.integers(0, 1))
         @_guarded
@@ -513,7 +552,8 @@ def stream_state_machine(
             if _returned_despite_cancel(self, i, "send_all", end.stream.send_all(b"")):
                 raise AssertionError(
                     f"end {i}: send_all returned although a cancellation was "
-                    f"pending: it is not a checkpoint")
+                    f"pending: it is not a checkpoint"
+                )
 
         @rule(i=st.integers(0, 1), forceful=st.booleans(), cancelled=st.booleans())
         @_guarded
@@ -538,7 +578,8 @@ def stream_state_machine(
                         ) from None
                     else:
                         raise AssertionError(
-                            f"end {i}: after a cancelled aclose, the stream is still open")
+                            f"end {i}: after a cancelled aclose, the stream is still open"
+                        )
             else:
                 self._run(end.stream.aclose())
             # In-flight calls on this end must end now, not hang.
@@ -611,6 +652,7 @@ def stream_state_machine(
                     if not drain.cancelled() and drain.exception() is not None:
                         raise drain.exception()  # type: ignore[misc]
                 self._reap()
+
             # 2. Both ends half-close (or close) while the other drains:
             #    everything accepted arrives, then EOF.
             async def finish_sending(i: int) -> None:
@@ -632,8 +674,7 @@ def stream_state_machine(
                     # No half-close: close gracefully, after receiving all
                     # if the peer will end its sending.
                     peer = self._peer(i)
-                    peer_ends = peer.closed or (
-                        not peer.send_done and not peer.no_half_close)
+                    peer_ends = peer.closed or (not peer.send_done and not peer.no_half_close)
                     if peer_ends:
                         await asyncio.wait([drains[i]])
                     self._closing(end)

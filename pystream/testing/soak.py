@@ -59,22 +59,33 @@ class SoakReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.unexpected and self.end is not None and self.start is not None
-                and self.end.handles == 0 and self.end.fds <= self.start.fds)
+        return (
+            not self.unexpected
+            and self.end is not None
+            and self.start is not None
+            and self.end.handles == 0
+            and self.end.fds <= self.start.fds
+        )
 
     def format(self) -> str:
-        lines = [f"soak: {self.seconds:.0f} s, {sum(self.done.values())} scenarios, "
-                 f"{self.bytes_echoed / 1e6:.1f} MB echoed and checked"]
+        lines = [
+            f"soak: {self.seconds:.0f} s, {sum(self.done.values())} scenarios, "
+            f"{self.bytes_echoed / 1e6:.1f} MB echoed and checked"
+        ]
         for name, n in sorted(self.done.items()):
             lines.append(f"  {name:<12} {n}")
-        lines.append("expected errors (resets, cancellations): " + (
-            ", ".join(f"{k} x{v}" for k, v in sorted(self.expected_errors.items())) or "none"))
+        lines.append(
+            "expected errors (resets, cancellations): "
+            + (", ".join(f"{k} x{v}" for k, v in sorted(self.expected_errors.items())) or "none")
+        )
         lines.append(f"unexpected: {len(self.unexpected)}")
         lines.extend(f"  {u}" for u in self.unexpected[:20])
         for label, snap in (("start", self.start), ("end", self.end)):
             if snap is not None:
-                lines.append(f"{label:<5}: RSS {snap.rss_kib / 1024:.1f} MiB, "
-                             f"{snap.fds} fds, {snap.handles} C handles")
+                lines.append(
+                    f"{label:<5}: RSS {snap.rss_kib / 1024:.1f} MiB, "
+                    f"{snap.fds} fds, {snap.handles} C handles"
+                )
         lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
 
@@ -104,6 +115,7 @@ def _payload(rng: random.Random, size: int) -> bytes:
 
 
 # -- scenarios: each takes a connected stream and must leave it closed ------
+
 
 async def _scenario_echo(stream: Any, rng: random.Random, report: SoakReport) -> None:
     async with stream:
@@ -232,11 +244,18 @@ async def soak(seconds: float, connections: int, seed: int = 0) -> SoakReport:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pystream.testing.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pystream.testing.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--connections", type=int, default=300,
-                        help="concurrent clients, each running scenarios back to back")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=300,
+        help="concurrent clients, each running scenarios back to back",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args(argv)
