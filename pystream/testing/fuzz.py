@@ -629,6 +629,12 @@ def stream_state_machine(
                 except (ClosedResourceError, BrokenResourceError) as exc:
                     self._check_error(i, "receive_some", exc)
                     end.receive_broke = True
+                    # It takes no more: close it, so that a send of the
+                    # peer's in flight ends (broken) rather than waiting
+                    # forever for a reader.
+                    if not end.closed:
+                        self._closing(end)
+                        await aclose_forcefully(end.stream)
                     return
                 self._took(i, data, not data)
 
