@@ -4,6 +4,7 @@ never asserted: it is measured by ``python -m pystream bench``.)"""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import subprocess
@@ -80,22 +81,22 @@ def test_bench_rejects_unknown_names():
 
 
 def test_missing_optional_servers_are_skipped(monkeypatch):
-    from pystream import bench
+    from pystream.bench._processes import available_servers
 
-    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
-    ok, skipped = bench.available_servers(SERVERS, None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    ok, skipped = available_servers(SERVERS, None)
     assert "pystream" in ok and "c-libuv" in ok
     assert skipped["trio"] == "trio is not installed"
     assert "uvloop" in skipped["pystream-uvloop"]
-    ok, skipped = bench.available_servers(["c-libuv"], "could not build it")
+    ok, skipped = available_servers(["c-libuv"], "could not build it")
     assert ok == [] and skipped == {"c-libuv": "could not build it"}
 
 
 def test_build_reports_compiler_errors(tmp_path, monkeypatch):
-    from pystream import bench
+    from pystream.bench import _build
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(bench, "HERE", str(tmp_path))
+    monkeypatch.setattr(_build, "HERE", str(tmp_path))
     (tmp_path / "broken.c").write_text("int main(void) { return missing; }\n")
     with pytest.raises(RuntimeError, match="building broken"):
         build("broken", [])
@@ -209,14 +210,16 @@ def test_loadgen_fails_on_wrong_bulk(wrong_server):
 
 def test_bench_fails_the_server_that_echoes_wrong_bytes(wrong_server, monkeypatch, capsys):
     from pystream import bench
+    from pystream.bench import _measure
 
-    class WrongServer(bench.Server):
+    class WrongServer(_measure.Server):
         def __init__(self, kind, mode, refserver, cpu):
             self.kind = kind
             self.proc, self.port = wrong_server(mode, 5000)
 
-    monkeypatch.setattr(bench, "Server", WrongServer)
-    monkeypatch.setattr(bench, "_raise_fd_limit", lambda: None)  # not in pytest's process
+    # Replaced where the run looks them up.
+    monkeypatch.setattr(_measure, "Server", WrongServer)
+    monkeypatch.setattr(_measure, "raise_fd_limit", lambda: None)  # not in pytest's process
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args([*TINY, "--servers", "asyncio-streams"])

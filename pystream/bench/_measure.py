@@ -1,0 +1,225 @@
+"""Running the benchmark: one measurement of one server under one workload
+(the load generator's measuring window, the server's CPU time or memory
+around it), and the whole run: every server, warmed up, in interleaved
+rounds, with progress on stderr, summed up as the result that the report
+and ``--json`` show."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Optional
+
+from ._build import build, libuv_flags
+from ._catalog import MIB, WORKLOADS, Workload
+from ._processes import (
+    Server,
+    available_servers,
+    cpu_seconds,
+    expect_mark,
+    loadgen_result,
+    pick_cpus,
+    raise_fd_limit,
+    rss_bytes,
+    start_loadgen,
+)
+from ._report import summarize
+
+__all__ = [
+    "Progress",
+    "Settings",
+    "measure_bulk",
+    "measure_echo",
+    "measure_idle",
+    "run_benchmark",
+]
+
+
+# -- one measurement ----------------------------------------------------------
+
+
+def measure_echo(
+    loadgen: str, server: Server, wl: Workload, seconds: float, cpu: Optional[int]
+) -> dict[str, float]:
+    proc = start_loadgen(
+        loadgen,
+        ["echo", "127.0.0.1", str(server.port), str(wl.connections), str(wl.size), str(seconds)],
+        cpu,
+    )
+    expect_mark(proc, "W", server.kind)
+    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+    expect_mark(proc, "E", server.kind)
+    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+    out = loadgen_result(proc, server.kind)
+    requests = out["requests"]
+    if not requests:
+        raise RuntimeError(f"{server.kind}: no request completed in {seconds} s")
+    return {
+        "requests_per_s": requests / (t1 - t0),
+        "mb_per_s": out["bytes"] / (t1 - t0) / 1e6,
+        "cpu_us_per_request": (cpu1 - cpu0) * 1e6 / requests,
+        "p50_us": out["p50_us"],
+        "p99_us": out["p99_us"],
+    }
+
+
+def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
+    proc = start_loadgen(loadgen, ["bulk", "127.0.0.1", str(server.port), str(nbytes)], cpu)
+    expect_mark(proc, "W", server.kind)
+    cpu0 = cpu_seconds(server.pid)
+    expect_mark(proc, "E", server.kind)
+    cpu1 = cpu_seconds(server.pid)
+    out = loadgen_result(proc, server.kind)
+    return {
+        "mb_per_s": out["bytes"] / out["seconds"] / 1e6,
+        "cpu_us_per_mb": (cpu1 - cpu0) * 1e6 / (out["bytes"] / 1e6),
+    }
+
+
+def measure_idle(
+    loadgen: str,
+    kind: str,
+    refserver: Optional[str],
+    connections: int,
+    cpus: tuple[Optional[int], Optional[int]],
+) -> dict[str, float]:
+    server = Server(kind, "echo", refserver, cpus[0])
+    try:
+        before = rss_bytes(server.pid)
+        proc = start_loadgen(
+            loadgen, ["idle", "127.0.0.1", str(server.port), str(connections)], cpus[1]
+        )
+        expect_mark(proc, "R", kind)
+        time.sleep(0.05)  # the last handlers settle
+        after = rss_bytes(server.pid)
+        server.check_alive()
+        loadgen_result(proc, kind)
+    finally:
+        server.stop()
+    return {"kib_per_connection": (after - before) / 1024 / connections, "rss_mib": after / MIB}
+
+
+# -- the run ------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    servers: list[str]
+    rounds: int
+    seconds: float
+    bulk_bytes: int
+    idle_connections: int
+    workloads: list[Workload] = field(default_factory=lambda: list(WORKLOADS))
+
+
+class Progress:
+    def __init__(self, stream: IO[str], total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.done = 0
+        self.tty = stream.isatty()
+
+    def step(self, text: str) -> None:
+        self.done += 1
+        line = f"[{self.done}/{self.total}] {text}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any]:
+    raise_fd_limit()
+    loadgen = build("loadgen", [])
+    refserver: Optional[str] = None
+    refserver_error: Optional[str] = None
+    try:
+        refserver = build("refserver", libuv_flags())
+    except RuntimeError as exc:
+        refserver_error = f"could not build it ({exc})"
+    kinds, skipped = available_servers(settings.servers, refserver_error)
+    if not kinds:
+        raise RuntimeError("no server to measure")
+    soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    idle = min(settings.idle_connections, max(0, soft_limit - 200))
+    cpus = pick_cpus()
+    per_round = len(kinds) * len(settings.workloads)
+    progress = Progress(progress_stream, per_round * settings.rounds)
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {
+        wl.name: {k: [] for k in kinds} for wl in settings.workloads
+    }
+    echo_servers: dict[str, Server] = {}
+    source_servers: dict[str, Server] = {}
+    try:
+        for kind in kinds:
+            echo_servers[kind] = Server(kind, "echo", refserver, cpus[0])
+            source_servers[kind] = Server(kind, "source", refserver, cpus[0])
+        # One untimed run per server first: a server's first burst of
+        # connections (and, on PyPy, the JIT's warm-up) is slower than the
+        # rest, and with few rounds that would move the median.  Half a
+        # second however short the measured windows: PyPy compiling can
+        # stall a server for longer than a short window.
+        progress_stream.write("warming up the servers...\n")
+        for kind in kinds:
+            measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], 0.5, cpus[1])
+        for rnd in range(settings.rounds):
+            # Rotate who goes first, so no server always follows the same one.
+            order = kinds[rnd % len(kinds) :] + kinds[: rnd % len(kinds)]
+            for wl in settings.workloads:
+                for kind in order:
+                    if wl.kind == "echo":
+                        sample = measure_echo(
+                            loadgen, echo_servers[kind], wl, settings.seconds, cpus[1]
+                        )
+                        shown = f"{sample['requests_per_s']:,.0f} req/s, {sample['cpu_us_per_request']:.1f} us CPU/req"
+                    elif wl.kind == "bulk":
+                        sample = measure_bulk(
+                            loadgen, source_servers[kind], settings.bulk_bytes, cpus[1]
+                        )
+                        shown = f"{sample['mb_per_s']:,.0f} MB/s"
+                    else:
+                        sample = measure_idle(loadgen, kind, refserver, idle, cpus)
+                        shown = f"{sample['kib_per_connection']:.1f} KiB/connection"
+                    samples[wl.name][kind].append(sample)
+                    progress.step(
+                        f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<17} {shown}"
+                    )
+            for server in [*echo_servers.values(), *source_servers.values()]:
+                server.check_alive()
+    finally:
+        progress.finish()
+        for server in [*echo_servers.values(), *source_servers.values()]:
+            server.stop()
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "pinned": cpus[0] is not None,
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "rounds": settings.rounds,
+            "seconds": settings.seconds,
+            "bulk_bytes": settings.bulk_bytes,
+            "idle_connections": idle,
+        },
+        "skipped": skipped,
+        "workloads": {
+            wl.name: {
+                "kind": wl.kind,
+                "connections": wl.connections if wl.kind != "idle" else idle,
+                "size": wl.size,
+                "servers": {k: summarize(v) for k, v in samples[wl.name].items()},
+            }
+            for wl in settings.workloads
+        },
+    }
