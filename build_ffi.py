@@ -20,7 +20,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_DIR = os.path.join(HERE, "c")
 HEADER = os.path.join(C_DIR, "include", "pystream.h")
-SOURCES = ["loop.c", "stream.c", "listener.c", "address.c"]
+SOURCES = ["loop.c", "stream.c", "listener.c", "address.c", "process.c"]
 
 MISSING_LIBUV = (
     "pystream needs libuv's development files (uv.h and the libuv pkg-config "
@@ -35,6 +35,7 @@ UV_CDEF = """
 #define UV_EALREADY ...
 #define UV_EBADF ...
 #define UV_ENOMEM ...
+#define UV_ESRCH ...
 const char *uv_strerror(int err);
 const char *uv_err_name(int err);
 unsigned int uv_version(void);

@@ -25,6 +25,7 @@ extern "C" {
 typedef struct ps_loop_s ps_loop_t;
 typedef struct ps_stream_s ps_stream_t;
 typedef struct ps_listener_s ps_listener_t;
+typedef struct ps_process_s ps_process_t;
 
 /* Event types, one per kind of completion. */
 enum {
@@ -33,7 +34,8 @@ enum {
   PS_EV_SHUTDOWN = 3, /* ps_stream_shutdown finished; status 0 or an error */
   PS_EV_CONNECT = 4,  /* ps_tcp_connect/ps_pipe_connect finished           */
   PS_EV_ACCEPT = 5,   /* an armed listener has a connection or an error    */
-  PS_EV_CLOSE = 6     /* the handle is closed: its last event              */
+  PS_EV_CLOSE = 6,    /* the handle is closed: its last event              */
+  PS_EV_EXIT = 7      /* a child process exited: read ps_process_exit_status */
 };
 
 /* Stream kinds. */
@@ -56,11 +58,12 @@ typedef struct {
 
 typedef struct {
   long loops;   /* ps_loop_t objects alive */
-  long handles; /* streams and listeners not yet freed */
+  long handles; /* streams, listeners and processes not yet freed */
   long streams;
   long listeners;
   long writes_pending; /* queued writes libuv has not completed */
   long bytes_buffered; /* received bytes held in stream buffers */
+  long processes;      /* ps_process_t objects not yet freed (in handles) */
 } ps_counters_t;
 
 /* ---- Loop ---------------------------------------------------------------
@@ -70,7 +73,9 @@ typedef struct {
  * due: 0 now (the caller changed what libuv watches, or callbacks are
  * pending), a positive number of milliseconds, or -1 when only I/O on the
  * backend fd can make work.  ps_loop_close closes every handle, drops their
- * events, waits for libuv to finish with them, and frees the loop. */
+ * events, waits for libuv to finish with them, and frees the loop; a child
+ * process still running is sent SIGKILL, and the close waits until libuv
+ * has reaped it. */
 int ps_loop_new(ps_loop_t** out);
 int ps_loop_backend_fd(ps_loop_t* loop);
 int ps_loop_run(ps_loop_t* loop, ps_event_t** events);
@@ -166,6 +171,51 @@ int ps_listener_address(ps_listener_t* l, ps_address_t* out);
 /* Closes the listener and the connections it accepted but nobody took;
  * PS_EV_CLOSE follows. */
 int ps_listener_close(ps_listener_t* l);
+
+/* ---- Processes ----------------------------------------------------------
+ * libuv reaps the children it spawned from its own SIGCHLD handler, and the
+ * reaping records PS_EV_EXIT.  So nothing else in this process may reap
+ * them: a waitpid(-1) elsewhere, or a SIGCHLD handler installed over
+ * libuv's, would keep PS_EV_EXIT from ever coming (and a close from ever
+ * finishing). */
+
+/* Spawns file (searched in PATH when it has no slash, as execvp does, with
+ * the child's environment) with argv (NULL-terminated, argv[0] included),
+ * envp (NULL-terminated; NULL inherits this process's environment) and cwd
+ * (NULL: this process's); they are read only during the call.  stdio_fds[i]
+ * for i in 0..2 is the parent's fd that becomes the child's fd i (the
+ * parent keeps its own), or -1 for /dev/null.  Nothing closes the parent's
+ * other fds in the child: the caller makes its fds close-on-exec
+ * (O_CLOEXEC), as any fd left inheritable reaches the child.  On success
+ * *out is the process and PS_EV_EXIT is recorded (status 0) once it has
+ * exited and been reaped.  Errors: UV_ENOENT for a missing program (or
+ * cwd), UV_EACCES for a non-executable one, UV_EINVAL for a bad argument
+ * (file, argv, argv[0] or stdio_fds NULL, an fd below -1), or what fork,
+ * dup2, chdir or exec failed with; nothing is left running and no handle
+ * is returned or counted on failure (libuv's record of the attempt is
+ * freed during the next pass). */
+int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
+                     char** envp, const char* cwd, const int* stdio_fds,
+                     void* data, ps_process_t** out);
+int ps_process_pid(ps_process_t* p);
+/* 1 once the child has exited and been reaped, with *exit_status (its exit
+ * code, 0 if a signal ended it) and *term_signal (that signal, 0 if none);
+ * else 0, writing nothing. */
+int ps_process_exit_status(ps_process_t* p, long long* exit_status,
+                           int* term_signal);
+/* Sends signum; UV_ESRCH once it has exited (reaped): never signals a pid
+ * the kernel may have reused.  Before the reaping an exited child is a
+ * zombie, which takes signals and ignores them.  signum 0 only checks. */
+int ps_process_kill(ps_process_t* p, int signum);
+/* Releases the handle.  If the child has exited, the handle closes now; if
+ * it still runs, it is sent SIGKILL and the handle stays until libuv has
+ * reaped it, then closes: no zombie is ever left (a child SIGKILL may not
+ * reach, one running as another user, keeps the handle until it exits).
+ * PS_EV_CLOSE is the handle's last event; PS_EV_EXIT may come before it,
+ * often in the same pass, when the handle is already freed: after this
+ * call the caller reads nothing more from the handle, as with the other
+ * kinds.  UV_EALREADY if already closing. */
+int ps_process_close(ps_process_t* p);
 /* CDEF END */
 
 #ifdef __cplusplus

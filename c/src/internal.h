@@ -8,7 +8,11 @@
 
 /* Every handle starts with its libuv handle, so uv_handle_t.data can be
  * followed back to the owner and the tag tells what the owner is. */
-enum { PS__TAG_STREAM = 0x5053, PS__TAG_LISTENER = 0x504c };
+enum {
+  PS__TAG_STREAM = 0x5053,
+  PS__TAG_LISTENER = 0x504c,
+  PS__TAG_PROCESS = 0x5050
+};
 
 #define PS__READ_CHUNK (64 * 1024)
 #define PS__MIN_READ_ROOM (16 * 1024)
@@ -31,15 +35,25 @@ enum {
   PS__IN_SPARE = 1 << 4 /* libuv reads into the loop's spare buffer */
 };
 
+/* Process flags. */
+enum {
+  PS__SPAWNED = 1 << 0, /* uv_spawn succeeded: counted and the owner's */
+  PS__EXITED = 1 << 1,  /* libuv reaped the child: its pid may be reused */
+  /* Closing: uv_close is called at once if the child was reaped (or never
+   * ran), else when libuv reaps it. */
+  PS__PROCESS_CLOSING = 1 << 2
+};
+
 /* The libuv handle that starts every pystream handle. */
 typedef union {
   uv_handle_t handle;
   uv_stream_t stream;
   uv_tcp_t tcp;
   uv_pipe_t pipe;
+  uv_process_t process;
 } ps__uv_t;
 
-/* The common start of ps_stream_t and ps_listener_t. */
+/* The common start of ps_stream_t, ps_listener_t and ps_process_t. */
 typedef struct {
   ps__uv_t u;
   int tag;
@@ -96,10 +110,22 @@ struct ps_listener_s {
   int queued;
 };
 
+struct ps_process_s {
+  ps__uv_t u;
+  int tag;
+  unsigned int flags;
+  ps_loop_t* loop;
+  void* data;
+  int pid;
+  long long exit_status; /* valid once PS__EXITED */
+  int term_signal;       /* valid once PS__EXITED */
+};
+
 void ps__emit(ps_loop_t* loop, void* data, int type, int status);
 
-/* Counter updates, applied to the loop and to the process-wide totals. */
-void ps__count_handles(ps_loop_t* loop, int is_stream, long delta);
+/* Counter updates, applied to the loop and to the process-wide totals.
+ * tag is the PS__TAG_* of the handles counted. */
+void ps__count_handles(ps_loop_t* loop, int tag, long delta);
 void ps__count_writes(ps_loop_t* loop, long delta);
 void ps__count_buffered(ps_loop_t* loop, long delta);
 
@@ -110,6 +136,7 @@ void ps__stream_close_cb(uv_handle_t* handle);
 void ps__stream_begin_close(ps_stream_t* s);
 void ps__listener_close_cb(uv_handle_t* handle);
 void ps__listener_begin_close(ps_listener_t* l);
+void ps__process_begin_close(ps_process_t* p);
 int ps__address(const struct sockaddr_storage* ss, int len, ps_address_t* out);
 
 #endif /* PYSTREAM_INTERNAL_H */

@@ -60,7 +60,7 @@ static void ps__on_connection(uv_stream_t* server, int status) {
 void ps__listener_close_cb(uv_handle_t* handle) {
   ps_listener_t* l = handle->data;
   ps__emit(l->loop, l->data, PS_EV_CLOSE, 0);
-  ps__count_handles(l->loop, 0, -1);
+  ps__count_handles(l->loop, PS__TAG_LISTENER, -1);
   free(l);
 }
 
@@ -107,7 +107,7 @@ int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
   l->tag = PS__TAG_LISTENER;
   l->kind = kind;
   l->loop = loop;
-  ps__count_handles(loop, 0, 1);
+  ps__count_handles(loop, PS__TAG_LISTENER, 1);
   if (kind == PS_KIND_TCP)
     err = uv_tcp_open(&l->u.tcp, fd);
   else

@@ -1,4 +1,5 @@
 /* The loop handle: a private uv_loop_t, its event queue and counters. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,15 +11,19 @@ static void ps__add(long* field, long delta) {
   __atomic_add_fetch(field, delta, __ATOMIC_RELAXED);
 }
 
-void ps__count_handles(ps_loop_t* loop, int is_stream, long delta) {
+void ps__count_handles(ps_loop_t* loop, int tag, long delta) {
   loop->counters.handles += delta;
   ps__add(&ps__process_counters.handles, delta);
-  if (is_stream) {
+  if (tag == PS__TAG_STREAM) {
     loop->counters.streams += delta;
     ps__add(&ps__process_counters.streams, delta);
-  } else {
+  } else if (tag == PS__TAG_LISTENER) {
     loop->counters.listeners += delta;
     ps__add(&ps__process_counters.listeners, delta);
+  } else {
+    assert(tag == PS__TAG_PROCESS);
+    loop->counters.processes += delta;
+    ps__add(&ps__process_counters.processes, delta);
   }
 }
 
@@ -48,6 +53,8 @@ void ps_counters(ps_loop_t* loop, ps_counters_t* out) {
       __atomic_load_n(&ps__process_counters.writes_pending, __ATOMIC_RELAXED);
   out->bytes_buffered =
       __atomic_load_n(&ps__process_counters.bytes_buffered, __ATOMIC_RELAXED);
+  out->processes =
+      __atomic_load_n(&ps__process_counters.processes, __ATOMIC_RELAXED);
 }
 
 int ps_loop_new(ps_loop_t** out) {
@@ -135,6 +142,8 @@ static void ps__close_any(uv_handle_t* handle, void* arg) {
     ps__stream_begin_close(handle->data);
   else if (tag == PS__TAG_LISTENER)
     ps__listener_begin_close(handle->data);
+  else if (tag == PS__TAG_PROCESS)
+    ps__process_begin_close(handle->data);
 }
 
 int ps_loop_close(ps_loop_t* loop) {
@@ -142,7 +151,9 @@ int ps_loop_close(ps_loop_t* loop) {
 
   loop->closing = 1;
   uv_walk(&loop->uv, ps__close_any, NULL);
-  /* Close callbacks, cancelled writes and shutdowns all finish here. */
+  /* Close callbacks, cancelled writes and shutdowns all finish here, and a
+   * child still running was sent SIGKILL: this waits until libuv has
+   * reaped it, so that the loop leaves no zombie behind. */
   while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
   }
   err = uv_loop_close(&loop->uv);

@@ -48,7 +48,7 @@ int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out) {
   s->loop = loop;
   s->low_water = PS__DEFAULT_LOW_WATER;
   s->high_water = PS__DEFAULT_HIGH_WATER;
-  ps__count_handles(loop, 1, 1);
+  ps__count_handles(loop, PS__TAG_STREAM, 1);
   *out = s;
   return 0;
 }
@@ -77,7 +77,7 @@ void ps__stream_close_cb(uv_handle_t* handle) {
   }
   ps__emit(loop, s->data, PS_EV_CLOSE, 0);
   ps__count_buffered(loop, -(long)ps__buffered(s));
-  ps__count_handles(loop, 1, -1);
+  ps__count_handles(loop, PS__TAG_STREAM, -1);
   free(s->rbuf);
   free(s);
 }

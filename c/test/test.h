@@ -76,6 +76,7 @@ static inline void close_loop_and_check(ps_loop_t* loop) {
   ps_counters(NULL, &c);
   CHECK_EQ(c.loops, 0);
   CHECK_EQ(c.handles, 0);
+  CHECK_EQ(c.processes, 0);
   CHECK_EQ(c.writes_pending, 0);
   CHECK_EQ(c.bytes_buffered, 0);
 }

@@ -1,0 +1,388 @@
+/* Child processes: exit codes and signals, spawn errors, environment and
+ * working directory, stdio through pipes, closing a running child, closing
+ * the loop with children alive, and many children at once.  No child is
+ * ever left a zombie, and every count of events is exact. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "test.h"
+
+static const int no_stdio[3] = {-1, -1, -1};
+
+static int same_counters(const ps_counters_t* a, const ps_counters_t* b) {
+  return a->loops == b->loops && a->handles == b->handles &&
+         a->streams == b->streams && a->listeners == b->listeners &&
+         a->writes_pending == b->writes_pending &&
+         a->bytes_buffered == b->bytes_buffered && a->processes == b->processes;
+}
+
+/* Exactly these events, and no other kind, were recorded for t. */
+static void check_events(const tally_t* t, int exits, int closes) {
+  int type;
+  for (type = 0; type < 8; type++) {
+    int want = type == PS_EV_EXIT ? exits : type == PS_EV_CLOSE ? closes : 0;
+    CHECK_EQ(t->count[type], want);
+  }
+  if (exits > 0)
+    CHECK_EQ(t->status[PS_EV_EXIT], 0);
+}
+
+/* The child is gone for good: neither running nor a zombie. */
+static void check_reaped(int pid) {
+  CHECK(pid > 0);
+  CHECK_EQ(waitpid(pid, NULL, WNOHANG), -1);
+  CHECK_EQ(errno, ECHILD);
+}
+
+static ps_process_t* spawn_sh(ps_loop_t* loop, const char* script,
+                              const int* stdio_fds, tally_t* t) {
+  char* argv[] = {"/bin/sh", "-c", (char*)script, NULL};
+  ps_process_t* p;
+  CHECK_EQ(
+      ps_process_spawn(loop, "/bin/sh", argv, NULL, NULL, stdio_fds, t, &p), 0);
+  CHECK(ps_process_pid(p) > 0);
+  return p;
+}
+
+static ps_process_t* spawn_sleep(ps_loop_t* loop, tally_t* t) {
+  char* argv[] = {"sleep", "100", NULL};
+  ps_process_t* p;
+  /* No slash: found in PATH. */
+  CHECK_EQ(ps_process_spawn(loop, "sleep", argv, NULL, NULL, no_stdio, t, &p),
+           0);
+  return p;
+}
+
+/* Closes p, waits for its last event and checks that it left no zombie. */
+static void close_and_check(ps_loop_t* loop, ps_process_t* p, tally_t* t) {
+  int pid = ps_process_pid(p);
+  CHECK_EQ(ps_process_close(p), 0);
+  CHECK_EQ(ps_process_close(p), UV_EALREADY);
+  PUMP_UNTIL(loop, t->count[PS_EV_CLOSE] == 1);
+  check_events(t, 1, 1);
+  check_reaped(pid);
+}
+
+/* Reads s until end of file into buf; returns the count. */
+static size_t read_to_eof(ps_loop_t* loop, ps_stream_t* s, tally_t* t,
+                          char* buf, size_t cap) {
+  size_t got = 0;
+  for (;;) {
+    int ready = ps_stream_want_read(s, 1);
+    CHECK(ready >= 0);
+    if (ready) {
+      ssize_t n = ps_stream_take_into(s, buf + got, cap - got);
+      if (n == UV_EOF)
+        return got;
+      CHECK(n > 0);
+      got += (size_t)n;
+      CHECK(got < cap);
+    } else {
+      int seen = t->count[PS_EV_READ];
+      PUMP_UNTIL(loop, t->count[PS_EV_READ] > seen);
+    }
+  }
+}
+
+static void test_exit_code(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}};
+  ps_counters_t c;
+  long long status = -1;
+  int sig = -1;
+  ps_process_t* p = spawn_sh(loop, "exit 3", no_stdio, &t);
+
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, 1);
+  CHECK_EQ(c.handles, 1);
+  CHECK_EQ(ps_loop_dirty(loop), 1); /* libuv's SIGCHLD watcher is new */
+  /* Only a pass reaps: nothing is known before one. */
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 0);
+  CHECK_EQ(status, -1);
+  CHECK_EQ(ps_process_kill(p, 0), 0);
+  PUMP_UNTIL(loop, t.count[PS_EV_EXIT] == 1);
+  check_events(&t, 1, 0);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 3);
+  CHECK_EQ(sig, 0);
+  /* Reaped: its pid may belong to someone else now. */
+  CHECK_EQ(ps_process_kill(p, SIGTERM), UV_ESRCH);
+  CHECK_EQ(ps_process_kill(p, 0), UV_ESRCH);
+  close_and_check(loop, p, &t);
+}
+
+static void test_signals(ps_loop_t* loop) {
+  tally_t t1 = {{0}, {0}}, t2 = {{0}, {0}};
+  long long status = -1;
+  int sig = -1;
+  ps_process_t* self = spawn_sh(loop, "kill -TERM $$", no_stdio, &t1);
+  ps_process_t* sleeper = spawn_sleep(loop, &t2);
+
+  PUMP_UNTIL(loop, t1.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(ps_process_exit_status(self, &status, &sig), 1);
+  CHECK_EQ(status, 0);
+  CHECK_EQ(sig, SIGTERM);
+  close_and_check(loop, self, &t1);
+
+  CHECK_EQ(ps_process_kill(sleeper, 0), 0);
+  CHECK_EQ(t2.count[PS_EV_EXIT], 0);
+  CHECK_EQ(ps_process_kill(sleeper, SIGTERM), 0);
+  PUMP_UNTIL(loop, t2.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(ps_process_exit_status(sleeper, &status, &sig), 1);
+  CHECK_EQ(status, 0);
+  CHECK_EQ(sig, 15);
+  CHECK_EQ(ps_process_kill(sleeper, SIGKILL), UV_ESRCH);
+  close_and_check(loop, sleeper, &t2);
+}
+
+static void expect_spawn_error(ps_loop_t* loop, const char* file, char** argv,
+                               const char* cwd, const int* stdio_fds,
+                               int expected) {
+  ps_counters_t before, after, total_before, total_after;
+  ps_process_t* p = NULL;
+  tally_t t = {{0}, {0}};
+
+  ps_counters(loop, &before);
+  ps_counters(NULL, &total_before);
+  CHECK_EQ(ps_process_spawn(loop, file, argv, NULL, cwd, stdio_fds, &t, &p),
+           expected);
+  CHECK(p == NULL);
+  ps_counters(loop, &after);
+  ps_counters(NULL, &total_after);
+  CHECK(same_counters(&before, &after));
+  CHECK(same_counters(&total_before, &total_after));
+  /* Nothing is ever reported about an attempt that failed. */
+  pump(loop, 0);
+  check_events(&t, 0, 0);
+}
+
+static void test_spawn_errors(ps_loop_t* loop) {
+  char* missing[] = {"/nonexistent/ps-test-program", NULL};
+  char* not_in_path[] = {"ps-test-no-such-program", NULL};
+  char* true_argv[] = {"true", NULL};
+  char* empty[] = {NULL};
+  int bad_fd[3] = {-1, -2, -1};
+  char path[] = "/tmp/ps-test-noexec-XXXXXX";
+  char* noexec[] = {path, NULL};
+  int fd = mkstemp(path);
+
+  CHECK(fd >= 0);
+  CHECK_EQ(write(fd, "#!/bin/sh\n", 10), 10);
+  CHECK_EQ(close(fd), 0);
+  CHECK_EQ(chmod(path, 0644), 0);
+
+  expect_spawn_error(loop, missing[0], missing, NULL, no_stdio, UV_ENOENT);
+  expect_spawn_error(loop, not_in_path[0], not_in_path, NULL, no_stdio,
+                     UV_ENOENT);
+  expect_spawn_error(loop, path, noexec, NULL, no_stdio, UV_EACCES);
+  expect_spawn_error(loop, "true", true_argv, "/nonexistent", no_stdio,
+                     UV_ENOENT);
+  expect_spawn_error(loop, "true", NULL, NULL, no_stdio, UV_EINVAL);
+  expect_spawn_error(loop, "true", empty, NULL, no_stdio, UV_EINVAL);
+  expect_spawn_error(loop, "true", true_argv, NULL, NULL, UV_EINVAL);
+  expect_spawn_error(loop, "true", true_argv, NULL, bad_fd, UV_EINVAL);
+  CHECK_EQ(unlink(path), 0);
+  /* The failed attempts' libuv handles are gone too. */
+  pump(loop, 0);
+  CHECK_EQ(ps_loop_alive(loop), 0);
+}
+
+/* A pipe whose fds do not leak into children: the caller's part of the
+ * spawn contract. */
+static void make_pipe(int fds[2]) {
+  CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+}
+
+static void test_env_and_cwd(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}}, tr = {{0}, {0}};
+  char* argv[] = {"/bin/sh", "-c",
+                  "printf '%s|%s|%s' \"$PS_TEST\" \"$(pwd)\" \"${HOME-unset}\"",
+                  NULL};
+  char* envp[] = {"PS_TEST=hello world", NULL};
+  const char expected[] = "hello world|/|unset";
+  int out[2], stdio_fds[3];
+  ps_process_t* p;
+  ps_stream_t* r;
+  char buf[256];
+  size_t n;
+
+  make_pipe(out);
+  stdio_fds[0] = -1;
+  stdio_fds[1] = out[1];
+  stdio_fds[2] = -1;
+  CHECK_EQ(
+      ps_process_spawn(loop, "/bin/sh", argv, envp, "/", stdio_fds, &t, &p), 0);
+  CHECK_EQ(close(out[1]), 0); /* the child has its own copy */
+  CHECK_EQ(ps_stream_open(loop, out[0], PS_KIND_PIPE, &tr, &r), 0);
+  n = read_to_eof(loop, r, &tr, buf, sizeof(buf));
+  CHECK_EQ(n, sizeof(expected) - 1);
+  CHECK(memcmp(buf, expected, n) == 0);
+  CHECK_EQ(ps_stream_close(r), 0);
+  PUMP_UNTIL(loop, tr.count[PS_EV_CLOSE] == 1 && t.count[PS_EV_EXIT] == 1);
+  close_and_check(loop, p, &t);
+}
+
+static void test_stdio_through_cat(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}}, tr = {{0}, {0}};
+  char* argv[] = {"cat", NULL};
+  const char text[] = "hello through cat\n";
+  int in[2], out[2], stdio_fds[3];
+  long long status = -1;
+  int sig = -1;
+  ps_process_t* p;
+  ps_stream_t* r;
+  char buf[256];
+  size_t n;
+
+  make_pipe(in);
+  make_pipe(out);
+  stdio_fds[0] = in[0];
+  stdio_fds[1] = out[1];
+  stdio_fds[2] = -1;
+  CHECK_EQ(ps_process_spawn(loop, "cat", argv, NULL, NULL, stdio_fds, &t, &p),
+           0);
+  CHECK_EQ(close(in[0]), 0);
+  CHECK_EQ(close(out[1]), 0);
+  CHECK_EQ(ps_stream_open(loop, out[0], PS_KIND_PIPE, &tr, &r), 0);
+  CHECK_EQ(write(in[1], text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+  CHECK_EQ(close(in[1]), 0); /* cat's end of file */
+  n = read_to_eof(loop, r, &tr, buf, sizeof(buf));
+  CHECK_EQ(n, sizeof(text) - 1);
+  CHECK(memcmp(buf, text, n) == 0);
+  CHECK_EQ(ps_stream_close(r), 0);
+  PUMP_UNTIL(loop, tr.count[PS_EV_CLOSE] == 1 && t.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 0);
+  CHECK_EQ(sig, 0);
+  close_and_check(loop, p, &t);
+}
+
+/* Waits, without a pass, until the child has exited: it is a zombie then,
+ * as libuv reaps only during a pass. */
+static void wait_for_zombie(ps_process_t* p) {
+  for (;;) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    CHECK_EQ(waitid(P_PID, (id_t)ps_process_pid(p), &info,
+                    WEXITED | WNOHANG | WNOWAIT),
+             0);
+    if (info.si_pid != 0)
+      return;
+    usleep(1000);
+  }
+}
+
+static void test_close_running_child(ps_loop_t* loop) {
+  tally_t t1 = {{0}, {0}}, t2 = {{0}, {0}};
+  ps_process_t* zombie = spawn_sh(loop, "exit 0", no_stdio, &t1);
+  ps_process_t* sleeper;
+  ps_counters_t c;
+
+  /* Exited but not reaped: the close's SIGKILL does not disturb a zombie,
+   * and the next pass reaps it. */
+  wait_for_zombie(zombie);
+  close_and_check(loop, zombie, &t1);
+  /* Still running: the close kills it, and the handle stays until libuv
+   * has reaped it. */
+  sleeper = spawn_sleep(loop, &t2);
+  pump(loop, 0);
+  CHECK_EQ(ps_process_kill(sleeper, 0), 0);
+  close_and_check(loop, sleeper, &t2);
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, 0);
+  CHECK_EQ(c.handles, 0);
+}
+
+static void test_loop_close_with_live_children(void) {
+  tally_t t1 = {{0}, {0}}, t2 = {{0}, {0}}, t3 = {{0}, {0}};
+  ps_loop_t* loop;
+  ps_process_t *running, *closing, *exited;
+  int pids[3];
+
+  CHECK_EQ(ps_loop_new(&loop), 0);
+  running = spawn_sleep(loop, &t1);
+  closing = spawn_sleep(loop, &t2);
+  exited = spawn_sh(loop, "exit 0", no_stdio, &t3);
+  pids[0] = ps_process_pid(running);
+  pids[1] = ps_process_pid(closing);
+  pids[2] = ps_process_pid(exited);
+  PUMP_UNTIL(loop, t3.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(ps_process_close(closing), 0);
+  /* One running, one being killed, one reaped but open: the loop's close
+   * kills, reaps and frees them all, recording no events. */
+  close_loop_and_check(loop);
+  check_events(&t1, 0, 0);
+  check_events(&t2, 0, 0);
+  check_events(&t3, 1, 0);
+  check_reaped(pids[0]);
+  check_reaped(pids[1]);
+  check_reaped(pids[2]);
+}
+
+#define MANY 50
+
+static void test_many_children(ps_loop_t* loop) {
+  static tally_t t[MANY];
+  ps_process_t* p[MANY];
+  ps_counters_t c;
+  int exited, closed, i;
+
+  memset(t, 0, sizeof(t));
+  for (i = 0; i < MANY; i++) {
+    char code[16];
+    char* argv[] = {"/bin/sh", "-c", "exit $0", code, NULL};
+    snprintf(code, sizeof(code), "%d", i);
+    CHECK_EQ(ps_process_spawn(loop, "/bin/sh", argv, NULL, NULL, no_stdio,
+                              &t[i], &p[i]),
+             0);
+  }
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, MANY);
+  do {
+    pump(loop, 10);
+    for (exited = 0, i = 0; i < MANY; i++) exited += t[i].count[PS_EV_EXIT];
+  } while (exited < MANY);
+  for (i = 0; i < MANY; i++) {
+    long long status = -1;
+    int sig = -1;
+    check_events(&t[i], 1, 0);
+    CHECK_EQ(ps_process_exit_status(p[i], &status, &sig), 1);
+    CHECK_EQ(status, i);
+    CHECK_EQ(sig, 0);
+    CHECK_EQ(ps_process_close(p[i]), 0);
+  }
+  do {
+    pump(loop, 10);
+    for (closed = 0, i = 0; i < MANY; i++) closed += t[i].count[PS_EV_CLOSE];
+  } while (closed < MANY);
+  for (i = 0; i < MANY; i++) check_events(&t[i], 1, 1);
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, 0);
+  CHECK_EQ(c.handles, 0);
+}
+
+int main(void) {
+  ps_loop_t* loop;
+  /* As in Python, a write to a pipe nobody reads fails instead of
+   * killing the test. */
+  signal(SIGPIPE, SIG_IGN);
+  CHECK_EQ(ps_loop_new(&loop), 0);
+  test_exit_code(loop);
+  test_signals(loop);
+  test_spawn_errors(loop);
+  test_env_and_cwd(loop);
+  test_stdio_through_cat(loop);
+  test_close_running_child(loop);
+  test_many_children(loop);
+  close_loop_and_check(loop);
+  test_loop_close_with_live_children();
+  puts("test_process: ok");
+  return 0;
+}
