@@ -104,8 +104,15 @@ int ps_tcp_connect(ps_loop_t* loop, int fd, const char* ip, int port,
 /* Connects to a Unix socket path (not the abstract namespace). */
 int ps_pipe_connect(ps_loop_t* loop, const char* path, void* data,
                     ps_stream_t** out);
-/* Adopts a connected socket; the stream owns fd from then on, and on failure
- * fd is closed here too: the caller never closes it after this call. */
+/* Adopts a connected socket, or with PS_KIND_PIPE one end of a pipe (from
+ * pipe(2), or a FIFO); the stream owns fd from then on, and on failure fd
+ * is closed here too: the caller never closes it after this call.
+ * A pipe's write end (an O_WRONLY fd) never reads: it is open with reading
+ * already ended, as at end of file, so ps_stream_read_status gives UV_EOF,
+ * ps_stream_want_read returns 1 at once (no PS_EV_READ ever comes) and the
+ * takes return UV_EOF.  A read end (O_RDONLY) reads as a socket does, up to
+ * UV_EOF once every copy of the write end is closed; writes on it fail with
+ * UV_EPIPE and ps_stream_shutdown with UV_ENOTCONN. */
 int ps_stream_open(ps_loop_t* loop, int fd, int kind, void* data,
                    ps_stream_t** out);
 
@@ -143,7 +150,18 @@ int ps_stream_write(ps_stream_t* s, const char* buf, size_t len);
 size_t ps_stream_write_queue_size(ps_stream_t* s);
 /* 1 if the socket can take more data now, 0 if not, or an error. */
 int ps_stream_writable(ps_stream_t* s);
-/* Half-closes after the queued writes: PS_EV_SHUTDOWN reports it. */
+/* Half-closes after the queued writes: PS_EV_SHUTDOWN reports it.
+ * A pipe that is not a socket has no half-close, so on one the stream
+ * closes instead: once the queued writes have finished (each reported by
+ * its PS_EV_WRITE), the fd is closed, which gives the reader end of file
+ * after all the data, and PS_EV_SHUTDOWN is recorded with status 0.  From
+ * then on the stream is closing, as after ps_stream_close: ps_stream_write,
+ * _try_write, _shutdown, _want_read and _fileno give UV_EBADF and
+ * ps_stream_close UV_EALREADY.  It stays valid while the caller reads that
+ * pass's events, and the next pass records its PS_EV_CLOSE and frees it,
+ * so the caller does not close it itself.  Until the writes finish it is
+ * open as before, and a ps_stream_close cancels the shutdown (UV_ECANCELED)
+ * along with the writes. */
 int ps_stream_shutdown(ps_stream_t* s);
 /* Closes the stream without waiting: what the kernel already took is still
  * delivered, then a FIN (set SO_LINGER to 0 first for a reset instead).

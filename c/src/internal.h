@@ -32,7 +32,9 @@ enum {
   PS__WANT_READ = 1 << 1, /* the owner waits for PS_EV_READ */
   PS__CLOSING = 1 << 2,
   PS__CONNECTING = 1 << 3,
-  PS__IN_SPARE = 1 << 4 /* libuv reads into the loop's spare buffer */
+  PS__IN_SPARE = 1 << 4, /* libuv reads into the loop's spare buffer */
+  /* Closed by a pipe's shutdown, not by its owner: freed a pass later. */
+  PS__RELEASE_LATER = 1 << 5
 };
 
 /* Process flags. */
@@ -68,6 +70,9 @@ struct ps_loop_s {
   int closing;       /* ps_loop_close runs: record no more events */
   int event_failure; /* an event could not be recorded (out of memory) */
   char* spare;       /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
+  /* Streams libuv has closed that the next pass frees (PS__RELEASE_LATER),
+   * linked by next_release. */
+  ps_stream_t* release_queue;
   ps_counters_t counters;
 };
 
@@ -93,6 +98,7 @@ struct ps_stream_s {
   /* Accepted but not yet taken: a link in the listener's queue. */
   ps_listener_t* listener;
   ps_stream_t* next_accepted;
+  ps_stream_t* next_release; /* in the loop's release_queue */
 };
 
 struct ps_listener_s {
@@ -134,6 +140,7 @@ int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out);
 int ps__stream_start_reading(ps_stream_t* s);
 void ps__stream_close_cb(uv_handle_t* handle);
 void ps__stream_begin_close(ps_stream_t* s);
+void ps__stream_release_queued(ps_loop_t* loop);
 void ps__listener_close_cb(uv_handle_t* handle);
 void ps__listener_begin_close(ps_listener_t* l);
 void ps__process_begin_close(ps_process_t* p);

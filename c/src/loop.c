@@ -105,6 +105,7 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
 int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
   loop->n_events = 0;
   loop->dirty = 0;
+  ps__stream_release_queued(loop);
   uv_run(&loop->uv, UV_RUN_NOWAIT);
   *events = loop->events;
   if (loop->event_failure) {
@@ -125,7 +126,7 @@ int ps_loop_timeout(ps_loop_t* loop) {
 }
 
 int ps_loop_alive(ps_loop_t* loop) {
-  return uv_loop_alive(&loop->uv);
+  return uv_loop_alive(&loop->uv) || loop->release_queue != NULL;
 }
 
 int ps_loop_dirty(ps_loop_t* loop) {
@@ -150,6 +151,7 @@ int ps_loop_close(ps_loop_t* loop) {
   int err;
 
   loop->closing = 1;
+  ps__stream_release_queued(loop);
   uv_walk(&loop->uv, ps__close_any, NULL);
   /* Close callbacks, cancelled writes and shutdowns all finish here, and a
    * child still running was sent SIGKILL: this waits until libuv has

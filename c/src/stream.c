@@ -53,6 +53,19 @@ int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out) {
   return 0;
 }
 
+/* The end of a stream libuv has closed: its last event, and its memory. */
+static void ps__stream_release(ps_stream_t* s) {
+  ps_loop_t* loop = s->loop;
+
+  assert(s->tag == PS__TAG_STREAM && (s->flags & PS__CLOSING));
+  assert(s->writes_pending == 0); /* libuv cancelled them before closing */
+  ps__emit(loop, s->data, PS_EV_CLOSE, 0);
+  ps__count_buffered(loop, -(long)ps__buffered(s));
+  ps__count_handles(loop, PS__TAG_STREAM, -1);
+  free(s->rbuf);
+  free(s);
+}
+
 void ps__stream_close_cb(uv_handle_t* handle) {
   ps_stream_t* s = handle->data;
   /* Only uv_close, after ps__stream_begin_close, brings us here. */
@@ -75,11 +88,25 @@ void ps__stream_close_cb(uv_handle_t* handle) {
       l->queued--;
     }
   }
-  ps__emit(loop, s->data, PS_EV_CLOSE, 0);
-  ps__count_buffered(loop, -(long)ps__buffered(s));
-  ps__count_handles(loop, PS__TAG_STREAM, -1);
-  free(s->rbuf);
-  free(s);
+  if ((s->flags & PS__RELEASE_LATER) && !loop->closing) {
+    /* The owner learns of this close from the PS_EV_SHUTDOWN recorded in
+     * this very pass, and may still call on the stream while it reads
+     * this pass's events: the stream stays until the next pass. */
+    s->next_release = loop->release_queue;
+    loop->release_queue = s;
+    loop->dirty = 1;
+    return;
+  }
+  ps__stream_release(s);
+}
+
+/* Frees the streams whose release the last pass put off. */
+void ps__stream_release_queued(ps_loop_t* loop) {
+  while (loop->release_queue != NULL) {
+    ps_stream_t* s = loop->release_queue;
+    loop->release_queue = s->next_release;
+    ps__stream_release(s);
+  }
 }
 
 void ps__stream_begin_close(ps_stream_t* s) {
@@ -343,10 +370,17 @@ int ps_stream_open(ps_loop_t* loop, int fd, int kind, void* data,
   }
   if (kind == PS_KIND_TCP)
     (void)uv_tcp_nodelay(&s->u.tcp, 1);
-  err = ps__stream_start_reading(s);
-  if (err != 0) {
-    ps__stream_abandon(s);
-    return err;
+  if (uv_is_readable(&s->u.stream)) {
+    err = ps__stream_start_reading(s);
+    if (err != 0) {
+      ps__stream_abandon(s);
+      return err;
+    }
+  } else {
+    /* A pipe's write end (an O_WRONLY fd), which libuv marks unreadable:
+     * uv_read_start would fail.  Nothing will ever arrive, so reading has
+     * ended before it began, as at end of file. */
+    s->read_status = UV_EOF;
   }
   s->data = data;
   *out = s;
@@ -510,6 +544,18 @@ int ps_stream_writable(ps_stream_t* s) {
 
 static void ps__on_shutdown(uv_shutdown_t* req, int status) {
   ps_stream_t* s = req->handle->data;
+
+  if (status == UV_ENOTSOCK && s->kind == PS_KIND_PIPE) {
+    /* A pipe that is not a socket has no half-close: libuv wrote all that
+     * was queued, then shutdown(2) failed and changed nothing.  Only
+     * closing the fd gives the reader its end of file, so the shutdown is
+     * done by closing the stream. */
+    assert(!(s->flags & PS__CLOSING) && s->writes_pending == 0);
+    ps__emit(s->loop, s->data, PS_EV_SHUTDOWN, 0);
+    s->flags |= PS__RELEASE_LATER;
+    ps__stream_begin_close(s);
+    return;
+  }
   ps__emit(s->loop, s->data, PS_EV_SHUTDOWN, status);
 }
 

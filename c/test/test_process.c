@@ -230,14 +230,14 @@ static void test_env_and_cwd(ps_loop_t* loop) {
 }
 
 static void test_stdio_through_cat(ps_loop_t* loop) {
-  tally_t t = {{0}, {0}}, tr = {{0}, {0}};
+  tally_t t = {{0}, {0}}, tr = {{0}, {0}}, tw = {{0}, {0}};
   char* argv[] = {"cat", NULL};
   const char text[] = "hello through cat\n";
   int in[2], out[2], stdio_fds[3];
   long long status = -1;
   int sig = -1;
   ps_process_t* p;
-  ps_stream_t* r;
+  ps_stream_t *r, *w;
   char buf[256];
   size_t n;
 
@@ -251,13 +251,21 @@ static void test_stdio_through_cat(ps_loop_t* loop) {
   CHECK_EQ(close(in[0]), 0);
   CHECK_EQ(close(out[1]), 0);
   CHECK_EQ(ps_stream_open(loop, out[0], PS_KIND_PIPE, &tr, &r), 0);
-  CHECK_EQ(write(in[1], text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
-  CHECK_EQ(close(in[1]), 0); /* cat's end of file */
+  CHECK_EQ(ps_stream_open(loop, in[1], PS_KIND_PIPE, &tw, &w), 0);
+  CHECK_EQ(ps_stream_write(w, text, sizeof(text) - 1), 0);
+  /* A pipe has no half-close: the shutdown closes the write end after the
+   * write, which is cat's end of file. */
+  CHECK_EQ(ps_stream_shutdown(w), 0);
   n = read_to_eof(loop, r, &tr, buf, sizeof(buf));
   CHECK_EQ(n, sizeof(text) - 1);
   CHECK(memcmp(buf, text, n) == 0);
   CHECK_EQ(ps_stream_close(r), 0);
-  PUMP_UNTIL(loop, tr.count[PS_EV_CLOSE] == 1 && t.count[PS_EV_EXIT] == 1);
+  PUMP_UNTIL(loop, tr.count[PS_EV_CLOSE] == 1 && tw.count[PS_EV_CLOSE] == 1 &&
+                       t.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(tw.count[PS_EV_WRITE], 1);
+  CHECK_EQ(tw.status[PS_EV_WRITE], 0);
+  CHECK_EQ(tw.count[PS_EV_SHUTDOWN], 1);
+  CHECK_EQ(tw.status[PS_EV_SHUTDOWN], 0);
   CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
   CHECK_EQ(status, 0);
   CHECK_EQ(sig, 0);
