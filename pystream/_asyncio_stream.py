@@ -24,7 +24,15 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     ``asyncio.open_connection`` or ``asyncio.start_server``.
 
     ``send_all`` writes and then drains, so it waits while the transport
-    holds more than its high-water mark: the backpressure asyncio has.
+    holds more than its high-water mark: the backpressure asyncio has.  An
+    ``OSError`` from the transport becomes ``BrokenResourceError`` (with it
+    as ``__cause__``), and a transport closed under the stream breaks
+    sending.  A cancelled ``send_all`` sent all of its data or none, a
+    cancelled receive loses nothing, a cancelled ``aclose`` still closes.
+
+    Attributes:
+        reader: the ``asyncio.StreamReader`` receiving reads from.
+        writer: the ``asyncio.StreamWriter`` sending writes to.
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -73,6 +81,25 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             raise ClosedResourceError("the stream was closed during this call")
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Write ``data`` to the transport (a copy of it unless it is
+        ``bytes``), then wait until the transport's buffer is below its
+        high-water mark (``drain``).  ``write`` is another name for it.  A
+        checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already in
+                ``send_all``, ``wait_send_all_might_not_block`` or
+                ``send_eof`` on this stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``), before or during the call.
+            pystream.BrokenResourceError: the transport is closing or
+                failed; ``__cause__`` says how.
+            TypeError: ``data`` is not bytes-like.
+
+        Cancellation:
+            All of the data was sent or none of it, and the stream stays
+            usable: once written, all of it is the transport's to send.
+        """
         if isinstance(data, str):
             raise TypeError("send_all needs bytes-like data, not str")
         payload = bytes(memoryview(data).cast("B")) if not isinstance(data, bytes) else data
@@ -87,12 +114,44 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     write = send_all
 
     async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark
+        (``drain``).  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``).
+            pystream.BrokenResourceError: the transport is closing or
+                failed.
+
+        Cancellation:
+            Nothing changes.
+        """
         with self._send_conflict:
             self._check_send()
             await CHECKPOINT
             await self._drain()
 
     async def send_eof(self) -> None:
+        """Half-close with the transport's ``write_eof``: the peer reads
+        ``b""`` after the data written before; receiving goes on.
+        Idempotent; then ``send_all`` raises ``ClosedResourceError``.  A
+        checkpoint.
+
+        Raises:
+            NotImplementedError: the transport cannot write EOF (SSL
+                transports).
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed.
+            pystream.BrokenResourceError: the transport is closing, or
+                ``write_eof`` failed.
+
+        Cancellation:
+            Nothing changed: it sends the EOF after its one checkpoint,
+            without waiting.
+        """
         with self._send_conflict:
             if self._closed:
                 raise ClosedResourceError("this stream was closed")
@@ -137,7 +196,17 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     async def aclose(self) -> None:
         """Close gracefully without waiting: asyncio's transport sends what it
         holds, then closes; if that takes more than 5 s (a peer that does not
-        read), it is aborted.  Calls blocked in other tasks wake at once."""
+        read), it is aborted.  Calls blocked in other tasks wake at once with
+        ``ClosedResourceError``.  Idempotent.
+
+        If data received is still unread, the transport is aborted at once
+        instead, as a kernel resets a socket closed with unread data: what
+        it held is then lost (the peer's loss).
+
+        Cancellation:
+            The stream is closed all the same: closing happens before its
+            one checkpoint.
+        """
         self._close_now()
         await CHECKPOINT
 

@@ -31,7 +31,8 @@ T = TypeVar("T")
 
 
 class WouldBlock(Exception):
-    """A ``*_nowait`` call could not finish without waiting."""
+    """A ``send_nowait`` or ``receive_nowait`` call could not finish
+    without waiting."""
 
 
 class _State(Generic[T]):
@@ -50,6 +51,15 @@ class _State(Generic[T]):
 
 
 class MemorySendChannel(SendChannel[T]):
+    """The sending end of ``open_memory_channel``.
+
+    ``clone()`` makes more ends; the receivers see ``EndOfChannel`` once
+    every one is closed.  Any number of tasks may send at once: blocked
+    senders are served first come, first served.  Closing an end does not
+    wake a ``send`` blocked on that same end in another task: its value
+    is still delivered if a receiver takes it.
+    """
+
     def __init__(self, state: _State[T]) -> None:
         self._state = state
         self._closed = False
@@ -59,7 +69,14 @@ class MemorySendChannel(SendChannel[T]):
         return f"<pystream.MemorySendChannel{' closed' if self._closed else ''}>"
 
     def send_nowait(self, value: T) -> None:
-        """Send without waiting, or raise ``WouldBlock``."""
+        """Send ``value`` to a waiting receiver or into the buffer, without
+        waiting.
+
+        Raises:
+            pystream.WouldBlock: no receiver waits and the buffer is full.
+            pystream.ClosedResourceError: this end was closed.
+            pystream.BrokenResourceError: every receiving end was closed.
+        """
         state = self._state
         if self._closed:
             raise ClosedResourceError("this send channel was closed")
@@ -76,7 +93,21 @@ class MemorySendChannel(SendChannel[T]):
         raise WouldBlock
 
     async def send(self, value: T) -> None:
-        """Send value, waiting while the buffer is full.  A checkpoint."""
+        """Send ``value``, waiting while the buffer is full and no receiver
+        waits.  A checkpoint.
+
+        Raises:
+            pystream.ClosedResourceError: this end was closed before the
+                call.
+            pystream.BrokenResourceError: every receiving end was closed,
+                before or during the call.
+
+        Cancellation:
+            If a receiver took the value at that very moment, ``send``
+            returns normally (raising would make the caller send it twice)
+            and the cancellation reaches the task at its next await.
+            Otherwise the value was not sent.
+        """
         if self._closed:
             raise ClosedResourceError("this send channel was closed")
         await CHECKPOINT
@@ -100,13 +131,16 @@ class MemorySendChannel(SendChannel[T]):
             self._state.send_waiters.pop(waiter, None)
 
     def clone(self) -> MemorySendChannel[T]:
-        """Another handle on the same channel, closed independently."""
+        """Another sending end of the same channel, closed independently.
+        ``ClosedResourceError`` if this end was closed."""
         if self._closed:
             raise ClosedResourceError("this send channel was closed")
         return MemorySendChannel(self._state)
 
     def close(self) -> None:
-        """Close this handle (synchronously)."""
+        """Close this end, at once.  Idempotent.  When it is the last
+        sending end, receivers get ``EndOfChannel`` once the buffer is
+        empty."""
         if self._closed:
             return
         self._closed = True
@@ -119,6 +153,8 @@ class MemorySendChannel(SendChannel[T]):
             state.receive_waiters.clear()
 
     async def aclose(self) -> None:
+        """``close()``, then a checkpoint; cancelled, the end is closed all
+        the same."""
         self.close()
         await CHECKPOINT
 
@@ -142,6 +178,16 @@ def _recancel_current_task() -> None:
 
 
 class MemoryReceiveChannel(ReceiveChannel[T]):
+    """The receiving end of ``open_memory_channel``; ``async for value in
+    channel`` receives until ``EndOfChannel``.
+
+    ``clone()`` makes more ends, each value going to one of them; senders
+    get ``BrokenResourceError`` once every one is closed.  Any number of
+    tasks may receive at once, served first come, first served.  Closing an
+    end does not wake a ``receive`` blocked on that same end in another
+    task.
+    """
+
     def __init__(self, state: _State[T]) -> None:
         self._state = state
         self._closed = False
@@ -151,7 +197,15 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
         return f"<pystream.MemoryReceiveChannel{' closed' if self._closed else ''}>"
 
     def receive_nowait(self) -> T:
-        """A value without waiting, or ``WouldBlock``, or ``EndOfChannel``."""
+        """Return a buffered value, or one a blocked sender holds, without
+        waiting.
+
+        Raises:
+            pystream.WouldBlock: there is no value yet.
+            pystream.EndOfChannel: there is none, and every sending end was
+                closed.
+            pystream.ClosedResourceError: this end was closed.
+        """
         state = self._state
         if self._closed:
             raise ClosedResourceError("this receive channel was closed")
@@ -178,8 +232,18 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
                 waiter.set_result(None)
 
     async def receive(self) -> T:
-        """The next value; ``EndOfChannel`` once every sender closed and the
-        buffer is empty.  A checkpoint; a cancelled call loses nothing."""
+        """Wait for the next value and return it.  A checkpoint.
+
+        Raises:
+            pystream.EndOfChannel: every sending end was closed and the
+                buffer is empty.
+            pystream.ClosedResourceError: this end was closed before the
+                call.
+
+        Cancellation:
+            No value is lost: one handed to the call as it was cancelled
+            goes back to the front of the buffer.
+        """
         if self._closed:
             raise ClosedResourceError("this receive channel was closed")
         await CHECKPOINT
@@ -200,11 +264,16 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
             self._state.receive_waiters.pop(waiter, None)
 
     def clone(self) -> MemoryReceiveChannel[T]:
+        """Another receiving end of the same channel, closed independently.
+        ``ClosedResourceError`` if this end was closed."""
         if self._closed:
             raise ClosedResourceError("this receive channel was closed")
         return MemoryReceiveChannel(self._state)
 
     def close(self) -> None:
+        """Close this end, at once.  Idempotent.  When it is the last
+        receiving end, the buffered values are dropped and senders get
+        ``BrokenResourceError``, blocked ones included."""
         if self._closed:
             return
         self._closed = True
@@ -218,6 +287,8 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
             state.buffer.clear()
 
     async def aclose(self) -> None:
+        """``close()``, then a checkpoint; cancelled, the end is closed all
+        the same."""
         self.close()
         await CHECKPOINT
 
@@ -225,8 +296,14 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
 def open_memory_channel(
     max_buffer_size: Union[int, float],
 ) -> tuple[MemorySendChannel[Any], MemoryReceiveChannel[Any]]:
-    """A connected pair of channel ends with a buffer of max_buffer_size
-    values (an int >= 0, or ``math.inf``)."""
+    """Make an object channel: ``(send_channel, receive_channel)`` sharing
+    a buffer of up to ``max_buffer_size`` values (an int >= 0: 0 makes
+    every send wait for a receiver; or ``math.inf``: no limit).
+
+    Raises:
+        TypeError: ``max_buffer_size`` is neither an int nor ``math.inf``.
+        ValueError: ``max_buffer_size`` is negative (or a bool).
+    """
     if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):
         raise TypeError("max_buffer_size must be an int or math.inf")
     if isinstance(max_buffer_size, bool) or max_buffer_size < 0:

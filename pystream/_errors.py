@@ -30,11 +30,13 @@ class BrokenResourceError(Exception):
 
 
 class BusyResourceError(Exception):
-    """Two tasks used the same direction of a resource at once."""
+    """Two tasks used the same direction of a resource at once: the second
+    call raises this at once, and the first goes on undisturbed."""
 
 
 class EndOfChannel(Exception):
-    """Every sender of a channel closed and its buffer is empty."""
+    """Every sending end of a channel was closed and its buffer is empty:
+    ``receive`` raises it (``async for`` ends on it)."""
 
 
 # OS errors that mean the descriptor is gone because we closed it.

@@ -13,10 +13,14 @@ __all__ = ["SocketListener"]
 
 
 class SocketListener(CoreListener[SocketStream]):
-    """A listening TCP or Unix socket.  Connections are accepted by the C
-    core as they arrive and start buffering data at once.  A Unix
-    listener removes its socket file when it closes (if it is still its
-    own)."""
+    """A listening TCP or Unix socket; ``accept`` returns ``SocketStream``.
+
+    Made by ``open_tcp_listeners`` and ``open_unix_listener``.  Connections
+    are accepted by the C core as they arrive and start buffering data at
+    once.  A Unix listener removes its socket file when it closes (if the
+    file is still its own).  The listener belongs to the event loop that
+    made it: a call from another loop or thread raises ``RuntimeError``.
+    """
 
     __slots__ = ("_unlink",)
 

@@ -91,13 +91,28 @@ async def open_tcp_stream(
     happy_eyeballs_delay: Optional[float] = 0.25,
     local_address: Optional[str] = None,
 ) -> SocketStream:
-    """Connect to host:port and return a ``SocketStream`` (TCP_NODELAY on).
+    """Connect to ``host`` (a name or an address, ``str`` or ``bytes``)
+    on ``port``; return a ``SocketStream`` with ``TCP_NODELAY`` on.
 
     Every address the resolver returns is tried, families interleaved, a new
     attempt starting when the last one failed or ``happy_eyeballs_delay``
     seconds passed without an answer (RFC 8305; None waits for each attempt
-    to fail first).  The first to connect wins; the others are closed.  If
-    all fail, the OSError says why each did.
+    to fail first).  The first to connect wins; the others are closed.
+    ``local_address`` (an IP address) binds each attempt's socket to it
+    first.
+
+    Raises:
+        OSError: no attempt connected: the one attempt's error
+            (``ConnectionRefusedError``, ...), or one that lists each
+            attempt's.  ``socket.gaierror`` if ``host`` does not resolve.
+        TypeError: ``host`` is not ``str``/``bytes``, ``port`` not an int,
+            ``happy_eyeballs_delay`` not a number or None.
+        OverflowError: ``port`` is outside 0-65535.
+        ValueError: ``happy_eyeballs_delay`` is negative.
+
+    Cancellation:
+        Every attempt is cancelled and every socket it opened is closed:
+        nothing is left behind.
     """
     if not isinstance(host, (str, bytes)):
         raise TypeError(f"host must be str or bytes, not {type(host).__name__}")
@@ -173,8 +188,19 @@ async def _race(
 
 
 async def open_unix_stream(path: PathLike) -> SocketStream:
-    """Connect to the Unix socket at path (bytes starting with NUL: the
-    Linux abstract namespace)."""
+    """Connect to the Unix socket at ``path`` (``str``, ``bytes`` or
+    path-like; ``bytes`` starting with NUL: Linux's abstract namespace) and
+    return a ``SocketStream``.
+
+    Raises:
+        OSError: connecting failed: ``FileNotFoundError`` (no such socket),
+            ``ConnectionRefusedError`` (nobody listening), ...
+        TypeError: ``path`` is not a path.
+        ValueError: ``path`` is empty or has a NUL byte inside.
+
+    Cancellation:
+        The socket is closed: nothing is left behind.
+    """
     name = os.fspath(path)
     bridge = get_bridge()
     if isinstance(name, bytes) and name[:1] == b"\0":
@@ -230,9 +256,26 @@ def _bind_all(infos: Sequence[Any], port: int) -> list[socket.socket]:
 async def open_tcp_listeners(
     port: int, *, host: Optional[str] = None, backlog: Optional[int] = None
 ) -> list[SocketListener]:
-    """Listen on port, on every address host resolves to (``host=None``:
-    all IPv4 and IPv6 interfaces).  Port 0 picks a free port, the same one
-    for every listener; read it from ``listeners[0].local_address[1]``."""
+    """Listen on ``port``, on every address ``host`` resolves to
+    (``host=None``: all IPv4 and IPv6 interfaces); return a list of
+    ``SocketListener``, one per address.
+
+    Port 0 picks a free port, the same one for every listener; read it
+    from ``listeners[0].local_address[1]``.  ``backlog=None`` asks for the
+    system's maximum.  Sockets get ``SO_REUSEADDR``, and IPv6 ones
+    ``IPV6_V6ONLY``.
+
+    Raises:
+        OSError: binding failed (``EADDRINUSE``, ``EACCES``, ...), or
+            ``socket.gaierror`` if ``host`` does not resolve.
+        TypeError: ``port`` or ``backlog`` is not an int.
+        OverflowError: ``port`` is outside 0-65535.
+        ValueError: ``backlog`` is negative.
+
+    Cancellation:
+        Nothing is opened: the only wait is for the resolver, before any
+        socket exists.
+    """
     _check_port(port)
     backlog = _check_backlog(backlog)
     bridge = get_bridge()
@@ -267,8 +310,20 @@ async def open_tcp_listeners(
 
 
 async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -> SocketListener:
-    """Listen on a Unix socket path.  A stale socket file there is replaced
-    (as asyncio does); closing the listener removes the file it made."""
+    """Listen on the Unix socket ``path`` (``bytes`` starting with NUL: the
+    abstract namespace); return a ``SocketListener``.
+
+    A socket file already at ``path`` is replaced (as asyncio does);
+    closing the listener removes the file it made.  ``backlog=None`` asks
+    for the system's maximum.  Unlike the other calls, this one never
+    waits, so it is not a checkpoint.
+
+    Raises:
+        OSError: binding failed (``EADDRINUSE`` if a file that is not a
+            socket is at ``path``, ``EACCES``, a path too long, ...).
+        TypeError: ``path`` is not a path, or ``backlog`` not an int.
+        ValueError: ``backlog`` is negative.
+    """
     backlog = _check_backlog(backlog)
     name = os.fspath(path)
     bridge = get_bridge()
@@ -291,7 +346,16 @@ async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -
 
 
 async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
-    """Two connected ``SocketStream``s over a Unix socket pair."""
+    """Two connected ``SocketStream`` objects over a Unix socket pair.
+
+    Raises:
+        OSError: out of file descriptors, say.
+
+    Cancellation:
+        Cancelled at its one checkpoint, after the streams were made, it
+        leaves them unclosed (each warns with ``ResourceWarning`` when
+        collected, and its loop closes it).
+    """
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         first = stream_from_socket(a)
@@ -310,8 +374,23 @@ async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
 
 
 async def wrap_socket(sock: socket.socket) -> SocketStream:
-    """Adopt a connected stream socket.  The stream owns it from then on:
-    ``sock`` is detached (its ``fileno()`` becomes -1)."""
+    """Adopt ``sock``, a connected TCP or Unix stream socket, as a
+    ``SocketStream``.
+
+    The stream owns the descriptor from then on: ``sock`` is detached (its
+    ``fileno()`` becomes -1) and made non-blocking.
+
+    Raises:
+        TypeError: ``sock`` is not a ``socket.socket``.
+        ValueError: ``sock`` is not connected, not ``SOCK_STREAM``, or of
+            another family than IPv4, IPv6 and Unix.
+
+    Cancellation:
+        Cancelled at its one checkpoint, after the socket was adopted, it
+        leaves the new stream unclosed (it warns with ``ResourceWarning``
+        when collected, and its loop closes it); ``sock`` is detached all
+        the same.
+    """
     if not isinstance(sock, socket.socket):
         raise TypeError(f"wrap_socket needs a socket.socket, not {type(sock).__name__}")
     try:

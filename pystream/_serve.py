@@ -40,14 +40,27 @@ async def _run_handler(handler: Handler, stream: AsyncResource) -> None:
 
 
 async def serve_listeners(handler: Handler, listeners: Sequence[Listener[Any]]) -> None:
-    """Accept on every listener until cancelled, running ``handler(stream)``
-    in its own task for each connection and closing the stream after it.
+    """Accept on every listener until cancelled, running ``await
+    handler(stream)`` in a task of its own for each connection.
 
-    A handler's exception is logged (logger ``pystream``) and the server goes
-    on.  Running out of file descriptors pauses accepting briefly.  When
-    cancelled, the listeners close and the handler tasks are cancelled and
-    awaited.  An unexpected accept error stops the server the same way and
-    is raised.
+    The stream is closed (``aclose``) when the handler returns or raises.
+    A handler's exception is logged (logger ``pystream``) and serving goes
+    on.  Running out of file descriptors pauses accepting for 0.1 s.  The
+    listeners are this call's from then on: it closes them whenever it
+    ends.  If one is closed from outside, serving stops and this returns.
+
+    Raises:
+        TypeError: ``handler`` is not callable, or a listener has no
+            ``accept`` and ``aclose``.
+        ValueError: ``listeners`` is empty.
+        OSError: accepting failed otherwise than for want of descriptors
+            or memory.  Serving stops as on cancellation, then the error
+            is raised (as is any other exception from ``accept``).
+
+    Cancellation:
+        The listeners are closed, every handler task is cancelled (its
+        stream closed forcefully) and awaited, then the cancellation is
+        raised.
     """
     if not callable(handler):
         raise TypeError(f"handler must be callable, not {type(handler).__name__}")
@@ -99,7 +112,11 @@ async def serve_tcp(
     host: Optional[str] = None,
     backlog: Optional[int] = None,
 ) -> None:
-    """``serve_listeners`` on ``open_tcp_listeners(port, host=host,
-    backlog=backlog)``."""
+    """``serve_listeners(handler, await open_tcp_listeners(port, host=host,
+    backlog=backlog))``: serve TCP on ``port`` until cancelled.
+
+    It raises what those two raise.  To serve on port 0 and learn the
+    port, call them separately.
+    """
     listeners = await open_tcp_listeners(port, host=host, backlog=backlog)
     await serve_listeners(handler, listeners)

@@ -32,6 +32,11 @@ class SocketStream(CoreStream):
     ``aclose()`` never waits for the peer: what ``send_all`` handed to the
     kernel is delivered, then a FIN.  ``aclose_forcefully`` does the same
     (it does not wait either); for a reset, set ``SO_LINGER`` to 0 first.
+
+    A cancelled ``send_all`` sent all of its data or none, a cancelled
+    receive loses nothing, and a cancelled ``aclose`` still closes.  The
+    stream belongs to the event loop that made it: a call from another
+    loop or thread raises ``RuntimeError``.
     """
 
     __slots__ = ()
@@ -42,24 +47,44 @@ class SocketStream(CoreStream):
         return f"<pystream.SocketStream {kind} {state}>"
 
     def setsockopt(self, level: int, option: int, value: Union[int, bytes]) -> None:
-        """Like ``socket.setsockopt``: value is an int or a bytes-like.
-        ``ClosedResourceError`` once closed, ``OSError`` if the OS refuses."""
+        """Set a socket option, as ``socket.socket.setsockopt`` does:
+        ``value`` is an int or a bytes-like object.
+
+        Raises:
+            pystream.ClosedResourceError: the stream was closed.
+            OSError: the OS refused the option or its value.
+            TypeError: ``value`` is neither an int nor bytes-like.
+        """
         self._c_setsockopt(level, option, value)
 
     def getsockopt(self, level: int, option: int, buflen: int = 0) -> Union[int, bytes]:
-        """Like ``socket.getsockopt``: an int, or bytes if buflen > 0."""
+        """Read a socket option, as ``socket.socket.getsockopt`` does: an
+        int, or with ``buflen > 0`` up to ``buflen`` bytes.
+
+        Raises:
+            pystream.ClosedResourceError: the stream was closed.
+            OSError: the OS refused (an unknown option, say).
+            ValueError: ``buflen`` is negative.
+        """
         if buflen < 0:
             raise ValueError("getsockopt: buflen must not be negative")
         return self._c_getsockopt(level, option, buflen)
 
     @property
     def local_address(self) -> Address:
-        """As ``socket.getsockname()`` returns it."""
+        """This end's address, as ``socket.getsockname()`` gives it:
+        ``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for
+        IPv6, a path for a Unix socket (``""`` when unnamed, ``bytes``
+        starting with NUL in the abstract namespace).
+        ``ClosedResourceError`` once closed."""
         return self._c_address(peer=False)
 
     @property
     def remote_address(self) -> Address:
-        """As ``socket.getpeername()`` returns it."""
+        """The peer's address, as ``socket.getpeername()`` gives it (forms
+        as for ``local_address``).  ``ClosedResourceError`` once closed;
+        ``OSError`` if the OS cannot say (``ENOTCONN``: no longer
+        connected)."""
         return self._c_address(peer=True)
 
 

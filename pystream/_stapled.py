@@ -14,11 +14,23 @@ __all__ = ["StapledStream"]
 
 
 class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
-    """Sends on ``send_stream`` and receives from ``receive_stream``.
+    """One two-way stream made of two one-way streams: it sends on
+    ``send_stream`` and receives from ``receive_stream``.
 
-    ``send_eof`` calls the send stream's ``send_eof`` if it has one, and
-    closes it otherwise; ``aclose`` closes both (the receive stream even if
-    closing the send stream fails).
+    Sending is the send stream's: its errors, its busy rule, its
+    cancellation rule.  Receiving adds the reading helpers over
+    ``receive_stream.receive_some``, with their own busy rule; a cancelled
+    receive loses nothing.  ``send_eof`` calls the send stream's
+    ``send_eof`` if it has one, and closes it otherwise; ``aclose`` closes
+    both (the receive stream even if closing the send stream fails).
+
+    Raises:
+        TypeError: ``send_stream`` lacks ``send_all`` or ``aclose``, or
+            ``receive_stream`` lacks ``receive_some`` or ``aclose``.
+
+    Attributes:
+        send_stream: the stream ``send_all`` sends on.
+        receive_stream: the stream receiving reads from.
     """
 
     def __init__(self, send_stream: SendStream, receive_stream: ReceiveStream) -> None:
@@ -36,14 +48,22 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         return f"<pystream.StapledStream {self.send_stream!r} {self.receive_stream!r}>"
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """``send_stream.send_all(data)``: it raises, and behaves when
+        cancelled, as the send stream does.  ``write`` is another name for
+        it."""
         await self.send_stream.send_all(data)
 
     write = send_all
 
     async def wait_send_all_might_not_block(self) -> None:
+        """``send_stream.wait_send_all_might_not_block()``, with its errors
+        and cancellation."""
         await self.send_stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
+        """``send_stream.send_eof()`` if the send stream has one (its errors,
+        ``NotImplementedError`` included, and its cancellation), else
+        ``send_stream.aclose()``: either way the receiving side goes on."""
         send_eof = getattr(self.send_stream, "send_eof", None)
         if send_eof is not None:
             await send_eof()
@@ -65,6 +85,14 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         close_now(self.receive_stream)
 
     async def aclose(self) -> None:
+        """Close ``send_stream``, then ``receive_stream``, even if closing
+        the first raised or was cancelled; an error from either is raised.
+        Idempotent if theirs are.
+
+        Cancellation:
+            Both are closed all the same (each ``aclose`` closes when
+            cancelled), then the cancellation is raised.
+        """
         self._closed = True
         try:
             await self.send_stream.aclose()

@@ -42,6 +42,19 @@ class TLSStream(BufferedReceiveMixin, Stream):
     ``send_eof`` sends close_notify and keeps receiving: TLS 1.3 allows that
     half-close; on TLS 1.2 and older (where close_notify closes both ways)
     it raises ``NotImplementedError``.
+
+    Receiving returns ``b""`` only after the peer's close_notify: a
+    transport that ends without one (a truncation attack, or a peer that
+    just closed the socket) raises ``BrokenResourceError``, as does any TLS
+    error.  The reading helpers work as on every stream.
+
+    Raises:
+        TypeError: ``transport_stream`` lacks ``send_all``,
+            ``receive_some`` or ``aclose``, or ``ssl_context`` is not an
+            ``ssl.SSLContext``.
+
+    Attributes:
+        transport_stream: the stream the TLS records travel on.
     """
 
     def __init__(
@@ -95,18 +108,31 @@ class TLSStream(BufferedReceiveMixin, Stream):
     # -- information ------------------------------------------------------
     @property
     def ssl_object(self) -> ssl.SSLObject:
+        """The ``ssl.SSLObject`` doing the TLS, for what the methods here
+        do not give.  Reading from or writing to it directly would corrupt
+        the stream."""
         return self._ssl
 
     def selected_alpn_protocol(self) -> Optional[str]:
+        """The protocol ALPN chose, or None (no ALPN, or no handshake
+        yet)."""
         return self._ssl.selected_alpn_protocol()
 
     def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate, as ``ssl.SSLObject.getpeercert`` gives
+        it: a dict (empty if it was not validated), DER bytes with
+        ``binary_form``, None if the peer sent none.  ``ValueError`` before
+        the handshake."""
         return self._ssl.getpeercert(binary_form)
 
     def version(self) -> Optional[str]:
+        """The TLS version in use (``"TLSv1.3"``, ...), or None before the
+        handshake."""
         return self._ssl.version()
 
     def cipher(self) -> Optional[tuple[str, str, int]]:
+        """``(name, protocol, secret bits)`` of the cipher in use, or None
+        before the handshake."""
         return self._ssl.cipher()
 
     # -- state ------------------------------------------------------------
@@ -253,7 +279,19 @@ class TLSStream(BufferedReceiveMixin, Stream):
             pass
 
     async def do_handshake(self) -> None:
-        """Do the handshake now (it also happens lazily).  Idempotent."""
+        """Do the TLS handshake now, unless it is done (every other call
+        does it first when needed).  Idempotent.  A checkpoint.
+
+        Raises:
+            pystream.BrokenResourceError: the handshake failed (a bad
+                certificate, a wrong host name: ``__cause__`` is the
+                ``ssl.SSLError``), or the transport broke.  The stream is
+                broken for good.
+            pystream.ClosedResourceError: the stream was closed.
+
+        Cancellation:
+            Nothing is lost: a later call resumes the handshake.
+        """
         self._check_usable()
         await CHECKPOINT
         await self._ensure_handshake()
@@ -269,6 +307,28 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     # -- sending ----------------------------------------------------------
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Encrypt all of ``data`` and send the records; return once the
+        transport's ``send_all`` took them.  Does the handshake first if it
+        has not happened.  ``b""`` sends nothing.  ``write`` is another
+        name for it.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already in
+                ``send_all``, ``wait_send_all_might_not_block`` or
+                ``send_eof`` on this stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``).
+            pystream.BrokenResourceError: a TLS error (``__cause__``), the
+                transport broke, or an earlier ``send_all`` was cancelled.
+            TypeError: ``data`` is not bytes-like.
+
+        Cancellation:
+            Cancelled at its first checkpoint or during the handshake, it
+            sent nothing and the stream stays usable.  Cancelled later, any
+            part of the data may have gone and the stream is broken: every
+            later call raises ``BrokenResourceError``; ``aclose`` still
+            closes it.
+        """
         if isinstance(data, str):
             raise TypeError("send_all needs bytes-like data, not str")
         view = memoryview(data).cast("B")
@@ -286,6 +346,19 @@ class TLSStream(BufferedReceiveMixin, Stream):
     write = send_all
 
     async def wait_send_all_might_not_block(self) -> None:
+        """Return once records being sent are out and the transport's
+        ``send_all`` would probably not wait.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``).
+            pystream.BrokenResourceError: the stream is broken.
+
+        Cancellation:
+            Nothing changes.
+        """
         with self._send_conflict:
             self._check_send_usable()
             await CHECKPOINT
@@ -293,8 +366,24 @@ class TLSStream(BufferedReceiveMixin, Stream):
                 await self.transport_stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        """Half-close (TLS 1.3 only): send close_notify, keep receiving.
-        Idempotent.  Does the handshake first if it has not happened."""
+        """Half-close (TLS 1.3 only): send close_notify; receiving goes on.
+        Does the handshake first if it has not happened.  Idempotent; then
+        ``send_all`` raises ``ClosedResourceError``.  A checkpoint.
+
+        Raises:
+            NotImplementedError: the connection is TLS 1.2 or older, where
+                close_notify ends both directions (use ``aclose``).
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed.
+            pystream.BrokenResourceError: the stream is broken, or sending
+                close_notify failed.
+
+        Cancellation:
+            Cancelled at its first checkpoint or during the handshake,
+            nothing changed.  Once it started sending close_notify, that
+            goes on in the background: the sending side is closed.
+        """
         with self._send_conflict:
             self._check_usable()
             await CHECKPOINT
@@ -324,8 +413,23 @@ class TLSStream(BufferedReceiveMixin, Stream):
 
     # -- closing ----------------------------------------------------------
     async def unwrap(self) -> tuple[Stream, bytes]:
-        """End TLS (close_notify both ways) and return the transport stream
-        and any bytes that arrived after the peer's close_notify."""
+        """End TLS: send close_notify, wait for the peer's, and return
+        ``(transport_stream, data)``, where ``data`` is what arrived after
+        the peer's close_notify (plain bytes for the transport's next
+        user).  This stream is then closed; the transport is not.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending or receiving
+                on this stream.
+            pystream.ClosedResourceError: the stream was closed.
+            pystream.BrokenResourceError: a TLS error, the transport broke,
+                or it ended before the peer's close_notify.
+
+        Cancellation:
+            Cancelled while it waits for the peer's close_notify, it leaves
+            ours sent and the stream of no more use (sending raises
+            ``BrokenResourceError``); ``aclose`` still closes it.
+        """
         with self._send_conflict, self._receive_conflict:
             self._check_usable()
             await CHECKPOINT
@@ -339,6 +443,19 @@ class TLSStream(BufferedReceiveMixin, Stream):
         self._send_side.handle(CLOSE)
 
     async def aclose(self) -> None:
+        """Send close_notify, without waiting for the peer's, then close the
+        transport.  Idempotent.
+
+        No close_notify is sent if the handshake never happened or the
+        stream is broken.  A peer that does not read gets at most 5 s to
+        take it; then, as when sending it fails, the transport is closed
+        forcefully.  Calls blocked in other tasks wake with
+        ``ClosedResourceError`` once the transport is closed.
+
+        Cancellation:
+            The transport is closed forcefully, then the cancellation is
+            raised.
+        """
         if self._receive_side.state is CLOSED:
             await CHECKPOINT
             return
@@ -398,15 +515,32 @@ class TLSStream(BufferedReceiveMixin, Stream):
 class TLSListener(Listener[TLSStream]):
     """Wraps each stream ``transport_listener`` accepts in a server-side
     ``TLSStream`` (handshake on first use), so ``serve_listeners`` serves
-    TLS."""
+    TLS.
+
+    Attributes:
+        transport_listener: the listener whose streams are wrapped.
+    """
 
     def __init__(self, transport_listener: Listener[Any], ssl_context: ssl.SSLContext) -> None:
         self.transport_listener = transport_listener
         self._ssl_context = ssl_context
 
     async def accept(self) -> TLSStream:
+        """Accept a connection from ``transport_listener`` and return it as
+        a server-side ``TLSStream``.  The handshake happens on the stream's
+        first use, so a failing client does not make ``accept`` fail.
+
+        Raises:
+            TypeError: the ``ssl_context`` given to the constructor is not
+                an ``ssl.SSLContext`` (checked only here).
+
+        It raises what ``transport_listener.accept`` raises, and a
+        cancellation does what it does there.
+        """
         stream = await self.transport_listener.accept()
         return TLSStream(stream, self._ssl_context, server_side=True)
 
     async def aclose(self) -> None:
+        """Close ``transport_listener`` (streams already accepted stay
+        open)."""
         await self.transport_listener.aclose()

@@ -1,10 +1,16 @@
 """Abstract base classes of pystream's resources and streams.
 
 The contract follows Trio's streams, on asyncio: every operation is a
-checkpoint (it yields to the event loop and can be cancelled there), two
-tasks using one direction at once get ``BusyResourceError``, using a closed
-object raises ``ClosedResourceError``, and a broken transport raises
-``BrokenResourceError``.
+checkpoint (it yields to the event loop once and can be cancelled there,
+even when it has nothing to wait for), two tasks using one direction at
+once get ``BusyResourceError``, using a closed object raises
+``ClosedResourceError``, and a broken transport raises
+``BrokenResourceError``.  A socket stream or listener belongs to the
+event loop that made it: using it from another loop or thread raises
+``RuntimeError``.
+
+The methods below state the contract; each concrete stream's docstrings
+say where it adds to it (what a cancelled ``send_all`` did, for one).
 """
 
 from __future__ import annotations
@@ -33,14 +39,27 @@ BytesLike = Union[bytes, bytearray, memoryview]
 
 
 class AsyncResource(abc.ABC):
-    """Something with an ``aclose()``, usable as ``async with``."""
+    """Something to close: ``await resource.aclose()``, or ``async with
+    resource:``, which returns the resource and closes it on the way out,
+    whatever the block raised."""
 
     __slots__ = ()
 
     @abc.abstractmethod
     async def aclose(self) -> None:
-        """Close the resource.  Idempotent; if cancelled, it still closes
-        (forcefully) and re-raises the cancellation."""
+        """Close the resource.  Idempotent; later calls on it raise
+        ``ClosedResourceError``.
+
+        For a stream the close is graceful: the data ``send_all`` accepted
+        is delivered before the end of file.  For a stream or a listener,
+        calls blocked on it in other tasks wake with
+        ``ClosedResourceError``.
+
+        Cancellation:
+            The resource is closed all the same (forcefully: without
+            waiting for anything more), then the cancellation is raised.
+            The same holds if closing fails.
+        """
 
     async def __aenter__(self: R) -> R:
         return self
@@ -61,37 +80,108 @@ class SendStream(AsyncResource):
 
     @abc.abstractmethod
     async def send_all(self, data: BytesLike) -> None:
-        """Send all of data; return once the transport has taken it.
+        """Send all of ``data`` (``bytes``, ``bytearray``, ``memoryview``);
+        return once the transport has taken it.
 
-        Blocks while the peer does not read.  ``b""`` is legal and is not an
-        end of file.  If cancelled, some, all or none of the data may have
-        been sent.  The caller may reuse its buffer once this returns.
+        It waits while the transport can take no more (the peer does not
+        read): that is the backpressure, and nothing buffers without bound.
+        The caller may reuse its buffer once this returns.  ``b""`` sends
+        nothing and is not an end of file.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already in
+                ``send_all``, ``wait_send_all_might_not_block`` or
+                ``send_eof`` on this stream.
+            pystream.ClosedResourceError: this stream was closed, or its
+                sending side by ``send_eof``, before or during the call.
+            pystream.BrokenResourceError: the peer or the transport broke
+                the stream; ``__cause__`` says how.  Sending stays broken.
+            TypeError: ``data`` is not bytes-like (a ``str``, say).
+
+        Cancellation:
+            Part of the data may have been sent.  Each stream says what it
+            guarantees: for sockets, all of it or none, and the stream
+            stays usable.
         """
 
     async def write(self, data: BytesLike) -> None:
-        """The same as ``send_all``: a write that drains by itself."""
+        """``send_all`` under asyncio's name: a write that drains by
+        itself.  It raises what ``send_all`` raises."""
         await self.send_all(data)
 
     @abc.abstractmethod
     async def wait_send_all_might_not_block(self) -> None:
-        """Return when a ``send_all`` would likely not block."""
+        """Return when a ``send_all`` would probably not wait.
+
+        A hint for producing data at the last moment: a ``send_all`` right
+        after it may still wait.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: this stream was closed (or its
+                sending side by ``send_eof``), before or during the call.
+            pystream.BrokenResourceError: the stream is broken.
+
+        Cancellation:
+            Nothing changes.
+        """
 
 
 class ReceiveStream(AsyncResource):
-    """The receiving direction of a byte stream."""
+    """The receiving direction of a byte stream.
+
+    ``async for chunk in stream`` receives non-empty chunks until the end
+    of file (``receive_some()`` until it returns ``b""``), raising what
+    ``receive_some`` raises.
+    """
 
     __slots__ = ()
 
     @abc.abstractmethod
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
-        """Return 1 to max_bytes bytes, or ``b""`` only at end of file.
+        """Return 1 to ``max_bytes`` bytes, or ``b""`` at the end of file.
 
-        A cancelled call loses no data.
+        ``b""`` comes only once the peer has sent EOF (``send_eof``, or it
+        closed) and everything it sent before was received.
+        ``max_bytes=None`` lets the stream choose (65536 for pystream's).
+        A checkpoint, also when data is already buffered.
+
+        Raises:
+            pystream.BusyResourceError: another task is already receiving
+                on this stream.
+            pystream.ClosedResourceError: this stream was closed, before or
+                during the call.
+            pystream.BrokenResourceError: the peer or the transport broke
+                the stream (a reset, say); ``__cause__`` says how.
+            ValueError: ``max_bytes`` is less than 1.
+            TypeError: ``max_bytes`` is not an integer or None.
+
+        Cancellation:
+            Nothing is lost: what the call did not return stays buffered
+            for the next one.
         """
 
     async def receive_into(self, buffer: Union[bytearray, memoryview]) -> int:
-        """Fill a writable buffer with 1..len(buffer) bytes and return the
-        count; 0 only at end of file."""
+        """Receive 1 to ``len(buffer)`` bytes into ``buffer``, a writable
+        bytes-like object; return the count, 0 only at the end of file.
+
+        Bytes of ``buffer`` past the count are left as they were.  A
+        checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already receiving
+                on this stream.
+            pystream.ClosedResourceError: this stream was closed, before or
+                during the call.
+            pystream.BrokenResourceError: the peer or the transport broke
+                the stream.
+            TypeError: ``buffer`` is read-only, or not a buffer.
+            ValueError: ``buffer`` is empty.
+
+        Cancellation:
+            Nothing is lost, as for ``receive_some``.
+        """
         view = memoryview(buffer).cast("B")
         if view.readonly:
             raise TypeError("receive_into needs a writable buffer")
@@ -112,36 +202,91 @@ class ReceiveStream(AsyncResource):
 
 
 class Stream(SendStream, ReceiveStream):
-    """A two-way byte stream, with asyncio-style reading helpers.
+    """A two-way byte stream, with asyncio's reading helpers.
 
     Every stream has ``send_eof`` (trio#823: a fallible half-close on every
     stream rather than a separate class); one that cannot half-close raises
-    ``NotImplementedError`` from it.
+    ``NotImplementedError`` from it.  The reading helpers (``readexactly``,
+    ``readuntil``, ``readline``, ``read``) work on the same receive buffer
+    as ``receive_some``, with the same busy and error rules, and lose
+    nothing when cancelled.
     """
 
     __slots__ = ()
 
     async def send_eof(self) -> None:
-        """Half-close: the peer reads ``b""`` after the data already sent,
-        and receiving still works.  Idempotent; ``send_all`` then raises
-        ``ClosedResourceError``.  ``NotImplementedError`` if this stream
-        cannot half-close (TLS 1.2, an asyncio transport without
-        ``write_eof``), which is what this default says: a subclass that
-        can half-close overrides it."""
+        """Half-close: the peer reads ``b""`` after the data already sent;
+        receiving goes on.
+
+        Afterwards ``send_all`` raises ``ClosedResourceError``.  Idempotent.
+        A checkpoint.  This default raises ``NotImplementedError``: a
+        stream that can half-close overrides it.
+
+        Raises:
+            NotImplementedError: this stream cannot half-close (TLS before
+                1.3, an asyncio transport without ``write_eof``).
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: this stream was closed.
+            pystream.BrokenResourceError: sending was broken (an EOF does
+                not hide it), or sending the EOF failed.
+
+        Cancellation:
+            Either the EOF was sent or nothing changed; call it again to be
+            sure (it is idempotent).
+        """
         raise NotImplementedError(f"{type(self).__name__} cannot half-close")
 
     @abc.abstractmethod
     async def readexactly(self, n: int) -> bytes:
-        """Read exactly n bytes; ``asyncio.IncompleteReadError`` at EOF."""
+        """Receive exactly ``n`` bytes (``b""`` for 0).  A checkpoint.
+
+        Raises:
+            asyncio.IncompleteReadError: the end of file came first;
+                ``partial`` holds the bytes before it (taken from the
+                stream), ``expected`` is ``n``.
+            ValueError: ``n`` is negative.
+            TypeError: ``n`` is not an integer.
+            pystream.BusyResourceError: another task is receiving.
+            pystream.ClosedResourceError: this stream was closed.
+            pystream.BrokenResourceError: the stream broke.
+
+        Cancellation:
+            Nothing is lost: the bytes stay buffered for the next call.
+        """
 
     @abc.abstractmethod
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
-        """Read through separator (included).  ``asyncio.LimitOverrunError``
-        when limit bytes pass without it, keeping the data buffered."""
+        """Receive up to and including the first ``separator``.  A
+        checkpoint.
+
+        Raises:
+            asyncio.LimitOverrunError: more than ``limit`` bytes come before
+                the separator.  The data stays buffered (``consumed`` says
+                how much was searched): read it another way, or give up.
+            asyncio.IncompleteReadError: the end of file came first;
+                ``partial`` holds the bytes before it (taken from the
+                stream), ``expected`` is None.
+            TypeError: ``separator`` is not bytes-like, or ``limit`` not an
+                integer.
+            ValueError: ``separator`` is empty, or ``limit`` less than 1.
+            pystream.BusyResourceError: another task is receiving.
+            pystream.ClosedResourceError: this stream was closed.
+            pystream.BrokenResourceError: the stream broke.
+
+        Cancellation:
+            Nothing is lost: the bytes stay buffered for the next call.
+        """
 
     async def readline(self) -> bytes:
-        """``readuntil(b"\\n")``, except that at EOF it returns what is left
-        (``b""`` when nothing is)."""
+        """``readuntil(b"\\n")``, except that at the end of file it returns
+        what is left (``b""`` when nothing is) instead of raising.
+
+        Unlike asyncio's, it keeps the data when it raises
+        ``asyncio.LimitOverrunError`` (more than 65536 bytes before the
+        newline).  It raises what ``readuntil`` raises but
+        ``asyncio.IncompleteReadError``.
+        """
         try:
             return await self.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
@@ -149,7 +294,20 @@ class Stream(SendStream, ReceiveStream):
 
     @abc.abstractmethod
     async def read(self, n: int = -1) -> bytes:
-        """Up to n bytes (``b""`` at EOF), or everything until EOF if n < 0."""
+        """With ``n > 0``, 1 to ``n`` bytes, or ``b""`` at the end of file;
+        with ``n < 0``, everything until the end of file; with 0, ``b""``.
+        A checkpoint.
+
+        Raises:
+            TypeError: ``n`` is not an integer.
+            pystream.BusyResourceError: another task is receiving.
+            pystream.ClosedResourceError: this stream was closed.
+            pystream.BrokenResourceError: the stream broke.
+
+        Cancellation:
+            Nothing is lost, ``read()`` included: what it gathered stays
+            buffered for the next call.
+        """
 
 
 # Kept for code written when only some streams had send_eof: every Stream
@@ -158,13 +316,27 @@ HalfCloseableStream = Stream
 
 
 class Listener(AsyncResource, Generic[T]):
-    """Accepts connections."""
+    """Accepts connections; ``aclose()`` stops listening."""
 
     __slots__ = ()
 
     @abc.abstractmethod
     async def accept(self) -> T:
-        """Wait for and return the next connection."""
+        """Wait for the next connection and return it as a stream.  A
+        checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already accepting
+                on this listener.
+            pystream.ClosedResourceError: the listener was closed, before or
+                during the call.
+            OSError: accepting failed for a reason that is not about one
+                connection (out of file descriptors, say: ``EMFILE``); the
+                listener stays usable.
+
+        Cancellation:
+            No connection is lost: the next ``accept`` returns it.
+        """
 
 
 class SendChannel(AsyncResource, Generic[T]):
@@ -174,8 +346,18 @@ class SendChannel(AsyncResource, Generic[T]):
 
     @abc.abstractmethod
     async def send(self, value: T) -> None:
-        """Send value, waiting for room.  ``BrokenResourceError`` once
-        every receiver closed."""
+        """Send ``value``, waiting for room.  A checkpoint.
+
+        Raises:
+            pystream.ClosedResourceError: this end was closed.
+            pystream.BrokenResourceError: every receiving end was closed
+                (before or during the call).
+
+        Cancellation:
+            Either a receiver has the value and ``send`` returns normally
+            (the cancellation then reaches the task at its next await), or
+            the value was not sent.
+        """
 
 
 class ReceiveChannel(AsyncResource, Generic[T]):
@@ -186,7 +368,17 @@ class ReceiveChannel(AsyncResource, Generic[T]):
 
     @abc.abstractmethod
     async def receive(self) -> T:
-        """The next value; ``EndOfChannel`` once every sender closed."""
+        """Wait for the next value and return it.  A checkpoint.
+
+        Raises:
+            pystream.EndOfChannel: every sending end was closed and the
+                buffered values are all taken.
+            pystream.ClosedResourceError: this end was closed.
+
+        Cancellation:
+            No value is lost: one the call did not return goes to the next
+            receive.
+        """
 
     def __aiter__(self) -> ReceiveChannel[T]:
         return self

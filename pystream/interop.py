@@ -30,9 +30,20 @@ _anyio_class: Optional[type] = None
 
 
 def as_anyio_stream(stream: Stream) -> Any:
-    """An ``anyio.abc.ByteStream`` over ``stream`` (any pystream ``Stream``;
-    ``send_eof`` works where the stream has one).  Raises ImportError if
-    anyio is not installed."""
+    """Wrap ``stream`` (any pystream ``Stream``) in an
+    ``anyio.abc.ByteStream``.
+
+    ``receive(max_bytes=65536)`` is ``receive_some``, raising
+    ``anyio.EndOfStream`` at the end of file; ``send`` is ``send_all``;
+    ``send_eof`` and ``aclose`` are the stream's.  pystream's
+    ``ClosedResourceError``, ``BrokenResourceError`` and
+    ``BusyResourceError`` become anyio's, with pystream's as
+    ``__cause__``; every other error, and what a cancellation does, are
+    the stream's.
+
+    Raises:
+        ImportError: anyio is not installed.
+    """
     global _anyio_class
     if _anyio_class is None:
         _anyio_class = _make_anyio_class()

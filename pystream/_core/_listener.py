@@ -80,9 +80,29 @@ class CoreListener(Listener[S], Generic[S]):
         self._bridge.check_loop()
 
     async def accept(self) -> S:
-        """The next connection.  Errors about a single connection (it was
-        aborted before we took it) are skipped; running out of file
-        descriptors raises ``OSError`` (``serve_listeners`` backs off)."""
+        """Return the next connection, waiting for one if none is queued.
+
+        The C core accepts connections as they arrive, into a queue of up
+        to 64 (then the kernel's backlog holds the rest); this takes the
+        oldest.  A connection that failed before it was taken (aborted by
+        its client, say) is skipped.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already accepting
+                on this listener.
+            pystream.ClosedResourceError: the listener was closed, before or
+                during the call.
+            OSError: accepting failed for a reason that is not about one
+                connection (out of file descriptors, say: ``EMFILE``).  The
+                listener stays usable; ``serve_listeners`` waits 0.1 s and
+                goes on.
+            RuntimeError: another event loop or thread than the
+                listener's.
+
+        Cancellation:
+            No connection is lost: it stays queued for the next
+            ``accept``.
+        """
         with self._conflict:
             self._check_open()
             await CHECKPOINT
@@ -105,6 +125,17 @@ class CoreListener(Listener[S], Generic[S]):
                     check(err)
 
     async def aclose(self) -> None:
+        """Stop listening.  Connections accepted but not yet taken are
+        closed; an ``accept`` waiting in another task wakes with
+        ``ClosedResourceError``.  Idempotent.
+
+        Raises:
+            RuntimeError: another event loop or thread than the listener's
+                (the listener is not closed then).
+
+        Cancellation:
+            The listener is closed all the same.
+        """
         if not self._closed:
             if self._h.ptr is not None:
                 self._bridge.check_loop()
@@ -123,7 +154,10 @@ class CoreListener(Listener[S], Generic[S]):
 
     @property
     def local_address(self) -> Address:
-        """As ``socket.getsockname()`` returns it."""
+        """The address listened on, as ``socket.getsockname()`` gives it:
+        ``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for
+        IPv6, the path for a Unix socket.  ``ClosedResourceError`` once
+        closed."""
         if self._closed or self._h.ptr is None:
             raise ClosedResourceError("this listener was closed")
         out = ffi.new("ps_address_t *")
@@ -131,6 +165,7 @@ class CoreListener(Listener[S], Generic[S]):
         return decode_address(out)
 
     def fileno(self) -> int:
+        """The listening socket's file descriptor, or -1 once closed."""
         if self._closed or self._h.ptr is None:
             return -1
         return int(lib.ps_listener_fileno(self._h.ptr))

@@ -103,6 +103,33 @@ class CoreStream(CReadingMixin, Stream):
 
     # -- sending ----------------------------------------------------------
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Send all of ``data`` (any bytes-like object); return once the
+        kernel has taken all of it, waiting as long as the peer does not
+        read.
+
+        The caller may reuse its buffer once this returns.  ``b""`` sends
+        nothing and is not an end of file.  ``write`` is another name for
+        it.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is already in
+                ``send_all``, ``wait_send_all_might_not_block`` or
+                ``send_eof`` on this stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``) before or during the call.
+            pystream.BrokenResourceError: the peer reset the connection or
+                closed it with our data unread; ``__cause__`` is the
+                ``OSError``.  Sending stays broken.
+            TypeError: ``data`` is not bytes-like.
+            RuntimeError: the call came from another event loop or thread
+                than the stream's.
+
+        Cancellation:
+            All of the data was sent or none of it, and the stream stays
+            usable: once the kernel has taken part of it, the rest stays
+            queued and goes out, in order, before anything sent later.
+            Closing the stream before then drops that rest.
+        """
         # The hot path: the conflict detector is used by hand and the state
         # and loop checks are inlined (every call saved here is measurable);
         # the slow helpers raise the errors.
@@ -178,6 +205,20 @@ class CoreStream(CReadingMixin, Stream):
             raise self._broken_send(h.write_status)
 
     async def wait_send_all_might_not_block(self) -> None:
+        """Return once the data of earlier ``send_all`` calls is all in
+        the kernel and the kernel has room for more.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is in ``send_all``,
+                ``send_eof`` or this on this stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``) before or during the call.
+            pystream.BrokenResourceError: sending is broken.
+            RuntimeError: another event loop or thread than the stream's.
+
+        Cancellation:
+            Nothing changes.
+        """
         with self._send_conflict:
             self._check_send()
             h = self._h
@@ -216,6 +257,25 @@ class CoreStream(CReadingMixin, Stream):
             self._writable_fd = -1
 
     async def send_eof(self) -> None:
+        """Half-close: the peer reads ``b""`` once it has all the data sent
+        before; receiving goes on.  Waits until the shutdown is done.
+
+        Idempotent; ``send_all`` then raises ``ClosedResourceError``.  A
+        checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed, before or
+                during the call.
+            pystream.BrokenResourceError: sending was broken, or the
+                shutdown failed; ``__cause__`` is the ``OSError``.
+            RuntimeError: another event loop or thread than the stream's.
+
+        Cancellation:
+            The EOF is sent all the same: the shutdown was requested before
+            the call waited.
+        """
         with self._send_conflict:
             self._check_open()
             send = self._send_side
@@ -266,6 +326,26 @@ class CoreStream(CReadingMixin, Stream):
         raise self._broken_receive(got)
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
+        """Return 1 to ``max_bytes`` (default 65536) bytes from the
+        stream's receive buffer, or ``b""`` only at the end of file,
+        waiting for data if there is none.  A checkpoint, also when data is
+        already buffered.
+
+        Raises:
+            pystream.BusyResourceError: another task is already receiving
+                on this stream.
+            pystream.ClosedResourceError: the stream was closed, before or
+                during the call.
+            pystream.BrokenResourceError: the peer reset the connection;
+                ``__cause__`` is the ``OSError``.
+            ValueError: ``max_bytes`` is less than 1.
+            TypeError: ``max_bytes`` is not an integer or None.
+            RuntimeError: another event loop or thread than the stream's.
+
+        Cancellation:
+            Nothing is lost: bytes leave the buffer only when a call returns
+            them.
+        """
         # The hot path: _check_open, _wait_readable(1), _take and the
         # bridge's poke inlined, the conflict detector used by hand.
         if max_bytes is None:
@@ -314,10 +394,25 @@ class CoreStream(CReadingMixin, Stream):
 
     # -- closing ----------------------------------------------------------
     async def aclose(self) -> None:
-        """Close gracefully: what ``send_all`` took is already in the kernel,
-        which delivers it before the FIN.  Never waits for the peer.  Calls
-        blocked in other tasks wake with ``ClosedResourceError``.  If
-        cancelled, the stream is closed all the same."""
+        """Close gracefully and at once: what ``send_all`` handed over is
+        already in the kernel, which delivers it, then the end of file.  It
+        never waits for the peer.
+
+        Idempotent.  Calls blocked in other tasks wake with
+        ``ClosedResourceError``; later calls raise it.  Received data not
+        yet read is discarded (on a socket, the kernel then resets the
+        connection: the peer's loss, as with any socket).  What a
+        ``send_all`` that did not return had not yet handed to the kernel
+        is dropped.
+
+        Raises:
+            RuntimeError: another event loop or thread than the stream's
+                (the stream is not closed then).
+
+        Cancellation:
+            The stream is closed all the same: only the wait for the C core
+            to release it is cut short.
+        """
         if not self._closed:
             if self._h.ptr is not None:
                 self._bridge.check_loop()

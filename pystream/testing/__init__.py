@@ -1,5 +1,6 @@
 """Tools for testing streams: in-memory stream pairs and the conformance
-suite that any Stream implementation can run on itself.
+suite that any Stream implementation can run on itself (``fuzz`` has the
+hypothesis state machine, ``soak`` the soak test).  For example::
 
     from pystream.testing import check_half_closeable_stream, memory_stream_pair
 

@@ -370,8 +370,20 @@ _CLOGGED = [
 
 
 async def check_one_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
-    """Check a one-way stream: ``maker()`` returns ``(send_stream,
-    receive_stream)``."""
+    """Check that a one-way stream keeps pystream's contract.
+
+    ``maker`` is an async callable returning a connected ``(send_stream,
+    receive_stream)``, a fresh pair at each call; ``clogged_maker`` the
+    same for a pair whose ``send_all`` blocks until the receiver reads, or
+    None to skip the checks that need one.  Each check exercises one
+    behaviour and closes both ends (forcefully) and the tasks it started,
+    whatever happened.
+
+    Raises:
+        AssertionError: a behaviour is not as the contract says; the
+            message names it.  An exception the stream raises where the
+            contract expects a result goes through as it is.
+    """
     for check in _ONE_WAY:
         await check(maker)
     if clogged_maker is not None:
@@ -417,8 +429,13 @@ async def _check_send_and_receive_together(maker: Maker) -> None:
 
 
 async def check_two_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
-    """Check a two-way stream: ``maker()`` returns two connected ends.  Runs
-    the one-way checks in both directions, then both at once."""
+    """Check a two-way stream: ``maker()`` returns two connected ends.
+    Runs ``check_one_way_stream`` in both directions, then checks sending
+    both ways at once and sending while a receive waits on the same end.
+
+    Raises:
+        AssertionError: as for ``check_one_way_stream``.
+    """
     await check_one_way_stream(maker, clogged_maker)
     await check_one_way_stream(
         flipped(maker), None if clogged_maker is None else flipped(clogged_maker)
@@ -482,7 +499,14 @@ async def _check_clogged_send_eof_busy(maker: Maker) -> None:
 
 async def check_half_closeable_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
     """Check a two-way stream with ``send_eof``: everything
-    ``check_two_way_stream`` checks, and half-close both ways."""
+    ``check_two_way_stream`` checks, then half-close both ways (data before
+    the EOF arrives, ``send_eof`` is idempotent, ``send_all`` after it
+    raises ``ClosedResourceError``, receiving goes on) and, with a clogged
+    pair, that ``send_eof`` during a blocked ``send_all`` is busy.
+
+    Raises:
+        AssertionError: as for ``check_one_way_stream``.
+    """
     await check_two_way_stream(maker, clogged_maker)
     await _check_send_eof(maker)
     await _check_send_eof(flipped(maker))
