@@ -27,9 +27,12 @@ from ._open import (
     open_unix_stream,
     wrap_socket,
 )
+from ._pipes import PipeStream, open_pipe, wrap_fd
+from ._process import Process, open_process, run_process
 from ._serve import serve_listeners, serve_tcp
 from ._socket import SocketStream
 from ._stapled import StapledStream
+from ._stdio import open_stderr, open_stdin, open_stdout
 from ._tls import TLSListener, TLSStream
 from ._util import aclose_forcefully
 from ._version import __version__ as __version__
@@ -42,6 +45,8 @@ __all__ = [
     "EndOfChannel",
     "MemoryReceiveChannel",
     "MemorySendChannel",
+    "PipeStream",
+    "Process",
     "SocketListener",
     "SocketStream",
     "StapledStream",
@@ -50,12 +55,19 @@ __all__ = [
     "WouldBlock",
     "aclose_forcefully",
     "open_memory_channel",
+    "open_pipe",
+    "open_process",
+    "open_stderr",
+    "open_stdin",
+    "open_stdout",
     "open_stream_pair",
     "open_tcp_listeners",
     "open_tcp_stream",
     "open_unix_listener",
     "open_unix_stream",
+    "run_process",
     "serve_listeners",
     "serve_tcp",
+    "wrap_fd",
     "wrap_socket",
 ]

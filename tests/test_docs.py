@@ -30,7 +30,7 @@ DOC_PROGRAMS = [
 
 
 def test_the_docs_have_programs():
-    assert len(programs("tutorial.md")) == 3
+    assert len(programs("tutorial.md")) == 4
     assert len(programs("migration.md")) >= 2
 
 

@@ -3,6 +3,7 @@ catching deliberately broken streams."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -76,6 +77,31 @@ async def asyncio_maker():
     return await asyncio_pair()
 
 
+async def pipes_maker():
+    """Two OS pipes stapled into a two-way pair."""
+    r1, w1 = await pystream.open_pipe()
+    r2, w2 = await pystream.open_pipe()
+    return pystream.StapledStream(w1, r2), pystream.StapledStream(w2, r1)
+
+
+async def thread_pipes_maker():
+    """The same over ThreadFdStream (blocking I/O in threads: the program's
+    own stdio when it is a file or a socket)."""
+    from pystream._stdio import ThreadFdStream
+
+    ends = []
+    for _ in range(2):
+        r, w = os.pipe2(os.O_CLOEXEC)
+        ends.append(
+            (
+                ThreadFdStream(r, readable=True, writable=False),
+                ThreadFdStream(w, readable=False, writable=True),
+            )
+        )
+    (r1, w1), (r2, w2) = ends
+    return pystream.StapledStream(w1, r2), pystream.StapledStream(w2, r1)
+
+
 def tls_maker(transport_maker):
     from tls_helpers import client_context, server_context
 
@@ -96,6 +122,8 @@ MAKERS = {
     "tcp": socket_maker("tcp"),
     "unix": socket_maker("unix"),
     "stapled": stapled_maker,
+    "pipes": pipes_maker,
+    "thread-pipes": thread_pipes_maker,
     "asyncio": asyncio_maker,
     "tls-memory": tls_maker(memory_maker),
     "tls-pair": tls_maker(socket_maker("pair")),

@@ -4,8 +4,9 @@
 It mirrors ``c/include/pystream.h``: the loop driver (``Bridge``, one per
 asyncio loop, and the ``Handle`` each C handle reports to), the stream
 (``CoreStream``: every ``ps_stream_*`` call, the Stream API on top), the
-listener (``CoreListener``: every ``ps_listener_*`` call) and the ways to make
-streams (``open_fd``, ``connect_tcp``, ``connect_pipe``).  Each C call is
+listener (``CoreListener``: every ``ps_listener_*`` call), the child process
+(``CoreProcess``: every ``ps_process_*`` call) and the ways to make streams
+(``open_fd``, ``connect_tcp``, ``connect_pipe``).  Each C call is
 made in one place, its return code checked there (``check``), and a call
 that may change what libuv watches pokes the bridge there: stream modules
 above this layer never see ``lib``, ``ffi`` or a handle's insides.
@@ -16,6 +17,7 @@ from ._common import Address, check, decode_address
 from ._connect import connect_pipe, connect_tcp, open_fd
 from ._listener import CoreListener
 from ._loop import Bridge, counters, get_bridge
+from ._process import CoreProcess
 from ._stream import KIND_PIPE, KIND_TCP, CoreStream
 from ._waiter import Waiter
 
@@ -23,6 +25,7 @@ __all__ = [
     "Address",
     "Bridge",
     "CoreListener",
+    "CoreProcess",
     "CoreStream",
     "KIND_PIPE",
     "KIND_TCP",

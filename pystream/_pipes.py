@@ -1,0 +1,152 @@
+"""PipeStream: one end of an OS pipe or FIFO (or another descriptor epoll
+can watch), on the core layer; ``open_pipe`` and ``wrap_fd``."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import socket
+import stat
+from typing import Optional, Union
+
+from ._core import KIND_PIPE, CoreStream, get_bridge, open_fd
+from ._socket import SocketStream, stream_from_socket
+from ._state import EOF_SENT, OPEN
+from ._util import CHECKPOINT
+
+__all__ = ["PipeStream", "open_pipe", "wrap_fd", "pipe_stream"]
+
+# The access mode bits of the file status flags (PyPy's os lacks the name).
+_ACCMODE = getattr(os, "O_ACCMODE", os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+
+
+class PipeStream(CoreStream):
+    """One end of a pipe: a receive stream over a read end, a send stream
+    over a write end (a FIFO opened for both is both).
+
+    The Stream API in full on the directions the descriptor has; the other
+    direction's calls raise ``io.UnsupportedOperation``.  A pipe has no
+    half-close: ``send_eof`` waits for the bytes ``send_all`` queued, then
+    closes the write end, so the reader sees EOF after all of them.  Made by
+    ``open_pipe``, ``wrap_fd`` and ``open_process``, not directly.
+    """
+
+    __slots__ = ("_readable", "_writable")
+
+    _readable: bool
+    _writable: bool
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self.fileno()}"
+        mode = "r" * self._readable + "w" * self._writable
+        return f"<pystream.PipeStream {mode} {state}>"
+
+    @property
+    def readable(self) -> bool:
+        return self._readable
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def _need(self, direction: bool, what: str) -> None:
+        if not direction and not self._closed:
+            raise io.UnsupportedOperation(f"this pipe end is not {what}")
+
+    # The direction checks come first: after send_eof, the C stream is
+    # gone, and the error to give is the sending side's.
+    def _check_sending(self) -> None:
+        self._need(self._writable, "writable")
+        if self._send_side.state is not OPEN and not self._closed:
+            self._send_side.check()
+
+    async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        self._check_sending()
+        await CoreStream.send_all(self, data)
+
+    write = send_all
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._check_sending()
+        await CoreStream.wait_send_all_might_not_block(self)
+
+    async def send_eof(self) -> None:
+        """Close the write end after what was queued (a pipe's EOF).
+        Idempotent; then ``send_all`` raises ``ClosedResourceError``."""
+        self._need(self._writable, "writable")
+        if self._send_side.state is EOF_SENT and not self._closed:
+            with self._send_conflict:
+                self._bridge.check_loop()
+                await CHECKPOINT
+                return
+        await CoreStream.send_eof(self)
+
+    async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
+        self._need(self._readable, "readable")
+        return await CoreStream.receive_some(self, max_bytes)
+
+    async def _wait_readable(self, want: int) -> None:
+        self._need(self._readable, "readable")
+        await CoreStream._wait_readable(self, want)
+
+
+def pipe_stream(fd: int) -> PipeStream:
+    """A PipeStream owning fd (non-blocking from now on; closed here on
+    failure).  The caller made sure fd is a pipe, FIFO or terminal whose
+    open file description nobody else uses."""
+    try:
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & _ACCMODE
+    except OSError:
+        os.close(fd)
+        raise
+    stream = open_fd(PipeStream, fd, KIND_PIPE)
+    stream._readable = mode in (os.O_RDONLY, os.O_RDWR)
+    stream._writable = mode in (os.O_WRONLY, os.O_RDWR)
+    return stream
+
+
+async def open_pipe() -> tuple[PipeStream, PipeStream]:
+    """A new OS pipe: ``(receive_end, send_end)``."""
+    get_bridge()  # made (or failing) before any fd exists
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        receive_end = pipe_stream(read_fd)
+    except BaseException:
+        os.close(write_fd)
+        raise
+    try:
+        send_end = pipe_stream(write_fd)
+    except BaseException:
+        receive_end._close_now()
+        raise
+    return receive_end, send_end
+
+
+async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
+    """A stream that owns fd from now on (``aclose`` closes it): a pipe or
+    FIFO end or a terminal gives a ``PipeStream``, a connected stream
+    socket a ``SocketStream``.
+
+    fd becomes non-blocking, and so does every descriptor sharing its open
+    file description (a ``dup`` of it, or a parent's copy): wrap only a
+    descriptor nobody else uses.  A regular file or a directory raises
+    ``ValueError`` (epoll cannot watch them), a bad fd ``OSError``.
+    """
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+    if fd < 0:
+        raise ValueError(f"fd must not be negative, not {fd}")
+    get_bridge()
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISSOCK(mode):
+        sock = socket.socket(fileno=fd)
+        try:
+            return stream_from_socket(sock)
+        except BaseException:
+            sock.detach()  # still the caller's on failure
+            raise
+    if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.isatty(fd)):
+        return pipe_stream(fd)
+    kind = "a regular file" if stat.S_ISREG(mode) else "not a pipe, socket or terminal"
+    raise ValueError(f"wrap_fd: fd {fd} is {kind}; epoll cannot watch it")

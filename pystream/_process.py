@@ -1,0 +1,411 @@
+"""Child processes: ``open_process``, ``Process`` and ``run_process``.
+
+The child is spawned by the C core (libuv's ``uv_spawn``), which also reaps
+it: no asyncio child watcher, so it works the same from any thread's loop,
+on uvloop and on PyPy.  Its piped stdio are ``PipeStream``s over pipes made
+here, so they have the whole Stream API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from typing import IO, Any, Awaitable, Mapping, Optional, Sequence, Union
+
+from ._core import CoreProcess
+from ._pipes import PipeStream, pipe_stream
+from ._stapled import StapledStream
+from ._util import CHECKPOINT
+from .abc import AsyncResource
+
+__all__ = ["Process", "open_process", "run_process"]
+
+# run_process, cancelled: how long a terminated child gets before SIGKILL.
+_TERMINATE_GRACE = 5.0
+
+StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+StdioSpec = Union[None, int, IO[Any]]
+
+
+class Process(AsyncResource):
+    """A running child process, made by ``open_process``.
+
+    ``returncode`` is None while it runs, then its exit status, or ``-N``
+    if signal N ended it (as in ``subprocess``).  ``stdin`` is a send
+    stream (``send_eof`` closes the pipe), ``stdout`` and ``stderr``
+    receive streams, each None unless piped; ``stdio`` staples stdin and
+    stdout when both are piped.
+
+    ``aclose()`` closes the pipes, then waits for the exit; cancelled, it
+    kills the child and still reaps it.  Signals are never sent once the
+    child has exited (its pid may belong to another process by then).
+    """
+
+    def __init__(
+        self,
+        core: CoreProcess,
+        args: Any,
+        stdin: Optional[PipeStream],
+        stdout: Optional[PipeStream],
+        stderr: Optional[PipeStream],
+    ) -> None:
+        self._core = core
+        self.args = args
+        self.pid = core.pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdio: Optional[StapledStream] = None
+        if stdin is not None and stdout is not None:
+            self.stdio = StapledStream(stdin, stdout)
+
+    def __repr__(self) -> str:
+        code = self.returncode
+        state = "running" if code is None else f"returncode={code}"
+        return f"<pystream.Process {self.args!r} pid={self.pid} {state}>"
+
+    @property
+    def returncode(self) -> Optional[int]:
+        status = self._core.status
+        if status is None:
+            return None
+        code, signum = status
+        return -signum if signum else code
+
+    def poll(self) -> Optional[int]:
+        """The returncode, without waiting (None while it runs)."""
+        return self.returncode
+
+    async def wait(self) -> int:
+        """Wait for the child to exit and return its returncode.
+
+        Cancel-safe: a cancelled wait changes nothing (wait again).  A
+        checkpoint.  ``ClosedResourceError`` if the event loop's pystream
+        bridge closes first (its teardown kills and reaps the child)."""
+        if self.returncode is None:
+            await asyncio.shield(self._core.exited)
+        else:
+            await CHECKPOINT
+        code = self.returncode
+        assert code is not None, "exited without a status"
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        """Send sig, unless the child has exited (then nothing)."""
+        self._core.kill(int(sig))
+
+    def terminate(self) -> None:
+        """SIGTERM, unless the child has exited."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, unless the child has exited."""
+        self.send_signal(signal.SIGKILL)
+
+    def _pipes(self) -> list[PipeStream]:
+        return [p for p in (self.stdin, self.stdout, self.stderr) if p is not None]
+
+    async def aclose(self) -> None:
+        """Close the pipes, then wait for the child to exit.  Cancelled (or
+        failing), it kills the child, reaps it and re-raises."""
+        try:
+            for pipe in self._pipes():
+                await pipe.aclose()
+            await self.wait()
+        except BaseException:
+            await self._kill_and_reap()
+            raise
+
+    async def _kill_and_reap(self) -> None:
+        for pipe in self._pipes():
+            pipe._close_now()
+        self.kill()
+        # SIGKILL ends it at once; wait for the reaping, unless cancelled
+        # again (the C core still reaps it then).
+        if self.returncode is None and not self._core.exited.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._core.exited), _TERMINATE_GRACE)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+
+
+# -- arguments ------------------------------------------------------------
+
+
+def _argv(args: Any, shell: bool) -> list[bytes]:
+    if shell:
+        if not isinstance(args, (str, bytes)):
+            raise TypeError("with shell=True, args must be one command line (a str)")
+        argv = [b"/bin/sh", b"-c", os.fsencode(args)]
+    else:
+        if isinstance(args, (str, bytes, os.PathLike)):
+            raise TypeError(
+                "args must be a sequence of arguments, such as ['ls', '-l'] (or pass "
+                "shell=True to run one command line)"
+            )
+        try:
+            argv = [os.fsencode(arg) for arg in args]
+        except TypeError as exc:
+            raise TypeError(f"args must be str, bytes or path-like: {exc}") from None
+        if not argv:
+            raise ValueError("args must not be empty")
+    for arg in argv:
+        if b"\0" in arg:
+            raise ValueError("an argument contains a NUL byte")
+    return argv
+
+
+def _envp(env: Optional[Mapping[Any, Any]]) -> Optional[list[bytes]]:
+    if env is None:
+        return None
+    envp = []
+    for key, value in env.items():
+        k, v = os.fsencode(key), os.fsencode(value)
+        if not k or b"=" in k or b"\0" in k or b"\0" in v:
+            raise ValueError(f"bad environment variable name or value: {key!r}")
+        envp.append(k + b"=" + v)
+    return envp
+
+
+def _cwd(cwd: Optional[StrOrBytesPath]) -> Optional[bytes]:
+    if cwd is None:
+        return None
+    path = os.fsencode(cwd)
+    # Checked here: libuv reports a failed chdir as the program's ENOENT.
+    if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise NotADirectoryError(20, "Not a directory", os.fsdecode(path))
+        raise FileNotFoundError(2, "No such file or directory", os.fsdecode(path))
+    return path
+
+
+def _stdio_fd(spec: StdioSpec, name: str) -> int:
+    """The fd a non-PIPE spec gives the child (-1: /dev/null)."""
+    if spec is None:
+        return {"stdin": 0, "stdout": 1, "stderr": 2}[name]
+    if spec == subprocess.DEVNULL and type(spec) is int:
+        return -1
+    if isinstance(spec, bool):
+        raise TypeError(f"{name} must be None, PIPE, DEVNULL, an fd or a file, not a bool")
+    if isinstance(spec, int):
+        if spec < 0:
+            raise ValueError(f"{name}: {spec} is neither an fd nor PIPE or DEVNULL")
+        return spec
+    fileno = getattr(spec, "fileno", None)
+    if fileno is None:
+        raise TypeError(
+            f"{name} must be None, PIPE, DEVNULL, an fd or an object with fileno(), "
+            f"not {type(spec).__name__}"
+        )
+    fd = fileno()
+    if not isinstance(fd, int) or fd < 0:
+        raise ValueError(f"{name}.fileno() gave {fd!r}")
+    return fd
+
+
+# -- open_process ---------------------------------------------------------
+
+
+async def open_process(
+    args: Union[Sequence[StrOrBytesPath], str, bytes],
+    *,
+    stdin: StdioSpec = None,
+    stdout: StdioSpec = None,
+    stderr: StdioSpec = None,
+    cwd: Optional[StrOrBytesPath] = None,
+    env: Optional[Mapping[Any, Any]] = None,
+    shell: bool = False,
+) -> Process:
+    """Start a child process.
+
+    ``args`` is a non-empty sequence (``args[0]`` is looked up in ``PATH``
+    when it has no slash), or one command line with ``shell=True``.  Each
+    of ``stdin``/``stdout``/``stderr``: None (inherited),
+    ``subprocess.PIPE``, ``subprocess.DEVNULL``, an fd or an object with
+    ``fileno()``; ``stderr`` may be ``subprocess.STDOUT``.  Raises
+    ``FileNotFoundError`` for a missing program or ``cwd``,
+    ``PermissionError`` for one that cannot be run, ``TypeError`` or
+    ``ValueError`` for bad arguments; nothing is left behind then.  A
+    checkpoint.
+    """
+    argv = _argv(args, shell)
+    envp = _envp(env)
+    c_cwd = _cwd(cwd)
+    if stdin == subprocess.STDOUT or stdout == subprocess.STDOUT:
+        raise ValueError("only stderr may be subprocess.STDOUT")
+    await CHECKPOINT
+    made: list[int] = []  # fds opened here, all closed on failure
+    child_fds: list[int] = []
+    parent_fds: list[Optional[int]] = []
+    try:
+        for name, spec in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+            if spec == subprocess.PIPE and type(spec) is int:
+                read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+                made += (read_fd, write_fd)
+                if name == "stdin":
+                    child_fds.append(read_fd)
+                    parent_fds.append(write_fd)
+                else:
+                    child_fds.append(write_fd)
+                    parent_fds.append(read_fd)
+            elif name == "stderr" and spec == subprocess.STDOUT and type(spec) is int:
+                child_fds.append(child_fds[1])
+                parent_fds.append(None)
+            else:
+                child_fds.append(_stdio_fd(spec, name))
+                parent_fds.append(None)
+        try:
+            core = CoreProcess.spawn(argv[0], argv, envp, c_cwd, child_fds)
+        except OSError as exc:
+            if exc.errno is not None and exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, os.fsdecode(argv[0])) from None
+            raise
+    except BaseException:
+        for fd in made:
+            os.close(fd)
+        raise
+    # The child has its ends (libuv dup'ed them into it): close ours.
+    for fd in made:
+        if fd not in parent_fds:
+            os.close(fd)
+    made = [fd for fd in made if fd in parent_fds]
+    streams: list[Optional[PipeStream]] = []
+    try:
+        for parent_fd in parent_fds:
+            streams.append(None if parent_fd is None else _adopt(parent_fd, made))
+    except BaseException:
+        for stream in streams:
+            if stream is not None:
+                stream._close_now()
+        for fd in made:
+            os.close(fd)
+        core.release()  # kills it; the C core reaps it
+        raise
+    return Process(core, args, *streams)
+
+
+def _adopt(fd: int, unowned: list[int]) -> PipeStream:
+    unowned.remove(fd)  # pipe_stream owns it now, even if it fails
+    return pipe_stream(fd)
+
+
+# -- run_process ----------------------------------------------------------
+
+
+async def run_process(
+    args: Union[Sequence[StrOrBytesPath], str, bytes],
+    *,
+    input: Optional[Union[bytes, bytearray, memoryview]] = None,
+    capture_stdout: bool = False,
+    capture_stderr: bool = False,
+    check: bool = True,
+    **options: Any,
+) -> subprocess.CompletedProcess[Any]:
+    """Run a child to completion: ``subprocess.CompletedProcess``.
+
+    ``input`` (bytes) is fed to its stdin, which is then closed; captured
+    outputs are read at the same time (a child that fills its pipes never
+    deadlocks this), and a child that exits without reading all its input
+    is not an error.  ``check`` raises ``subprocess.CalledProcessError``
+    on a non-zero returncode.  Other options are ``open_process``'s.
+    Cancelled, it terminates the child, kills it after 5 s, reaps it and
+    re-raises.
+    """
+    if input is not None:
+        if isinstance(input, str):
+            raise TypeError("input must be bytes-like, not str")
+        input = memoryview(input).cast("B")
+        if "stdin" in options:
+            raise ValueError("pass input or stdin, not both")
+        options["stdin"] = subprocess.PIPE
+    for flag, name in ((capture_stdout, "stdout"), (capture_stderr, "stderr")):
+        if flag:
+            if name in options:
+                raise ValueError(f"pass capture_{name} or {name}, not both")
+            options[name] = subprocess.PIPE
+    proc = await open_process(args, **options)
+    outputs: dict[str, bytes] = {}
+    try:
+        jobs: list[Awaitable[None]] = []
+        if input is not None:
+            jobs.append(_feed(proc, input))
+        if capture_stdout:
+            jobs.append(_drain(proc.stdout, outputs, "stdout"))
+        if capture_stderr:
+            jobs.append(_drain(proc.stderr, outputs, "stderr"))
+        await _all_or_none(jobs)
+        returncode = await proc.wait()
+    except BaseException:
+        await _stop(proc)
+        raise
+    finally:
+        for pipe in proc._pipes():
+            pipe._close_now()
+    result: subprocess.CompletedProcess[Any] = subprocess.CompletedProcess(
+        proc.args, returncode, outputs.get("stdout"), outputs.get("stderr")
+    )
+    if check:
+        result.check_returncode()
+    return result
+
+
+async def _feed(proc: Process, data: memoryview) -> None:
+    from ._errors import BrokenResourceError
+
+    assert proc.stdin is not None
+    try:
+        await proc.stdin.send_all(data)
+        await proc.stdin.aclose()
+    except BrokenResourceError:
+        pass  # it exited, or closed its stdin, without reading all: fine
+    finally:
+        proc.stdin._close_now()
+
+
+async def _drain(pipe: Optional[PipeStream], into: dict[str, bytes], name: str) -> None:
+    assert pipe is not None
+    chunks = bytearray()
+    while True:
+        chunk = await pipe.receive_some(1 << 20)
+        if not chunk:
+            break
+        chunks += chunk
+    into[name] = bytes(chunks)
+
+
+async def _all_or_none(jobs: list[Awaitable[None]]) -> None:
+    """Run jobs at once; the first failure (or a cancellation) cancels the
+    rest, which are waited for, and is raised."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    if not tasks:
+        return
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved (the first one was raised)
+
+
+async def _stop(proc: Process) -> None:
+    """Terminate, then kill after the grace time; reap.  Runs while a
+    cancellation propagates: it must not be stopped by it."""
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    waiting = asyncio.ensure_future(asyncio.shield(proc._core.exited))
+    try:
+        await asyncio.wait([waiting], timeout=_TERMINATE_GRACE)
+    except asyncio.CancelledError:
+        pass
+    waiting.cancel()
+    if proc.returncode is None:
+        await proc._kill_and_reap()

@@ -1,0 +1,319 @@
+"""Child processes: open_process, Process, run_process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import pystream
+from pystream.testing import check_two_way_stream
+
+PY = sys.executable
+
+
+def children() -> set[int]:
+    """This process's children (zombies included), from /proc."""
+    pids: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            pids.update(int(p) for p in f.read().split())
+    return pids
+
+
+# -- run_process ------------------------------------------------------------
+
+
+async def test_run_process_exit_status_and_check():
+    done = await pystream.run_process(["sh", "-c", "exit 3"], check=False)
+    assert done.returncode == 3 and done.stdout is None and done.stderr is None
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        await pystream.run_process(
+            ["sh", "-c", "echo out; echo err >&2; exit 4"], capture_stdout=True, capture_stderr=True
+        )
+    assert info.value.returncode == 4
+    assert (info.value.stdout, info.value.stderr) == (b"out\n", b"err\n")
+    done = await pystream.run_process("echo $((6 * 7))", shell=True, capture_stdout=True)
+    assert done.stdout == b"42\n" and done.args == "echo $((6 * 7))"
+
+
+async def test_run_process_feeds_and_drains_at_once():
+    # The child copies each chunk of its stdin to stdout and to stderr as it
+    # comes: 64 MiB each way, far more than the pipes hold, so feeding
+    # without draining both outputs at once would deadlock.
+    code = (
+        "import sys\n"
+        "i, o, e = sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer\n"
+        "while True:\n"
+        "    b = i.read1(1 << 16)\n"
+        "    if not b: break\n"
+        "    o.write(b); e.write(b)\n"
+    )
+    data = os.urandom(1 << 20) * 64
+    done = await pystream.run_process(
+        [PY, "-c", code], input=data, capture_stdout=True, capture_stderr=True
+    )
+    assert done.stdout == data and done.stderr == data
+
+
+async def test_run_process_child_that_does_not_read_its_input():
+    done = await pystream.run_process(["true"], input=b"x" * (4 << 20))
+    assert done.returncode == 0
+
+
+async def test_run_process_through_real_programs():
+    lines = b"".join(b"%d\n" % n for n in range(10000, 0, -1))
+    done = await pystream.run_process(["sort", "-n"], input=lines, capture_stdout=True)
+    assert done.stdout == b"".join(b"%d\n" % n for n in range(1, 10001))
+    done = await pystream.run_process(
+        [PY, "-c", "import sys; print(sys.argv[1:])", "a b", "c"], capture_stdout=True
+    )
+    assert done.stdout == b"['a b', 'c']\n"
+
+
+async def test_run_process_cancelled_terminates_and_reaps(tmp_path):
+    task = asyncio.ensure_future(pystream.run_process(["sleep", "100"]))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not children()
+
+
+async def test_run_process_cancelled_kills_a_child_ignoring_sigterm(tmp_path):
+    ready = tmp_path / "ready"
+    script = f"trap '' TERM; touch {ready}; while :; do sleep 0.05; done"
+    task = asyncio.ensure_future(pystream.run_process(["sh", "-c", script]))
+    while not ready.exists():
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 4.5 < loop.time() - start < 15  # SIGTERM ignored: SIGKILL after 5 s
+    assert not children()
+
+
+async def test_run_process_bad_input():
+    with pytest.raises(TypeError):
+        await pystream.run_process(["cat"], input="text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await pystream.run_process(["cat"], input=b"", stdin=subprocess.DEVNULL)
+    with pytest.raises(ValueError):
+        await pystream.run_process(["cat"], capture_stdout=True, stdout=subprocess.DEVNULL)
+
+
+# -- open_process -------------------------------------------------------------
+
+
+async def test_hundred_mib_through_cat():
+    proc = await pystream.open_process(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    chunk = os.urandom(1 << 20)
+    sent, got = hashlib.sha256(), hashlib.sha256()
+
+    async def feed():
+        for i in range(100):
+            piece = bytes([i]) + chunk[1:]
+            sent.update(piece)
+            await proc.stdin.send_all(piece)
+        await proc.stdin.send_eof()
+
+    async def drain():
+        n = 0
+        buffer = bytearray(1 << 18)
+        while count := await proc.stdout.receive_into(buffer):
+            got.update(memoryview(buffer)[:count])
+            n += count
+        return n
+
+    _, n = await asyncio.gather(feed(), drain())
+    assert n == 100 << 20 and got.digest() == sent.digest()
+    assert await proc.wait() == 0
+    await proc.aclose()
+
+
+async def test_process_stdio_passes_the_two_way_checks():
+    procs: list[pystream.Process] = []
+
+    async def maker():
+        # Two cats: each end sends into one and receives from the other.
+        one, two = [
+            await pystream.open_process(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        procs.extend((one, two))
+        return (
+            pystream.StapledStream(one.stdin, two.stdout),
+            pystream.StapledStream(two.stdin, one.stdout),
+        )
+
+    await check_two_way_stream(maker, None)
+    for proc in procs:
+        await proc.aclose()
+    assert not children()
+
+
+async def test_stdio_and_stderr_to_stdout():
+    proc = await pystream.open_process(
+        ["sh", "-c", "read line; echo got $line; echo oops >&2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stderr is None and proc.stdio is not None
+    await proc.stdio.send_all(b"hello\n")
+    assert await proc.stdio.readline() == b"got hello\n"
+    assert await proc.stdio.read() == b"oops\n"
+    assert await proc.wait() == 0
+    await proc.aclose()
+
+
+async def test_signals_and_return_codes():
+    for how, expected in (("terminate", -signal.SIGTERM), ("kill", -signal.SIGKILL)):
+        proc = await pystream.open_process(["sleep", "100"])
+        assert proc.returncode is None and proc.poll() is None
+        getattr(proc, how)()
+        assert await proc.wait() == expected
+        assert proc.returncode == expected
+        proc.kill()  # exited: nothing happens
+        proc.send_signal(signal.SIGTERM)
+        await proc.aclose()
+    proc = await pystream.open_process(["sleep", "100"])
+    proc.send_signal(signal.SIGUSR1)
+    assert await proc.wait() == -signal.SIGUSR1
+
+
+async def test_wait_is_cancel_safe():
+    proc = await pystream.open_process(["sh", "-c", "sleep 0.3; exit 7"])
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(proc.wait(), 0.05)
+    waits = [asyncio.ensure_future(proc.wait()) for _ in range(3)]
+    assert await asyncio.gather(*waits) == [7, 7, 7]
+    assert await proc.wait() == 7
+    await proc.aclose()
+
+
+async def test_aclose_closes_pipes_then_waits():
+    proc = await pystream.open_process(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    await proc.stdin.send_all(b"x")
+    async with proc:
+        pass
+    # cat saw EOF on stdin (or SIGPIPE on stdout) and exited.
+    assert proc.returncode in (0, -signal.SIGPIPE)
+    with pytest.raises(pystream.ClosedResourceError):
+        await proc.stdin.send_all(b"y")
+
+
+async def test_cancelled_aclose_kills_and_reaps():
+    proc = await pystream.open_process(["sh", "-c", "trap '' TERM; sleep 100"])
+    closing = asyncio.ensure_future(proc.aclose())
+    await asyncio.sleep(0.05)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert proc.returncode == -signal.SIGKILL
+    assert not children()
+
+
+async def test_fifty_processes_at_once():
+    procs = [
+        await pystream.open_process(
+            [PY, "-c", f"import sys; sys.stdout.write('{i}' * 100000)"], stdout=subprocess.PIPE
+        )
+        for i in range(50)
+    ]
+    outputs = await asyncio.gather(*(p.stdout.read() for p in procs))
+    assert outputs == [str(i).encode() * 100000 for i in range(50)]
+    assert [await p.wait() for p in procs] == [0] * 50
+    for proc in procs:
+        await proc.aclose()
+    assert not children()
+
+
+async def test_env_cwd_and_inherited_fds(tmp_path):
+    done = await pystream.run_process(
+        ["sh", "-c", 'echo "$GREETING"; pwd'],
+        env={"GREETING": "hi", "PATH": os.environ["PATH"]},
+        cwd=tmp_path,
+        capture_stdout=True,
+    )
+    assert done.stdout == b"hi\n" + os.fsencode(os.path.realpath(tmp_path)) + b"\n"
+    with open(tmp_path / "out", "wb") as f:
+        await pystream.run_process(["echo", "to a file"], stdout=f)
+        await pystream.run_process(["echo", "by fd"], stdout=f.fileno(), stderr=subprocess.DEVNULL)
+    assert (tmp_path / "out").read_bytes() == b"to a file\nby fd\n"
+    done = await pystream.run_process(["cat"], stdin=subprocess.DEVNULL, capture_stdout=True)
+    assert done.stdout == b""
+
+
+async def test_bad_input_leaves_nothing_behind(tmp_path):
+    not_executable = tmp_path / "script"
+    not_executable.write_text("#!/bin/sh\n")
+    cases = [
+        (["no-such-program-pystream"], FileNotFoundError),
+        ([str(tmp_path / "missing")], FileNotFoundError),
+        ([str(not_executable)], PermissionError),
+        ("ls", TypeError),  # a str needs shell=True
+        (["ls"], TypeError, {"shell": True}),
+        ([], ValueError),
+        (["ls", 3], TypeError),
+        (["ls", "a\0b"], ValueError),
+        (["ls"], ValueError, {"env": {"A=B": "c"}}),
+        (["ls"], FileNotFoundError, {"cwd": tmp_path / "nowhere"}),
+        (["ls"], NotADirectoryError, {"cwd": not_executable}),
+        (["ls"], TypeError, {"stdin": "x"}),
+        (["ls"], TypeError, {"stdout": True}),
+        (["ls"], ValueError, {"stdout": -7}),
+        (["ls"], ValueError, {"stdin": subprocess.STDOUT}),
+    ]
+    for args, error, *options in cases:
+        with pytest.raises(error):
+            await pystream.open_process(args, **{"stdout": subprocess.PIPE, **dict(*options)})
+    with pytest.raises(FileNotFoundError) as info:
+        await pystream.open_process(["no-such-program-pystream"])
+    assert info.value.filename == "no-such-program-pystream"
+    assert not children()
+
+
+async def test_two_hundred_spawns_leave_nothing(tmp_path):
+    for _ in range(200):
+        proc = await pystream.open_process(
+            ["true"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        await proc.aclose()
+        assert proc.returncode == 0
+    assert not children()
+    # (The per-test oracle checks that every fd and C handle is back.)
+
+
+def test_from_a_threads_own_loop():
+    result = []
+
+    def run():
+        done = asyncio.run(pystream.run_process(["echo", "thread"], capture_stdout=True))
+        result.append(done.stdout)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert result == [b"thread\n"]
+    assert pystream._counters()["handles"] == 0
+
+
+def test_the_jsonrpc_example():
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "jsonrpc_client.py")
+    done = subprocess.run([PY, example], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == [
+        "add(2, 3) = 5; echo of 1 MiB came back whole: True; length = 1048576",
+        "add(1) failed as it should: TypeError: <lambda>() missing 1 required positional "
+        "argument: 'b'",
+        "server exited with 0",
+    ]

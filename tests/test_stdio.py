@@ -1,0 +1,202 @@
+"""open_stdin/open_stdout/open_stderr, in child interpreters whose fd 0, 1
+and 2 are each kind of file: a pipe, a regular file, a socket, a terminal,
+/dev/null.  And ThreadFdStream (what files and sockets use) on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import pystream
+from pystream._stdio import ThreadFdStream
+from pystream.testing import check_one_way_stream
+
+from helpers import LOOP_KINDS
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, fcntl, hashlib, os, sys
+    import pystream
+
+    if os.environ.get("PYSTREAM_TEST_LOOP") == "uvloop":
+        import uvloop
+        uvloop.install()
+
+    def flags():
+        return [fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (0, 1, 2)]
+
+    async def main():
+        before = flags()
+        stdin = await pystream.open_stdin()
+        stdout = await pystream.open_stdout()
+        stderr = await pystream.open_stderr()
+        during = flags()  # the shared descriptions: never made non-blocking
+        data = await stdin.read()
+        digest = hashlib.sha256(data).hexdigest()
+        await stdout.send_all(b"got %d bytes %s\\n" % (len(data), digest.encode()))
+        await stderr.send_all(b"a line to stderr\\n")
+        for stream in (stdin, stdout, stderr):
+            await stream.aclose()
+        after = flags()
+        ok = before == during == after
+        print("print still works", flush=True)
+        print("modes kept" if ok else f"modes changed: {before} {during} {after}",
+              file=sys.stderr, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+DATA = os.urandom(300_000)  # more than a pipe or socket buffer holds
+EXPECTED = b"got %d bytes %s\n" % (len(DATA), hashlib.sha256(DATA).hexdigest().encode())
+
+
+def child_env(loop_kind):
+    return {**os.environ, "PYSTREAM_TEST_LOOP": loop_kind}
+
+
+def run_child(loop_kind, **stdio):
+    return subprocess.run(
+        [sys.executable, "-c", CHILD], env=child_env(loop_kind), timeout=60, **stdio
+    )
+
+
+@pytest.mark.parametrize("loop_kind", LOOP_KINDS)
+def test_pipes(loop_kind):
+    done = run_child(loop_kind, input=DATA, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == EXPECTED + b"print still works\n"
+    assert done.stderr == b"a line to stderr\nmodes kept\n"
+
+
+@pytest.mark.parametrize("loop_kind", LOOP_KINDS)
+def test_regular_files(loop_kind, tmp_path):
+    (tmp_path / "in").write_bytes(DATA)
+    with open(tmp_path / "in", "rb") as fin, open(tmp_path / "out", "wb") as fout:
+        with open(tmp_path / "err", "wb") as ferr:
+            done = run_child(loop_kind, stdin=fin, stdout=fout, stderr=ferr)
+    err = (tmp_path / "err").read_bytes()
+    assert done.returncode == 0, err.decode()
+    assert (tmp_path / "out").read_bytes() == EXPECTED + b"print still works\n"
+    assert err == b"a line to stderr\nmodes kept\n"
+
+
+@pytest.mark.parametrize("loop_kind", LOOP_KINDS)
+def test_sockets(loop_kind):
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            env=child_env(loop_kind),
+            stdin=theirs,
+            stdout=theirs,
+            stderr=subprocess.PIPE,
+        )
+        theirs.close()
+        ours.sendall(DATA)
+        ours.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := ours.recv(65536):
+            got += chunk
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(60) == 0, err.decode()
+    assert got == EXPECTED + b"print still works\n"
+    assert err == b"a line to stderr\nmodes kept\n"
+
+
+@pytest.mark.parametrize("loop_kind", LOOP_KINDS)
+def test_dev_null(loop_kind):
+    done = run_child(
+        loop_kind, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr == b"a line to stderr\nmodes kept\n"
+
+
+@pytest.mark.parametrize("loop_kind", LOOP_KINDS)
+def test_terminal(loop_kind):
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            env=child_env(loop_kind),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        slave = -1
+        os.write(master, b"typed line\n\x04")  # a line, then ^D: end of input
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(60) == 0, out
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    line = b"typed line\n"
+    expected = b"got %d bytes %s" % (len(line), hashlib.sha256(line).hexdigest().encode())
+    assert expected in out and b"modes kept" in out and b"print still works" in out, out
+
+
+# -- ThreadFdStream on its own --------------------------------------------------
+
+
+async def thread_pipe():
+    r, w = os.pipe2(os.O_CLOEXEC)
+    return (
+        ThreadFdStream(w, readable=False, writable=True),
+        ThreadFdStream(r, readable=True, writable=False),
+    )
+
+
+async def test_thread_fd_stream_passes_the_one_way_checks():
+    await check_one_way_stream(thread_pipe, None)
+
+
+async def test_thread_fd_stream_cancelled_receive_loses_nothing():
+    w, r = await thread_pipe()
+    receiving = asyncio.ensure_future(r.receive_some(10))
+    await asyncio.sleep(0.05)  # its thread is blocked in read()
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    await w.send_all(b"kept")
+    assert await r.receive_some(10) == b"kept"
+    await w.aclose()
+    assert await r.receive_some(10) == b""
+    await r.aclose()
+
+
+async def test_thread_fd_stream_close_during_a_blocked_read():
+    w, r = await thread_pipe()
+    receiving = asyncio.ensure_future(r.receive_some(10))
+    await asyncio.sleep(0.05)
+    await r.aclose()
+    with pytest.raises(pystream.ClosedResourceError):
+        await receiving
+    await w.send_all(b"x")  # the blocked read takes it, then its fd closes
+    await w.aclose()
+    reading = r._reading  # the thread's read, which gets the byte
+    assert reading is not None
+    for _ in range(500):  # (the per-test fd check needs it done)
+        if reading.done():
+            break
+        await asyncio.sleep(0.01)
+    assert reading.result() == b"x"
+    await asyncio.sleep(0)  # its done callback closes the fd
