@@ -1,4 +1,4 @@
-"""Command line: ``python -m pystream {bench,demo,echo,connect,serve-file,fetch} ...``."""
+"""Command line: ``python -m pystream {bench,bench-pipes,demo,echo,connect,serve-file,fetch} ...``."""
 
 from __future__ import annotations
 
@@ -292,6 +292,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     add_arguments(bench)
 
+    bench_pipes = commands.add_parser(
+        "bench-pipes",
+        help="benchmark bytes through a child process (cat)",
+        description="pystream's open_process against asyncio's subprocess streams and "
+        "trio's open_process: MiB through cat, MB/s and the parent's CPU per MB, "
+        "interleaved rounds, medians.",
+    )
+    from .bench.pipes import add_arguments as add_pipes_arguments
+
+    add_pipes_arguments(bench_pipes)
+
     demo = commands.add_parser("demo", help="echo server and clients in one process")
     demo.add_argument("--clients", type=int, default=4)
     demo.add_argument(
@@ -335,6 +346,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from .bench import run as run_bench
 
         return run_bench(args)
+    if args.command == "bench-pipes":
+        from .bench.pipes import run as run_bench_pipes
+
+        return run_bench_pipes(args)
     run = _loop_runner(args.uvloop)
     target = {
         "demo": _demo,

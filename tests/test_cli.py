@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -183,3 +184,36 @@ def test_every_command_has_help():
             check=True,
         )
         assert result.stdout.startswith("usage: python -m pystream " + command)
+
+
+def test_bench_pipes_moves_every_byte(tmp_path):
+    out = tmp_path / "pipes.json"
+    done = subprocess.run(
+        pystream_cmd(
+            "bench-pipes",
+            "--mib",
+            "8",
+            "--rounds",
+            "1",
+            "--impls",
+            "pystream,asyncio",
+            "--json",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, exit_report(done)
+    result = json.loads(out.read_text())
+    assert set(result["medians"]) == {"pystream", "asyncio"}
+    for figures in result["medians"].values():
+        assert figures["mb_per_s"] > 0 and figures["cpu_ms_per_mb"] > 0
+    assert "8 MiB through cat" in done.stdout
+    bad = subprocess.run(
+        pystream_cmd("bench-pipes", "--impls", "nope"),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert bad.returncode != 0 and "unknown nope" in bad.stderr
