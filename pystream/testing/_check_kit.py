@@ -16,6 +16,7 @@ __all__ = [
     "PATIENCE",
     "Maker",
     "Pair",
+    "cancelled_at_once",
     "drain_until",
     "expect",
     "flipped",
@@ -119,9 +120,13 @@ async def raises(exc_type: Any, awaitable: Awaitable[Any], behaviour: str) -> Ba
     raise AssertionError(f"{behaviour}: nothing was raised")
 
 
-async def is_checkpoint(call: Callable[[], Awaitable[Any]]) -> bool:
-    """Run call with a cancellation already pending: a checkpoint raises
-    CancelledError there."""
+async def cancelled_at_once(
+    call: Callable[[], Awaitable[Any]],
+) -> tuple[bool, asyncio.Future[Any]]:
+    """Await call() in a task whose cancellation is already pending; return
+    whether call returned anyway (it never yielded to the loop: it is not a
+    checkpoint), and the finished task (cancelled, or holding call's error).
+    The conformance suite and the fuzzer both probe checkpoints with it."""
 
     returned = False
 
@@ -137,6 +142,13 @@ async def is_checkpoint(call: Callable[[], Awaitable[Any]]) -> bool:
 
     task = spawn(body())
     await asyncio.wait([task])
+    return returned, task
+
+
+async def is_checkpoint(call: Callable[[], Awaitable[Any]]) -> bool:
+    """Run call with a cancellation already pending: a checkpoint raises
+    CancelledError there."""
+    returned, task = await cancelled_at_once(call)
     if not task.cancelled():
         task.result()  # re-raise a real error
     return not returned
