@@ -169,6 +169,13 @@ class StreamMachineBase(RuleBasedStateMachine):
             )
 
     def _reap(self) -> None:
+        # Sends first: a cancelled send that broke its stream (TLS) is
+        # what allows the BrokenResourceError a receive got from it.
+        for i, end in enumerate(self.ends):
+            task = end.send_task
+            if task is not None and task.done():
+                end.send_task = None
+                self._sent(i, task)
         for i, end in enumerate(self.ends):
             task = end.receive_task
             if task is not None and task.done():
@@ -179,10 +186,6 @@ class StreamMachineBase(RuleBasedStateMachine):
                     if isinstance(exc, AssertionError):
                         raise exc
                     self._check_error(i, "a receive", exc)
-            task = end.send_task
-            if task is not None and task.done():
-                end.send_task = None
-                self._sent(i, task)
 
     def _sent(self, i: int, task: asyncio.Task[Any]) -> None:
         end = self.ends[i]
