@@ -10,11 +10,8 @@ hypothesis state machine, ``soak`` the soak test).  For example::
     await check_half_closeable_stream(maker, None)
 """
 
-from ._check_streams import (
-    check_half_closeable_stream,
-    check_one_way_stream,
-    check_two_way_stream,
-)
+from ._check_streams import check_one_way_stream
+from ._check_two_way import check_half_closeable_stream, check_two_way_stream
 from ._memory import MemoryStream, lockstep_stream_pair, memory_stream_pair
 
 __all__ = [

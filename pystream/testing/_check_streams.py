@@ -1,4 +1,6 @@
 """The stream conformance suite: does a Stream keep pystream's contract?
+This module: one direction (``check_one_way_stream``); two-way streams and
+half-close are in ``_check_two_way``.
 
 Each check makes a fresh pair with the caller's maker, exercises one
 behaviour, and closes both ends.  A violation raises ``AssertionError`` whose
@@ -17,14 +19,12 @@ from typing import Optional
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
-from ..abc import HalfCloseableStream
 from ._check_kit import (
     CLOGGED_SEND,
     Maker,
     Pair,
     drain_until,
     expect,
-    flipped,
     is_checkpoint,
     raises,
     random_transfer,
@@ -34,11 +34,7 @@ from ._check_kit import (
     yield_many,
 )
 
-__all__ = [
-    "check_one_way_stream",
-    "check_two_way_stream",
-    "check_half_closeable_stream",
-]
+__all__ = ["check_one_way_stream"]
 
 
 async def _check_transfer(maker: Maker) -> None:
@@ -389,126 +385,3 @@ async def check_one_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> 
     if clogged_maker is not None:
         for check in _CLOGGED:
             await check(clogged_maker)
-
-
-# -- two-way and half-close ---------------------------------------------------
-
-
-async def _check_both_ways_at_once(maker: Maker) -> None:
-    rng = random.Random(3)
-    one = bytes(rng.getrandbits(8) for _ in range(1 << 20))
-    two = bytes(rng.getrandbits(8) for _ in range(1 << 20))
-    async with Pair(maker) as (a, b):
-        await within(
-            asyncio.gather(
-                random_transfer(
-                    a, b, one, random.Random(4), "1 MiB from the first to the second end"
-                ),
-                random_transfer(
-                    b, a, two, random.Random(5), "1 MiB from the second to the first end"
-                ),
-            ),
-            "1 MiB each way at once",
-        )
-
-
-async def _check_send_and_receive_together(maker: Maker) -> None:
-    async with Pair(maker) as (a, b):
-        receiver = spawn(a.receive_some())
-        await yield_many()
-        sender = spawn(a.send_all(b"out"))
-        got = await receive_exactly(b, 3, "sending while a receive waits on the same end")
-        expect(got == b"out", "send_all and receive_some on one end do not conflict")
-        await within(sender, "send_all returns")
-        back = spawn(b.send_all(b"in"))
-        expect(
-            await within(receiver, "the waiting receive gets data") in (b"in", b"i"),
-            "the waiting receive gets the data",
-        )
-        await within(back, "send_all returns")
-
-
-async def check_two_way_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
-    """Check a two-way stream: ``maker()`` returns two connected ends.
-    Runs ``check_one_way_stream`` in both directions, then checks sending
-    both ways at once and sending while a receive waits on the same end.
-
-    Raises:
-        AssertionError: as for ``check_one_way_stream``.
-    """
-    await check_one_way_stream(maker, clogged_maker)
-    await check_one_way_stream(
-        flipped(maker), None if clogged_maker is None else flipped(clogged_maker)
-    )
-    await _check_both_ways_at_once(maker)
-    await _check_send_and_receive_together(maker)
-
-
-async def _check_send_eof(maker: Maker) -> None:
-    async with Pair(maker) as (a, b):
-        expect(
-            isinstance(a, HalfCloseableStream) or hasattr(a, "send_eof"),
-            "a half-closeable stream has send_eof",
-        )
-        sender = spawn(a.send_all(b"last words"))
-        got = await receive_exactly(b, 10, "data sent before send_eof")
-        await within(sender, "send_all returns")
-        await within(a.send_eof(), "send_eof returns")
-        expect(
-            await within(b.receive_some(), "receive after send_eof") == b"",
-            "after send_eof the peer reads b''",
-        )
-        expect(got == b"last words", "data sent before send_eof arrives before EOF")
-        await within(a.send_eof(), "send_eof again (it is idempotent)")
-        await raises(
-            ClosedResourceError,
-            a.send_all(b"x"),
-            "send_all after send_eof raises ClosedResourceError",
-        )
-        await raises(
-            ClosedResourceError,
-            a.send_all(b""),
-            "send_all(b'') after send_eof raises ClosedResourceError",
-        )
-        back = spawn(b.send_all(b"reply"))
-        got = await receive_exactly(a, 5, "receiving after our send_eof")
-        expect(got == b"reply", "after send_eof, receiving still works")
-        await within(back, "send_all returns")
-        await within(b.send_eof(), "send_eof the other way")
-        expect(
-            await within(a.receive_some(), "receive after the peer's send_eof") == b"",
-            "half-close works in the other direction too",
-        )
-        await within(a.aclose(), "aclose after send_eof")
-        await raises(
-            ClosedResourceError, a.send_eof(), "send_eof after aclose raises ClosedResourceError"
-        )
-
-
-async def _check_clogged_send_eof_busy(maker: Maker) -> None:
-    async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
-        await raises(
-            BusyResourceError,
-            s.send_eof(),
-            "send_eof during a blocked send_all raises BusyResourceError",
-        )
-        await drain_until(r, sender, "send_all returns once the peer reads")
-
-
-async def check_half_closeable_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
-    """Check a two-way stream with ``send_eof``: everything
-    ``check_two_way_stream`` checks, then half-close both ways (data before
-    the EOF arrives, ``send_eof`` is idempotent, ``send_all`` after it
-    raises ``ClosedResourceError``, receiving goes on) and, with a clogged
-    pair, that ``send_eof`` during a blocked ``send_all`` is busy.
-
-    Raises:
-        AssertionError: as for ``check_one_way_stream``.
-    """
-    await check_two_way_stream(maker, clogged_maker)
-    await _check_send_eof(maker)
-    await _check_send_eof(flipped(maker))
-    if clogged_maker is not None:
-        await _check_clogged_send_eof_busy(clogged_maker)
