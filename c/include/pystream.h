@@ -35,7 +35,7 @@ enum {
   PS_EV_CONNECT = 4,  /* ps_tcp_connect/ps_pipe_connect finished           */
   PS_EV_ACCEPT = 5,   /* an armed listener has a connection or an error    */
   PS_EV_CLOSE = 6,    /* the handle is closed: its last event              */
-  PS_EV_EXIT = 7      /* a child process exited: read ps_process_exit_status */
+  PS_EV_EXIT = 7      /* a child was reaped: read ps_process_exit_status   */
 };
 
 /* Stream kinds. */
@@ -72,10 +72,15 @@ typedef struct {
  * ps_loop_run or ps_loop_close.  ps_loop_timeout says when the next pass is
  * due: 0 now (the caller changed what libuv watches, or callbacks are
  * pending), a positive number of milliseconds, or -1 when only I/O on the
- * backend fd can make work.  ps_loop_close closes every handle, drops their
- * events, waits for libuv to finish with them, and frees the loop; a child
- * process still running is sent SIGKILL, and the close waits until libuv
- * has reaped it. */
+ * backend fd can make work.  While a child process of the loop is not yet
+ * reaped, a pass is due at least every 250 ms, for the exit check (see
+ * Processes): the caller must run it then.  ps_loop_close closes every
+ * handle, drops their events, waits for libuv to finish with them, and
+ * frees the loop.  A child process still running is sent SIGKILL and
+ * reaped with a blocking waitpid, which needs no SIGCHLD: the close
+ * returns as soon as the kernel has ended the child, and leaves no zombie.
+ * (Only a child SIGKILL cannot reach, one that changed its user, is waited
+ * for until it exits by itself.) */
 int ps_loop_new(ps_loop_t** out);
 int ps_loop_backend_fd(ps_loop_t* loop);
 int ps_loop_run(ps_loop_t* loop, ps_event_t** events);
@@ -192,10 +197,16 @@ int ps_listener_close(ps_listener_t* l);
 
 /* ---- Processes ----------------------------------------------------------
  * libuv reaps the children it spawned from its own SIGCHLD handler, and the
- * reaping records PS_EV_EXIT.  So nothing else in this process may reap
- * them: a waitpid(-1) elsewhere, or a SIGCHLD handler installed over
- * libuv's, would keep PS_EV_EXIT from ever coming (and a close from ever
- * finishing). */
+ * reaping records PS_EV_EXIT.  A SIGCHLD handler installed over libuv's (a
+ * Python signal.signal(SIGCHLD, ...), or a second copy of libuv, such as
+ * uvloop's, spawning a child) silences it; so while a loop has children not
+ * yet reaped, its exit check also looks for their exits every 250 ms, with
+ * waitpid(pid, WNOHANG) on each of them and on nothing else.  PS_EV_EXIT
+ * then comes up to about 250 ms late, but comes, and only once, whichever
+ * reaped.  Something else that reaps them (a waitpid(-1), SIGCHLD set to
+ * SIG_IGN) takes their exit status with it: PS_EV_EXIT then has status
+ * UV_ESRCH, and ps_process_exit_status gives exit status 0 and no signal,
+ * as Python's subprocess does. */
 
 /* Spawns file (searched in PATH when it has no slash, as execvp does, with
  * the child's environment) with argv (NULL-terminated, argv[0] included),
@@ -205,13 +216,13 @@ int ps_listener_close(ps_listener_t* l);
  * parent keeps its own), or -1 for /dev/null.  Nothing closes the parent's
  * other fds in the child: the caller makes its fds close-on-exec
  * (O_CLOEXEC), as any fd left inheritable reaches the child.  On success
- * *out is the process and PS_EV_EXIT is recorded (status 0) once it has
- * exited and been reaped.  Errors: UV_ENOENT for a missing program (or
- * cwd), UV_EACCES for a non-executable one, UV_EINVAL for a bad argument
- * (file, argv, argv[0] or stdio_fds NULL, an fd below -1), or what fork,
- * dup2, chdir or exec failed with; nothing is left running and no handle
- * is returned or counted on failure (libuv's record of the attempt is
- * freed during the next pass). */
+ * *out is the process and PS_EV_EXIT is recorded (status 0, or UV_ESRCH
+ * as said above) once it has exited and been reaped.  Errors: UV_ENOENT
+ * for a missing program (or cwd), UV_EACCES for a non-executable one,
+ * UV_EINVAL for a bad argument (file, argv, argv[0] or stdio_fds NULL, an
+ * fd below -1), or what fork, dup2, chdir or exec failed with; nothing is
+ * left running and no handle is returned or counted on failure (libuv's
+ * record of the attempt is freed during the next pass). */
 int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
                      char** envp, const char* cwd, const int* stdio_fds,
                      void* data, ps_process_t** out);
@@ -221,14 +232,17 @@ int ps_process_pid(ps_process_t* p);
  * else 0, writing nothing. */
 int ps_process_exit_status(ps_process_t* p, long long* exit_status,
                            int* term_signal);
-/* Sends signum; UV_ESRCH once it has exited (reaped): never signals a pid
- * the kernel may have reused.  Before the reaping an exited child is a
- * zombie, which takes signals and ignores them.  signum 0 only checks. */
+/* Sends signum; UV_ESRCH once the child has been reaped, by libuv, by the
+ * exit check (even before the caller has read that pass's PS_EV_EXIT) or
+ * by something else in this process: never signals a pid the kernel may
+ * have reused.  Before the reaping an exited child is a zombie, which
+ * takes signals and ignores them.  signum 0 only checks. */
 int ps_process_kill(ps_process_t* p, int signum);
-/* Releases the handle.  If the child has exited, the handle closes now; if
- * it still runs, it is sent SIGKILL and the handle stays until libuv has
- * reaped it, then closes: no zombie is ever left (a child SIGKILL may not
- * reach, one running as another user, keeps the handle until it exits).
+/* Releases the handle.  If the child has been reaped, the handle closes
+ * now; if not, it is sent SIGKILL and the handle stays until libuv or the
+ * exit check has reaped it, then closes: no zombie is ever left (a child
+ * SIGKILL may not reach, one running as another user, keeps the handle
+ * until it exits).
  * PS_EV_CLOSE is the handle's last event; PS_EV_EXIT may come before it,
  * often in the same pass, when the handle is already freed: after this
  * call the caller reads nothing more from the handle, as with the other

@@ -25,6 +25,10 @@ enum {
 #define PS__DEFAULT_HIGH_WATER (256 * 1024)
 #define PS__DEFAULT_LOW_WATER (64 * 1024)
 #define PS__ACCEPT_QUEUE_MAX 64
+/* How often the exit check looks for children libuv has not reaped: the
+ * longest an exit goes unnoticed when libuv's SIGCHLD handler was
+ * replaced, and the passes that cost while children run. */
+#define PS__REAP_INTERVAL_MS 250
 
 /* Stream flags. */
 enum {
@@ -40,10 +44,16 @@ enum {
 /* Process flags. */
 enum {
   PS__SPAWNED = 1 << 0, /* uv_spawn succeeded: counted and the owner's */
-  PS__EXITED = 1 << 1,  /* libuv reaped the child: its pid may be reused */
+  /* The child was reaped (by libuv, by the exit check, or by something else
+   * in this process): its pid may be reused, so it is never signalled or
+   * waited for again. */
+  PS__EXITED = 1 << 1,
   /* Closing: uv_close is called at once if the child was reaped (or never
-   * ran), else when libuv reaps it. */
-  PS__PROCESS_CLOSING = 1 << 2
+   * ran), else when it is reaped. */
+  PS__PROCESS_CLOSING = 1 << 2,
+  /* libuv's close callback ran.  The exit check closes libuv's handle as
+   * soon as it reaps the child, so the owner may still hold the process. */
+  PS__UV_CLOSED = 1 << 3
 };
 
 /* The libuv handle that starts every pystream handle. */
@@ -73,6 +83,16 @@ struct ps_loop_s {
   /* Streams libuv has closed that the next pass frees (PS__RELEASE_LATER),
    * linked by next_release. */
   ps_stream_t* release_queue;
+  /* Every spawned process not yet freed, linked by prev/next: the exit
+   * check looks among them, and ps_loop_close finds them all, including
+   * those whose libuv handle is already closed (uv_walk cannot). */
+  ps_process_t* processes;
+  long unreaped; /* processes in that list whose child is not reaped */
+  /* The exit check: runs while unreaped > 0, unref'd. */
+  uv_timer_t reap_timer;
+  /* Processes the owner closed after libuv's handle was gone: the next pass
+   * records their PS_EV_CLOSE and frees them (linked by next_release). */
+  ps_process_t* process_release;
   ps_counters_t counters;
 };
 
@@ -125,6 +145,9 @@ struct ps_process_s {
   int pid;
   long long exit_status; /* valid once PS__EXITED */
   int term_signal;       /* valid once PS__EXITED */
+  ps_process_t* prev;    /* in the loop's processes, once PS__SPAWNED */
+  ps_process_t* next;
+  ps_process_t* next_release; /* in the loop's process_release */
 };
 
 void ps__emit(ps_loop_t* loop, void* data, int type, int status);
@@ -144,6 +167,8 @@ void ps__stream_release_queued(ps_loop_t* loop);
 void ps__listener_close_cb(uv_handle_t* handle);
 void ps__listener_begin_close(ps_listener_t* l);
 void ps__process_begin_close(ps_process_t* p);
+void ps__process_release_queued(ps_loop_t* loop);
+void ps__process_close_all(ps_loop_t* loop);
 int ps__address(const struct sockaddr_storage* ss, int len, ps_address_t* out);
 
 #endif /* PYSTREAM_INTERNAL_H */

@@ -69,6 +69,12 @@ int ps_loop_new(ps_loop_t** out) {
     return err;
   }
   loop->uv.data = loop;
+  /* It only links the timer into the loop, so it cannot fail. */
+  err = uv_timer_init(&loop->uv, &loop->reap_timer);
+  assert(err == 0);
+  /* The exit check runs only while children do, and each of them keeps the
+   * loop alive by itself: the timer must never be a reason on its own. */
+  uv_unref((uv_handle_t*)&loop->reap_timer);
   loop->counters.loops = 1;
   ps__add(&ps__process_counters.loops, 1);
   *out = loop;
@@ -106,6 +112,7 @@ int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
   loop->n_events = 0;
   loop->dirty = 0;
   ps__stream_release_queued(loop);
+  ps__process_release_queued(loop);
   uv_run(&loop->uv, UV_RUN_NOWAIT);
   *events = loop->events;
   if (loop->event_failure) {
@@ -120,13 +127,19 @@ int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
 int ps_loop_timeout(ps_loop_t* loop) {
   if (loop->dirty)
     return 0;
+  /* A child not yet reaped holds an active, referenced libuv handle, so
+   * the loop is alive while the exit check runs, and uv_backend_timeout
+   * counts the check's timer (unref'd timers are in libuv's heap too):
+   * the caller's next pass comes in time to run it. */
+  assert(loop->unreaped == 0 || uv_loop_alive(&loop->uv));
   if (!uv_loop_alive(&loop->uv))
     return -1;
   return uv_backend_timeout(&loop->uv);
 }
 
 int ps_loop_alive(ps_loop_t* loop) {
-  return uv_loop_alive(&loop->uv) || loop->release_queue != NULL;
+  return uv_loop_alive(&loop->uv) || loop->release_queue != NULL ||
+         loop->process_release != NULL;
 }
 
 int ps_loop_dirty(ps_loop_t* loop) {
@@ -152,12 +165,20 @@ int ps_loop_close(ps_loop_t* loop) {
 
   loop->closing = 1;
   ps__stream_release_queued(loop);
+  /* Children still running are killed and reaped here, with a blocking
+   * waitpid rather than libuv's SIGCHLD handler, which something may have
+   * replaced: the loop leaves no zombie behind, and never waits for a
+   * signal that will not come. */
+  ps__process_close_all(loop);
+  ps__process_release_queued(loop);
+  assert(loop->unreaped == 0);
   uv_walk(&loop->uv, ps__close_any, NULL);
-  /* Close callbacks, cancelled writes and shutdowns all finish here, and a
-   * child still running was sent SIGKILL: this waits until libuv has
-   * reaped it, so that the loop leaves no zombie behind. */
+  if (!uv_is_closing((uv_handle_t*)&loop->reap_timer))
+    uv_close((uv_handle_t*)&loop->reap_timer, NULL);
+  /* Close callbacks, cancelled writes and shutdowns all finish here. */
   while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
   }
+  assert(loop->processes == NULL && loop->process_release == NULL);
   err = uv_loop_close(&loop->uv);
   if (err != 0)
     return err; /* Never free a loop libuv still uses. */

@@ -1,7 +1,9 @@
 /* Child processes: exit codes and signals, spawn errors, environment and
  * working directory, stdio through pipes, closing a running child, closing
- * the loop with children alive, and many children at once.  No child is
- * ever left a zombie, and every count of events is exact. */
+ * the loop with children alive, and many children at once; then the same
+ * exits found by the exit check when libuv's SIGCHLD handler is replaced,
+ * both reapers racing, and a child reaped behind the loop's back.  No child
+ * is ever left a zombie, and every count of events is exact. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2 */
 #endif
@@ -10,12 +12,51 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "test.h"
 
 static const int no_stdio[3] = {-1, -1, -1};
+
+/* The exit check's interval (PS__REAP_INTERVAL_MS), and the bound on how
+ * late it may find an exit on a busy machine. */
+#define REAP_INTERVAL_MS 250
+#define REAP_BOUND_MS 3000
+
+static volatile sig_atomic_t sigchld_seen;
+
+/* Stands for a Python signal.signal(SIGCHLD, ...) handler: it takes the
+ * signal and reaps nothing. */
+static void count_sigchld(int signum) {
+  (void)signum;
+  sigchld_seen++;
+}
+
+/* Whether the SIGCHLD handler in place is libuv's: none of the others
+ * these tests install. */
+static int libuv_handler_installed(void) {
+  struct sigaction current;
+  CHECK_EQ(sigaction(SIGCHLD, NULL, &current), 0);
+  return current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN &&
+         current.sa_handler != count_sigchld;
+}
+
+/* Replaces libuv's handler, as Python's signal.signal does at the C level.
+ * libuv puts its own back only when a loop starts watching SIGCHLD anew:
+ * at a spawn after every process handle of every loop has closed. */
+static void replace_libuv_handler(void (*handler)(int)) {
+  CHECK(libuv_handler_installed());
+  CHECK(signal(SIGCHLD, handler) != SIG_ERR);
+}
+
+static long elapsed_ms(const struct timespec* start) {
+  struct timespec now;
+  CHECK_EQ(clock_gettime(CLOCK_MONOTONIC, &now), 0);
+  return (now.tv_sec - start->tv_sec) * 1000 +
+         (now.tv_nsec - start->tv_nsec) / 1000000;
+}
 
 static int same_counters(const ps_counters_t* a, const ps_counters_t* b) {
   return a->loops == b->loops && a->handles == b->handles &&
@@ -376,11 +417,200 @@ static void test_many_children(ps_loop_t* loop) {
   CHECK_EQ(c.handles, 0);
 }
 
+/* A child that exits with code when its stdin ends: it exits only once
+ * the test closes *stdin_w, after replacing libuv's handler. */
+static ps_process_t* spawn_waiting(ps_loop_t* loop, int code, int* stdin_w,
+                                   tally_t* t) {
+  char script[64];
+  int in[2], stdio_fds[3] = {-1, -1, -1};
+  ps_process_t* p;
+
+  snprintf(script, sizeof(script), "read line; exit %d", code);
+  make_pipe(in);
+  stdio_fds[0] = in[0];
+  p = spawn_sh(loop, script, stdio_fds, t);
+  CHECK_EQ(close(in[0]), 0);
+  *stdin_w = in[1];
+  return p;
+}
+
+/* With libuv's handler in place, the exit check and libuv both reap, and
+ * whichever comes first reports the exit, once. */
+static void test_both_reapers(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}}, ts = {{0}, {0}}, tw[8];
+  ps_process_t *p, *sleeper, *w[8];
+  long long status = -1;
+  int sig = -1, passes, exited, i;
+  ps_counters_t c;
+
+  /* The check first: the child is a zombie and libuv's handler has its
+   * SIGCHLD, but no pass runs until the check is due.  A pass runs timers
+   * before it reads libuv's signal pipe, so the check reaps the child, and
+   * libuv, reading the pipe later in the pass, no longer knows it. */
+  p = spawn_sh(loop, "exit 6", no_stdio, &t);
+  CHECK(libuv_handler_installed());
+  wait_for_zombie(p);
+  usleep((REAP_INTERVAL_MS + 50) * 1000);
+  pump(loop, 0);
+  check_events(&t, 1, 0);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 6);
+  CHECK_EQ(sig, 0);
+  CHECK_EQ(ps_process_kill(p, 0), UV_ESRCH);
+
+  /* libuv first: each exit is reaped in the pass its SIGCHLD wakes, while
+   * a sleeper keeps the check running for a few more intervals. */
+  sleeper = spawn_sleep(loop, &ts);
+  memset(tw, 0, sizeof(tw));
+  for (i = 0; i < 8; i++) {
+    char delay[16];
+    char* argv[] = {"/bin/sh", "-c", "sleep $0; exit $1", delay, "", NULL};
+    char code[16];
+    snprintf(delay, sizeof(delay), "0.%d", i * 12);
+    snprintf(code, sizeof(code), "%d", 10 + i);
+    argv[4] = code;
+    CHECK_EQ(ps_process_spawn(loop, "/bin/sh", argv, NULL, NULL, no_stdio,
+                              &tw[i], &w[i]),
+             0);
+  }
+  do {
+    pump(loop, 10);
+    for (exited = 0, i = 0; i < 8; i++) exited += tw[i].count[PS_EV_EXIT];
+  } while (exited < 8);
+  for (passes = 0; passes < 3 * REAP_INTERVAL_MS / 10; passes++) pump(loop, 10);
+  check_events(&t, 1, 0);
+  check_events(&ts, 0, 0);
+  for (i = 0; i < 8; i++) {
+    check_events(&tw[i], 1, 0);
+    CHECK_EQ(ps_process_exit_status(w[i], &status, &sig), 1);
+    CHECK_EQ(status, 10 + i);
+    close_and_check(loop, w[i], &tw[i]);
+  }
+  close_and_check(loop, p, &t);
+  close_and_check(loop, sleeper, &ts);
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, 0);
+  CHECK_EQ(c.handles, 0);
+}
+
+/* libuv's handler replaced: the exit check alone finds the exit, within
+ * about an interval, and reports it once. */
+static void test_exit_without_libuv_handler(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}};
+  struct timespec start;
+  long long status = -1;
+  int sig = -1, stdin_w, timeout, i;
+  ps_process_t* p = spawn_waiting(loop, 7, &stdin_w, &t);
+  int pid = ps_process_pid(p);
+
+  pump(loop, 0);
+  sigchld_seen = 0;
+  replace_libuv_handler(count_sigchld);
+  /* Nothing but the check can make work now: the next pass is due by the
+   * time it is, not never (-1). */
+  timeout = ps_loop_timeout(loop);
+  CHECK(timeout >= 0 && timeout <= REAP_INTERVAL_MS);
+  CHECK_EQ(clock_gettime(CLOCK_MONOTONIC, &start), 0);
+  CHECK_EQ(close(stdin_w), 0);
+  PUMP_UNTIL(loop, t.count[PS_EV_EXIT] == 1);
+  CHECK(elapsed_ms(&start) < REAP_BOUND_MS);
+  CHECK(sigchld_seen >= 1); /* the signal came, and libuv never saw it */
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 7);
+  CHECK_EQ(sig, 0);
+  /* Reaped by the check: the pid is free for reuse, so never signalled. */
+  CHECK_EQ(ps_process_kill(p, SIGTERM), UV_ESRCH);
+  CHECK_EQ(ps_process_kill(p, 0), UV_ESRCH);
+  check_reaped(pid);
+  for (i = 0; i < 3; i++) pump(loop, 10);
+  check_events(&t, 1, 0);
+  /* The check closed libuv's handle already; the owner's close still ends
+   * with PS_EV_CLOSE, in the next pass. */
+  close_and_check(loop, p, &t);
+}
+
+/* libuv's handler replaced: a close kills the child and the exit check
+ * reaps it, so the handle still closes. */
+static void test_close_without_libuv_handler(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}};
+  long long status = -1;
+  int sig = -1;
+  ps_process_t* p = spawn_sleep(loop, &t);
+  ps_counters_t c;
+
+  pump(loop, 0);
+  replace_libuv_handler(SIG_DFL);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 0);
+  close_and_check(loop, p, &t);
+  ps_counters(loop, &c);
+  CHECK_EQ(c.processes, 0);
+  CHECK_EQ(c.handles, 0);
+}
+
+/* Something else reaps the child (a waitpid(-1), SIGCHLD set to SIG_IGN):
+ * its status is lost, the exit is still reported, and the pid is never
+ * signalled again. */
+static void test_child_reaped_elsewhere(ps_loop_t* loop) {
+  tally_t t = {{0}, {0}};
+  long long status = -1;
+  int sig = -1, stdin_w, type;
+  ps_process_t* p = spawn_waiting(loop, 9, &stdin_w, &t);
+  int pid = ps_process_pid(p);
+  int raw;
+
+  pump(loop, 0);
+  replace_libuv_handler(SIG_DFL);
+  CHECK_EQ(close(stdin_w), 0);
+  wait_for_zombie(p);
+  CHECK_EQ(waitpid(pid, &raw, 0), pid);
+  CHECK(WIFEXITED(raw) && WEXITSTATUS(raw) == 9);
+  CHECK_EQ(ps_process_kill(p, 0), UV_ESRCH);
+  PUMP_UNTIL(loop, t.count[PS_EV_EXIT] == 1);
+  CHECK_EQ(t.status[PS_EV_EXIT], UV_ESRCH);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 0);
+  CHECK_EQ(sig, 0);
+  CHECK_EQ(ps_process_close(p), 0);
+  PUMP_UNTIL(loop, t.count[PS_EV_CLOSE] == 1);
+  for (type = 0; type < 8; type++)
+    CHECK_EQ(t.count[type], type == PS_EV_EXIT || type == PS_EV_CLOSE);
+}
+
+/* libuv's handler replaced: closing the loop with children alive kills
+ * and reaps them itself, promptly, instead of waiting for a SIGCHLD that
+ * libuv will never hear of. */
+static void test_loop_close_without_libuv_handler(void) {
+  tally_t t1 = {{0}, {0}}, t2 = {{0}, {0}};
+  struct timespec start;
+  ps_loop_t* loop;
+  ps_process_t *running, *closing;
+  int pids[2];
+
+  CHECK_EQ(ps_loop_new(&loop), 0);
+  running = spawn_sleep(loop, &t1);
+  closing = spawn_sleep(loop, &t2);
+  pids[0] = ps_process_pid(running);
+  pids[1] = ps_process_pid(closing);
+  pump(loop, 0);
+  replace_libuv_handler(SIG_DFL);
+  CHECK_EQ(ps_process_close(closing), 0);
+  CHECK_EQ(clock_gettime(CLOCK_MONOTONIC, &start), 0);
+  close_loop_and_check(loop);
+  CHECK(elapsed_ms(&start) < REAP_BOUND_MS);
+  check_events(&t1, 0, 0);
+  check_events(&t2, 0, 0);
+  check_reaped(pids[0]);
+  check_reaped(pids[1]);
+}
+
 int main(void) {
   ps_loop_t* loop;
   /* As in Python, a write to a pipe nobody reads fails instead of
    * killing the test. */
   signal(SIGPIPE, SIG_IGN);
+  /* A close that waits for a SIGCHLD nobody delivers hangs: fail then,
+   * rather than never finish. */
+  alarm(120);
   CHECK_EQ(ps_loop_new(&loop), 0);
   test_exit_code(loop);
   test_signals(loop);
@@ -389,8 +619,13 @@ int main(void) {
   test_stdio_through_cat(loop);
   test_close_running_child(loop);
   test_many_children(loop);
+  test_both_reapers(loop);
+  test_exit_without_libuv_handler(loop);
+  test_close_without_libuv_handler(loop);
+  test_child_reaped_elsewhere(loop);
   close_loop_and_check(loop);
   test_loop_close_with_live_children();
+  test_loop_close_without_libuv_handler();
   puts("test_process: ok");
   return 0;
 }
