@@ -317,3 +317,51 @@ def test_the_jsonrpc_example():
         "argument: 'b'",
         "server exited with 0",
     ]
+
+
+# -- exits found without libuv's SIGCHLD handler ----------------------------
+
+
+def c_sigchld_handler() -> int:
+    """The C-level SIGCHLD handler in place, as an address (0 for SIG_DFL):
+    what the kernel calls, which ``signal.getsignal`` does not show."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    # glibc's struct sigaction starts with the handler; 512 bytes is more
+    # than the whole struct needs.
+    action = ctypes.create_string_buffer(512)
+    assert libc.sigaction(signal.SIGCHLD, None, action) == 0
+    return ctypes.cast(action, ctypes.POINTER(ctypes.c_void_p))[0] or 0
+
+
+async def test_exits_found_after_sigchld_handler_replaced():
+    # A Python handler installed after pystream's first spawn replaces
+    # libuv's at the C level, and libuv then hears of no exit: the C core's
+    # exit check (every 250 ms) finds them instead.
+    signals: list[int] = []
+    sleeper = await pystream.open_process(["sleep", "100"])
+    libuv_handler = c_sigchld_handler()
+    assert libuv_handler != 0
+    previous = signal.signal(signal.SIGCHLD, lambda signum, frame: signals.append(signum))
+    try:
+        assert c_sigchld_handler() != libuv_handler
+        done = await asyncio.wait_for(pystream.run_process(["sh", "-c", "exit 5"], check=False), 5)
+        assert done.returncode == 5
+        sleeper.kill()
+        assert await asyncio.wait_for(sleeper.wait(), 5) == -signal.SIGKILL
+        assert signals  # the exits went to Python's handler, not to libuv's
+    finally:
+        sleeper.kill()  # does nothing once it has exited
+        await asyncio.wait_for(sleeper.wait(), 5)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL if previous is None else previous)
+    # Restoring the previous Python handler does not give libuv its own
+    # back.  libuv installs it again when a loop next watches SIGCHLD: at a
+    # spawn once every pystream child handle has closed (the last one to
+    # close made libuv stop watching, and reset SIGCHLD to SIG_DFL).  Ours
+    # have, so later spawns, in this test and the next ones, are reaped by
+    # libuv's handler again, without the exit check's delay.
+    proc = await pystream.open_process(["true"])
+    assert c_sigchld_handler() == libuv_handler
+    assert await asyncio.wait_for(proc.wait(), 5) == 0
+    assert not children()
