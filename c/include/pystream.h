@@ -155,6 +155,17 @@ int ps_stream_write(ps_stream_t* s, const char* buf, size_t len);
 size_t ps_stream_write_queue_size(ps_stream_t* s);
 /* 1 if the socket can take more data now, 0 if not, or an error. */
 int ps_stream_writable(ps_stream_t* s);
+/* Sends up to count bytes of the file in_fd from offset with sendfile(2):
+ * what the socket or pipe takes now.  Returns the count sent (> 0), 0 at
+ * the end of the file (or if count is 0), UV_EAGAIN if there is no room
+ * (wait for writability, as ps_stream_writable tells), UV_EBUSY while
+ * writes queued by ps_stream_write are pending (they go first), UV_EINVAL
+ * for a negative fd or offset, or the error sendfile met (UV_ESPIPE or
+ * UV_EINVAL when in_fd is not a regular file; UV_EPIPE or UV_ECONNRESET
+ * when the peer went away).  Never queues; the file's position is
+ * unchanged. */
+ssize_t ps_stream_try_sendfile(ps_stream_t* s, int in_fd, long long offset,
+                               size_t count);
 /* Half-closes after the queued writes: PS_EV_SHUTDOWN reports it.
  * A pipe that is not a socket has no half-close, so on one the stream
  * closes instead: once the queued writes have finished (each reported by
