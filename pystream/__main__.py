@@ -136,15 +136,11 @@ async def _serve_file(args: argparse.Namespace) -> None:
         peer = stream.remote_address or "a client"  # (Unix clients have no name)
         start = time.monotonic()
         with open(args.path, "rb") as f:
-            while True:
-                chunk = f.read(256 * 1024)
-                if not chunk:
-                    break
-                await stream.send_all(chunk)
+            sent = await stream.send_file(f)  # the kernel copies (sendfile)
         await stream.send_eof()
         await stream.read()  # wait for the client to finish reading and close
         elapsed = time.monotonic() - start
-        print(f"sent {size} bytes to {peer!r} in {elapsed:.2f} s", flush=True)
+        print(f"sent {sent} bytes to {peer!r} in {elapsed:.2f} s", flush=True)
 
     for listener in listeners:
         print(f"serving {args.path} ({size} bytes) on {listener.local_address!r}", flush=True)

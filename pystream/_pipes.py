@@ -8,7 +8,7 @@ import io
 import os
 import socket
 import stat
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from ._core import KIND_PIPE, CoreStream, get_bridge, open_fd
 from ._socket import SocketStream, stream_from_socket
@@ -70,6 +70,10 @@ class PipeStream(CoreStream):
     async def wait_send_all_might_not_block(self) -> None:
         self._check_sending()
         await CoreStream.wait_send_all_might_not_block(self)
+
+    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        self._check_sending()
+        return await CoreStream.send_file(self, file, offset, count)
 
     async def send_eof(self) -> None:
         """Close the write end after what was queued (a pipe's EOF).

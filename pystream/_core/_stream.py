@@ -17,12 +17,14 @@ from typing import Any, Optional, Union
 from .._binding import UV_ECANCELED, UV_EOF, ffi, lib, oserror
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
+from .._sendfile import file_range
 from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._util import CHECKPOINT
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle
 from ._reading import CReadingMixin
+from ._sendfile import send_file_by_kernel
 
 __all__ = ["CoreStream", "KIND_TCP", "KIND_PIPE", "wait_closed"]
 
@@ -203,6 +205,47 @@ class CoreStream(CReadingMixin, Stream):
             h.send_waiter = None
         if h.write_status:
             raise self._broken_send(h.write_status)
+
+    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        """Send up to ``count`` bytes (None: to the end) of a regular file
+        from ``offset`` and return how many went: the kernel copies them
+        (``sendfile(2)``), they never pass through Python.  ``file`` is a
+        binary file object open for reading, or an fd; its position is
+        unchanged.  Waits for room as ``send_all`` does.
+
+        Raises:
+            TypeError, ValueError: bad arguments (a text, closed or
+                write-only file, not a regular file, a negative offset or
+                count), at once, before anything is sent.
+            pystream.BusyResourceError, pystream.ClosedResourceError,
+            pystream.BrokenResourceError: as for ``send_all``.
+
+        Cancellation:
+            If nothing was sent yet, nothing happened.  Otherwise the peer
+            got a prefix of the range, and sending is broken from then on
+            (``BrokenResourceError``); receiving still works.
+        """
+        where = file_range(file, offset, count)
+        with self._send_conflict:
+            self._check_send()
+            await CHECKPOINT
+            self._check_still_sendable()
+            await self._wait_queued_writes()
+            return await send_file_by_kernel(self, where)
+
+    async def _wait_queued_writes(self) -> None:
+        """Wait until libuv has written what send_all queued (raise if that
+        failed)."""
+        h = self._h
+        while h.pending_writes:
+            waiter = h.send_waiter = self._bridge.new_future()
+            try:
+                await waiter
+            finally:
+                h.send_waiter = None
+            self._check_still_sendable()
+            if h.write_status:
+                raise self._broken_send(h.write_status)
 
     async def wait_send_all_might_not_block(self) -> None:
         """Return once the data of earlier ``send_all`` calls is all in
