@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 from ._core import Bridge, connect_pipe, connect_tcp, get_bridge, oserror
 from ._listener import SocketListener
 from ._socket import SocketStream, stream_from_socket
-from ._util import aclose_forcefully
+from ._util import CHECKPOINT, aclose_forcefully
 
 __all__ = [
     "open_tcp_stream",
@@ -315,18 +315,22 @@ async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -
 
     A socket file already at ``path`` is replaced (as asyncio does);
     closing the listener removes the file it made.  ``backlog=None`` asks
-    for the system's maximum.  Unlike the other calls, this one never
-    waits, so it is not a checkpoint.
+    for the system's maximum.  A checkpoint, before anything is done.
 
     Raises:
         OSError: binding failed (``EADDRINUSE`` if a file that is not a
             socket is at ``path``, ``EACCES``, a path too long, ...).
         TypeError: ``path`` is not a path, or ``backlog`` not an int.
         ValueError: ``backlog`` is negative.
+
+    Cancellation:
+        Nothing is opened, and no file is replaced: the checkpoint comes
+        before the socket is made.
     """
     backlog = _check_backlog(backlog)
     name = os.fspath(path)
     bridge = get_bridge()
+    await CHECKPOINT
     if not (isinstance(name, bytes) and name[:1] == b"\0"):
         try:
             if stat.S_ISSOCK(os.stat(name).st_mode):
@@ -353,8 +357,7 @@ async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
 
     Cancellation:
         Cancelled at its one checkpoint, after the streams were made, it
-        leaves them unclosed (each warns with ``ResourceWarning`` when
-        collected, and its loop closes it).
+        closes both: nothing is left behind.
     """
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -369,7 +372,12 @@ async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
         b.close()
         first._close_now()
         raise
-    await asyncio.sleep(0)
+    try:
+        await CHECKPOINT
+    except BaseException:
+        first._close_now()
+        second._close_now()
+        raise
     return first, second
 
 
@@ -387,9 +395,8 @@ async def wrap_socket(sock: socket.socket) -> SocketStream:
 
     Cancellation:
         Cancelled at its one checkpoint, after the socket was adopted, it
-        leaves the new stream unclosed (it warns with ``ResourceWarning``
-        when collected, and its loop closes it); ``sock`` is detached all
-        the same.
+        closes the new stream, and with it the descriptor; ``sock`` is
+        detached all the same.
     """
     if not isinstance(sock, socket.socket):
         raise TypeError(f"wrap_socket needs a socket.socket, not {type(sock).__name__}")
@@ -398,5 +405,9 @@ async def wrap_socket(sock: socket.socket) -> SocketStream:
     except OSError as exc:
         raise ValueError(f"wrap_socket needs a connected socket: {exc}") from None
     stream = stream_from_socket(sock)
-    await asyncio.sleep(0)
+    try:
+        await CHECKPOINT
+    except BaseException:
+        stream._close_now()
+        raise
     return stream

@@ -367,3 +367,65 @@ async def test_unclosed_listener_warns_and_is_freed():
             break
         await asyncio.sleep(0.001)
     assert handle.ptr is None
+
+
+def record_streams(monkeypatch):
+    """The streams open_stream_pair and wrap_socket make, as they make
+    them."""
+    made = []
+    real = _open.stream_from_socket
+
+    def recording(sock):
+        stream = real(sock)
+        made.append(stream)
+        return stream
+
+    monkeypatch.setattr(_open, "stream_from_socket", recording)
+    return made
+
+
+async def cancel_at_its_checkpoint(coro):
+    """Run coro up to its first yield, then cancel it there."""
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_open_stream_pair_cancelled_closes_both(monkeypatch):
+    made = record_streams(monkeypatch)
+    await cancel_at_its_checkpoint(pystream.open_stream_pair())
+    assert len(made) == 2
+    assert [stream.fileno() for stream in made] == [-1, -1], "the new streams were left open"
+
+
+async def test_wrap_socket_cancelled_closes_the_stream(monkeypatch):
+    made = record_streams(monkeypatch)
+    a, b = socket.socketpair()
+    with b:
+        await cancel_at_its_checkpoint(pystream.wrap_socket(a))
+        assert a.fileno() == -1, "the socket is detached all the same"
+        assert len(made) == 1
+        assert made[0].fileno() == -1, "the new stream was left open"
+
+
+async def test_open_unix_listener_is_a_checkpoint():
+    directory = tempfile.mkdtemp()
+    path = os.path.join(directory, "sock")
+    opened = []
+
+    async def open_with_a_cancellation_pending():
+        asyncio.current_task().cancel()
+        opened.append(await pystream.open_unix_listener(path))
+
+    task = asyncio.ensure_future(open_with_a_cancellation_pending())
+    await asyncio.wait([task])
+    for listener in opened:
+        await listener.aclose()
+    assert not opened, "open_unix_listener is not a checkpoint"
+    assert task.cancelled()
+    assert not os.path.exists(path), "the cancelled call left a socket file"
+    async with await pystream.open_unix_listener(path):
+        assert os.path.exists(path)
+    os.rmdir(directory)
