@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 from ._core import Bridge, connect_pipe, connect_tcp, get_bridge, oserror
 from ._listener import SocketListener
 from ._socket import SocketStream, stream_from_socket
-from ._util import CHECKPOINT, aclose_forcefully
+from ._util import CHECKPOINT
 
 __all__ = [
     "open_tcp_stream",
@@ -138,12 +138,17 @@ async def _race(
     delay: Optional[float],
     local_address: Optional[str],
 ) -> SocketStream:
+    # Every stream an attempt made is either returned or closed, on every
+    # path: no await comes between picking the winner and returning it
+    # except the wait for the cancelled attempts, which closes the winner
+    # if it is interrupted.
     loop = bridge.loop
     remaining = list(targets)
     running: set[asyncio.Task[SocketStream]] = set()
     errors: list[OSError] = []
+    winner: Optional[SocketStream] = None
     try:
-        while True:
+        while winner is None:
             if remaining:
                 running.add(loop.create_task(_connect_one(remaining.pop(0), local_address)))
             if not running:
@@ -153,28 +158,16 @@ async def _race(
                 timeout=delay if remaining else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            winner: Optional[SocketStream] = None
-            for task in done:
-                exc = task.exception()
-                if exc is None and winner is None:
-                    winner = task.result()
-                elif exc is None:
-                    await aclose_forcefully(task.result())
-                elif isinstance(exc, OSError):
-                    errors.append(exc)
-                else:
-                    raise exc
-            if winner is not None:
-                return winner
+            winner = _settle(done, errors)
     finally:
-        for task in running:
-            task.cancel()
-        for task in running:
-            try:
-                stream = await task
-            except BaseException:
-                continue
-            await aclose_forcefully(stream)
+        try:
+            await _cancel_attempts(running)
+        except BaseException:
+            if winner is not None:
+                winner._close_now()
+            raise
+    if winner is not None:
+        return winner
     if len(errors) == 1:
         raise errors[0]
     numbers = {exc.errno for exc in errors}
@@ -182,6 +175,51 @@ async def _race(
     if len(numbers) == 1 and None not in numbers:
         raise OSError(numbers.pop(), message)
     raise OSError(message)
+
+
+def _settle(done: set[asyncio.Task[SocketStream]], errors: list[OSError]) -> Optional[SocketStream]:
+    """The first stream among finished attempts, the others' closed (at
+    once: an await here could be cancelled with streams in hand).  OSErrors
+    go to errors; any other exception is raised, every stream closed."""
+    streams: list[SocketStream] = []
+    unexpected: Optional[BaseException] = None
+    for task in done:
+        if task.cancelled():
+            continue
+        exc = task.exception()
+        if exc is None:
+            streams.append(task.result())
+        elif isinstance(exc, OSError):
+            errors.append(exc)
+        elif unexpected is None:
+            unexpected = exc
+    if unexpected is not None:
+        for stream in streams:
+            stream._close_now()
+        raise unexpected
+    for stream in streams[1:]:
+        stream._close_now()
+    return streams[0] if streams else None
+
+
+async def _cancel_attempts(running: set[asyncio.Task[SocketStream]]) -> None:
+    """Cancel the attempts still running and wait for them to end, closing
+    any stream one made.  Cancelled meanwhile, it still waits (a cancelled
+    attempt ends at once), then raises the cancellation."""
+    for task in running:
+        task.cancel()
+    cancelled = False
+    pending = set(running)
+    while pending:
+        try:
+            _, pending = await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+    for task in running:
+        if not task.cancelled() and task.exception() is None:
+            task.result()._close_now()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 # -- Unix connections -----------------------------------------------------

@@ -429,3 +429,83 @@ async def test_open_unix_listener_is_a_checkpoint():
     async with await pystream.open_unix_listener(path):
         assert os.path.exists(path)
     os.rmdir(directory)
+
+
+async def race_to(monkeypatch, connect):
+    """Run open_tcp_stream over two addresses (no delay between attempts),
+    each attempt being connect(index, the task calling open_tcp_stream).
+    Returns (that task, what the call returned if it did)."""
+    resolve_to(monkeypatch, [0, 1])
+
+    async def attempt(info, local_address):
+        return await connect(info[4][1], task)
+
+    monkeypatch.setattr(_open, "_connect_one", attempt)
+    returned = []
+
+    async def call():
+        returned.append(await pystream.open_tcp_stream("two.test", 80, happy_eyeballs_delay=0))
+        await asyncio.sleep(0)  # where a cancellation left pending lands
+
+    task = asyncio.ensure_future(call())
+    await asyncio.wait([task])
+    return task, returned
+
+
+async def test_open_tcp_stream_cancelled_closing_the_loser_closes_the_winner(monkeypatch):
+    # Both attempts connect in the same round; the call is cancelled while
+    # it closes the loser.  Whatever it did not return is closed.
+    pairs = [await pystream.open_stream_pair() for _ in range(2)]
+    ends = [a for a, _ in pairs]
+    both_started = asyncio.Event()
+    to_cancel = []
+
+    async def connect(index, caller):
+        if index == 1:
+            to_cancel.append(caller)
+            both_started.set()
+        await both_started.wait()
+        return ends[index]
+
+    real_close_now = pystream.SocketStream._close_now
+
+    def close_now_and_cancel_the_caller(stream):
+        if to_cancel:
+            to_cancel.pop().cancel()
+        real_close_now(stream)
+
+    monkeypatch.setattr(pystream.SocketStream, "_close_now", close_now_and_cancel_the_caller)
+    task, returned = await race_to(monkeypatch, connect)
+    open_ends = [s for s in ends if s.fileno() != -1 and s not in returned]
+    for a, b in pairs:
+        await a.aclose()
+        await b.aclose()
+    assert not to_cancel, "the loser was never closed"
+    assert task.cancelled()
+    assert not open_ends, "a stream the call did not return was left open"
+
+
+async def test_open_tcp_stream_cancelled_while_an_attempt_ends_closes_the_winner(monkeypatch):
+    # The first attempt wins while the second still runs; the call is
+    # cancelled while it waits for the cancelled second attempt to end.
+    # The cancellation is raised, and the winner closed.
+    a, b = await pystream.open_stream_pair()
+    first_may_win = asyncio.Event()
+
+    async def connect(index, caller):
+        if index == 0:
+            await first_may_win.wait()
+            return a
+        first_may_win.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # never done
+        except asyncio.CancelledError:
+            caller.cancel()
+            await asyncio.sleep(0)  # an attempt slow to end
+            raise
+
+    task, returned = await race_to(monkeypatch, connect)
+    async with a, b:
+        assert task.cancelled(), "the cancellation was lost"
+        assert not returned
+        assert a.fileno() == -1, "the winner was left open"
