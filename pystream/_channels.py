@@ -5,7 +5,9 @@ buffer of at most ``max_buffer_size`` values (0: every send waits for a
 receiver; ``math.inf``: no limit).  Each end can be cloned; a side is closed
 when all its clones are.  Receivers get ``EndOfChannel`` once every sender
 closed and the buffer is empty; senders get ``BrokenResourceError`` once
-every receiver closed.
+every receiver closed.  Closing an end wakes the calls blocked on that same
+end with ``ClosedResourceError``, as in Trio (a blocked send's value is then
+withdrawn).
 
 Cancellation: a cancelled ``receive`` loses no value, and a ``send``
 cancelled at the very moment a receiver takes its value returns normally
@@ -55,14 +57,17 @@ class MemorySendChannel(SendChannel[T]):
 
     ``clone()`` makes more ends; the receivers see ``EndOfChannel`` once
     every one is closed.  Any number of tasks may send at once: blocked
-    senders are served first come, first served.  Closing an end does not
-    wake a ``send`` blocked on that same end in another task: its value
-    is still delivered if a receiver takes it.
+    senders are served first come, first served.  Closing an end wakes a
+    ``send`` blocked on that same end in another task with
+    ``ClosedResourceError``, its value not sent (unless a receiver had
+    already taken it: then the send returns normally).
     """
 
     def __init__(self, state: _State[T]) -> None:
         self._state = state
         self._closed = False
+        # The sends blocked on this end, which close() wakes.
+        self._waiters: set[asyncio.Future[None]] = set()
         state.senders += 1
 
     def __repr__(self) -> str:
@@ -97,8 +102,8 @@ class MemorySendChannel(SendChannel[T]):
         waits.  A checkpoint.
 
         Raises:
-            pystream.ClosedResourceError: this end was closed before the
-                call.
+            pystream.ClosedResourceError: this end was closed, before or
+                during the call (the value was then not sent).
             pystream.BrokenResourceError: every receiving end was closed,
                 before or during the call.
 
@@ -118,6 +123,7 @@ class MemorySendChannel(SendChannel[T]):
             pass
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._state.send_waiters[waiter] = value
+        self._waiters.add(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -129,6 +135,7 @@ class MemorySendChannel(SendChannel[T]):
             raise
         finally:
             self._state.send_waiters.pop(waiter, None)
+            self._waiters.discard(waiter)
 
     def clone(self) -> MemorySendChannel[T]:
         """Another sending end of the same channel, closed independently.
@@ -138,13 +145,15 @@ class MemorySendChannel(SendChannel[T]):
         return MemorySendChannel(self._state)
 
     def close(self) -> None:
-        """Close this end, at once.  Idempotent.  When it is the last
-        sending end, receivers get ``EndOfChannel`` once the buffer is
-        empty."""
+        """Close this end, at once.  Idempotent.  Sends blocked on this end
+        wake with ``ClosedResourceError``, their values withdrawn.  When it
+        is the last sending end, receivers get ``EndOfChannel`` once the
+        buffer is empty."""
         if self._closed:
             return
         self._closed = True
         state = self._state
+        _wake_closed(self._waiters, state.send_waiters, "this send channel was closed")
         state.senders -= 1
         if state.senders == 0:
             for waiter in state.receive_waiters:
@@ -157,6 +166,22 @@ class MemorySendChannel(SendChannel[T]):
         the same."""
         self.close()
         await CHECKPOINT
+
+
+def _wake_closed(
+    waiters: set[asyncio.Future[Any]],
+    queue: collections.OrderedDict[Any, Any],
+    message: str,
+) -> None:
+    """Wake the calls blocked on an end being closed with
+    ClosedResourceError, and take them off the channel's queue.  A waiter
+    already done keeps its outcome: a send whose value a receiver took
+    returns normally, a receive handed a value returns it."""
+    for waiter in waiters:
+        queue.pop(waiter, None)
+        if not waiter.done():
+            waiter.set_exception(ClosedResourceError(message))
+    waiters.clear()
 
 
 def _recancel_current_task() -> None:
@@ -184,13 +209,15 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
     ``clone()`` makes more ends, each value going to one of them; senders
     get ``BrokenResourceError`` once every one is closed.  Any number of
     tasks may receive at once, served first come, first served.  Closing an
-    end does not wake a ``receive`` blocked on that same end in another
-    task.
+    end wakes a ``receive`` blocked on that same end in another task with
+    ``ClosedResourceError``.
     """
 
     def __init__(self, state: _State[T]) -> None:
         self._state = state
         self._closed = False
+        # The receives blocked on this end, which close() wakes.
+        self._waiters: set[asyncio.Future[T]] = set()
         state.receivers += 1
 
     def __repr__(self) -> str:
@@ -237,8 +264,8 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
         Raises:
             pystream.EndOfChannel: every sending end was closed and the
                 buffer is empty.
-            pystream.ClosedResourceError: this end was closed before the
-                call.
+            pystream.ClosedResourceError: this end was closed, before or
+                during the call.
 
         Cancellation:
             No value is lost: one handed to the call as it was cancelled
@@ -253,6 +280,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
             pass
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._state.receive_waiters[waiter] = None
+        self._waiters.add(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -262,6 +290,7 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
             raise
         finally:
             self._state.receive_waiters.pop(waiter, None)
+            self._waiters.discard(waiter)
 
     def clone(self) -> MemoryReceiveChannel[T]:
         """Another receiving end of the same channel, closed independently.
@@ -271,13 +300,15 @@ class MemoryReceiveChannel(ReceiveChannel[T]):
         return MemoryReceiveChannel(self._state)
 
     def close(self) -> None:
-        """Close this end, at once.  Idempotent.  When it is the last
+        """Close this end, at once.  Idempotent.  Receives blocked on this
+        end wake with ``ClosedResourceError``.  When it is the last
         receiving end, the buffered values are dropped and senders get
         ``BrokenResourceError``, blocked ones included."""
         if self._closed:
             return
         self._closed = True
         state = self._state
+        _wake_closed(self._waiters, state.receive_waiters, "this receive channel was closed")
         state.receivers -= 1
         if state.receivers == 0:
             for waiter in state.send_waiters:

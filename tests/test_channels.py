@@ -199,3 +199,90 @@ async def test_delivered_send_under_timeout_still_times_out():
     assert events == ["returned", "timeout", 0]
     await send.aclose()
     await receive.aclose()
+
+
+async def blocked(coro):
+    """coro, started in a task and left blocked."""
+    task = asyncio.ensure_future(coro)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not task.done(), "it did not block"
+    return task
+
+
+@pytest.mark.parametrize("how", ["close", "aclose"])
+async def test_closing_an_end_wakes_its_blocked_send(how):
+    # As in Trio: a send blocked on an end wakes with ClosedResourceError
+    # when that end is closed, and its value is withdrawn.  Another clone
+    # keeps the channel open.
+    send, receive = pystream.open_memory_channel(0)
+    other = send.clone()
+    sender = await blocked(send.send("withdrawn"))
+    if how == "close":
+        send.close()
+    else:
+        await send.aclose()
+    with pytest.raises(pystream.ClosedResourceError):
+        await asyncio.wait_for(sender, 5)
+    with pytest.raises(pystream.WouldBlock):
+        receive.receive_nowait()  # not EndOfChannel: other is open
+    assert not send._state.send_waiters
+    await other.aclose()
+    with pytest.raises(pystream.EndOfChannel):
+        receive.receive_nowait()
+    await receive.aclose()
+
+
+@pytest.mark.parametrize("how", ["close", "aclose"])
+async def test_closing_an_end_wakes_its_blocked_receive(how):
+    send, receive = pystream.open_memory_channel(0)
+    other = receive.clone()
+    receiver = await blocked(receive.receive())
+    if how == "close":
+        receive.close()
+    else:
+        await receive.aclose()
+    with pytest.raises(pystream.ClosedResourceError):
+        await asyncio.wait_for(receiver, 5)
+    assert not send._state.receive_waiters
+    # The other clone still receives: the channel is not broken.
+    other_receiver = await blocked(other.receive())
+    send.send_nowait("for the other")
+    assert await other_receiver == "for the other"
+    await send.aclose()
+    await other.aclose()
+
+
+async def test_closing_an_end_leaves_a_delivered_send_returning_normally():
+    # The value was taken before the end was closed: the send succeeded.
+    send, receive = pystream.open_memory_channel(0)
+    sender = await blocked(send.send("taken"))
+    assert receive.receive_nowait() == "taken"
+    send.close()  # before the sender's task runs again
+    assert await sender is None
+    with pytest.raises(pystream.EndOfChannel):
+        receive.receive_nowait()
+    await receive.aclose()
+
+
+async def test_closing_a_receive_end_keeps_a_value_handed_to_it():
+    send, receive = pystream.open_memory_channel(0)
+    other = receive.clone()
+    receiver = await blocked(receive.receive())
+    send.send_nowait("handed over")
+    receive.close()  # before the receiver's task runs again
+    assert await receiver == "handed over"
+    await send.aclose()
+    await other.aclose()
+
+
+async def test_closing_one_end_leaves_the_other_clones_blocked_calls():
+    send, receive = pystream.open_memory_channel(0)
+    other = send.clone()
+    sender = await blocked(other.send("still waiting"))
+    await send.aclose()
+    assert not sender.done()
+    assert receive.receive_nowait() == "still waiting"
+    assert await sender is None
+    await other.aclose()
+    await receive.aclose()
