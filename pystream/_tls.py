@@ -26,6 +26,11 @@ _CLOSE_NOTIFY_TIMEOUT = 5.0
 _RECEIVE_SIZE = 65536
 
 
+def _check_ssl_context(ssl_context: Any) -> None:
+    if not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
+
+
 class TLSStream(BufferedReceiveMixin, Stream):
     """A TLS connection over ``transport_stream``.
 
@@ -66,10 +71,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         server_hostname: Optional[str] = None,
     ) -> None:
         require_methods(transport_stream, "transport_stream", "send_all", "receive_some", "aclose")
-        if not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(
-                f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}"
-            )
+        _check_ssl_context(ssl_context)
         self.transport_stream = transport_stream
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -517,11 +519,15 @@ class TLSListener(Listener[TLSStream]):
     ``TLSStream`` (handshake on first use), so ``serve_listeners`` serves
     TLS.
 
+    Raises:
+        TypeError: ``ssl_context`` is not an ``ssl.SSLContext``.
+
     Attributes:
         transport_listener: the listener whose streams are wrapped.
     """
 
     def __init__(self, transport_listener: Listener[Any], ssl_context: ssl.SSLContext) -> None:
+        _check_ssl_context(ssl_context)
         self.transport_listener = transport_listener
         self._ssl_context = ssl_context
 
@@ -530,15 +536,16 @@ class TLSListener(Listener[TLSStream]):
         a server-side ``TLSStream``.  The handshake happens on the stream's
         first use, so a failing client does not make ``accept`` fail.
 
-        Raises:
-            TypeError: the ``ssl_context`` given to the constructor is not
-                an ``ssl.SSLContext`` (checked only here).
-
         It raises what ``transport_listener.accept`` raises, and a
-        cancellation does what it does there.
+        cancellation does what it does there.  If wrapping the accepted
+        stream fails, that stream is closed and the error raised.
         """
         stream = await self.transport_listener.accept()
-        return TLSStream(stream, self._ssl_context, server_side=True)
+        try:
+            return TLSStream(stream, self._ssl_context, server_side=True)
+        except BaseException:
+            close_now(stream)
+            raise
 
     async def aclose(self) -> None:
         """Close ``transport_listener`` (streams already accepted stay

@@ -328,3 +328,35 @@ async def test_tls_unwrap_returns_the_bytes_after_close_notify():
     assert await receive_exactly(a, 8) == b"and more"
     await a.aclose()
     await b.aclose()
+
+
+async def test_tls_listener_checks_ssl_context_when_made():
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    async with listeners[0]:
+        for bad in (None, "context", ssl.create_default_context):
+            with pytest.raises(TypeError, match="ssl_context"):
+                pystream.TLSListener(listeners[0], bad)
+
+
+async def test_tls_listener_closes_a_stream_it_cannot_wrap():
+    # Wrapping fails (here: the accepted object is no stream): the
+    # connection just accepted is closed, not left open.
+    class NotAStream:
+        closed = False
+
+        async def aclose(self):
+            self.closed = True
+
+    accepted = NotAStream()
+
+    class OneConnection:
+        async def accept(self):
+            return accepted
+
+        async def aclose(self):
+            pass
+
+    listener = pystream.TLSListener(OneConnection(), server_context())
+    with pytest.raises(TypeError, match="transport_stream"):
+        await listener.accept()
+    assert accepted.closed, "the accepted connection was left open"
