@@ -3,6 +3,7 @@ stream."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Union
 
 from ._errors import ClosedResourceError, ConflictDetector
@@ -22,7 +23,7 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
     ``receive_stream.receive_some``, with their own busy rule; a cancelled
     receive loses nothing.  ``send_eof`` calls the send stream's
     ``send_eof`` if it has one, and closes it otherwise; ``aclose`` closes
-    both (the receive stream even if closing the send stream fails).
+    both at once (each even if closing the other fails).
 
     Raises:
         TypeError: ``send_stream`` lacks ``send_all`` or ``aclose``, or
@@ -85,16 +86,42 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         close_now(self.receive_stream)
 
     async def aclose(self) -> None:
-        """Close ``send_stream``, then ``receive_stream``, even if closing
-        the first raised or was cancelled; an error from either is raised.
-        Idempotent if theirs are.
+        """Close ``send_stream`` and ``receive_stream`` concurrently, so
+        this takes as long as the slower of the two (at most 5 s for
+        pystream's streams), not their sum.  Each is closed even if closing
+        the other fails; an error from either is raised (the send stream's
+        if both fail).  Idempotent if theirs are.
 
         Cancellation:
-            Both are closed all the same (each ``aclose`` closes when
-            cancelled), then the cancellation is raised.
+            Both closes are cancelled, which closes each forcefully; once
+            both have ended, the cancellation is raised.
         """
         self._closed = True
-        try:
-            await self.send_stream.aclose()
-        finally:
-            await self.receive_stream.aclose()
+        closes = [
+            asyncio.ensure_future(self.send_stream.aclose()),
+            asyncio.ensure_future(self.receive_stream.aclose()),
+        ]
+        cancelled = False
+        pending = set(closes)
+        while pending:
+            try:
+                _, pending = await asyncio.wait(pending)
+            except asyncio.CancelledError:
+                cancelled = True
+                for close in pending:
+                    close.cancel()
+        errors: list[BaseException] = []
+        for close, stream in zip(closes, (self.send_stream, self.receive_stream)):
+            if close.cancelled():
+                # Its aclose closed it forcefully, unless the cancellation
+                # came before it even started: make sure.
+                close_now(stream)
+                cancelled = True
+                continue
+            error = close.exception()
+            if error is not None:
+                errors.append(error)
+        if cancelled:
+            raise asyncio.CancelledError
+        if errors:
+            raise errors[0]
