@@ -176,15 +176,20 @@ class ReceiveStream(AsyncResource):
                 during the call.
             pystream.BrokenResourceError: the peer or the transport broke
                 the stream.
-            TypeError: ``buffer`` is read-only, or not a buffer.
+            TypeError: ``buffer`` is read-only, not contiguous (a strided
+                slice such as ``memoryview(b)[::2]``), or not a buffer: as
+                ``socket.recv_into`` and ``readinto`` raise.
             ValueError: ``buffer`` is empty.
 
         Cancellation:
             Nothing is lost, as for ``receive_some``.
         """
-        view = memoryview(buffer).cast("B")
+        view = memoryview(buffer)
         if view.readonly:
             raise TypeError("receive_into needs a writable buffer")
+        if not view.c_contiguous:
+            raise TypeError("receive_into needs a contiguous buffer")
+        view = view.cast("B")
         if view.nbytes == 0:
             raise ValueError("receive_into needs a non-empty buffer")
         data = await self.receive_some(view.nbytes)

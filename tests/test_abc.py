@@ -50,3 +50,50 @@ async def test_default_send_eof_raises_not_implemented():
 
     with pytest.raises(NotImplementedError):
         await Minimal().send_eof()
+
+
+class OneChunk(Stream):
+    """The least a Stream needs, receiving b"data" once, then EOF: the
+    defaults of pystream.abc do the rest."""
+
+    def __init__(self):
+        self.data = b"data"
+
+    async def send_all(self, data):
+        pass
+
+    async def wait_send_all_might_not_block(self):
+        pass
+
+    async def receive_some(self, max_bytes=None):
+        data, self.data = self.data[:max_bytes], self.data[max_bytes:]
+        return data
+
+    async def readexactly(self, n):
+        return b""
+
+    async def readuntil(self, separator=b"\n", *, limit=65536):
+        return b""
+
+    async def read(self, n=-1):
+        return b""
+
+    async def aclose(self):
+        pass
+
+
+async def test_default_receive_into_rejects_what_socket_streams_reject():
+    # The same errors as a SocketStream's receive_into (tests/test_socket.py)
+    # and as socket.recv_into: TypeError for a read-only or non-contiguous
+    # buffer, ValueError for an empty one; none takes any data.
+    stream = OneChunk()
+    with pytest.raises(TypeError, match="contiguous"):
+        await stream.receive_into(memoryview(bytearray(8))[::2])
+    with pytest.raises(TypeError, match="writable"):
+        await stream.receive_into(b"read-only")
+    with pytest.raises(ValueError):
+        await stream.receive_into(bytearray())
+    buffer = bytearray(8)
+    assert await stream.receive_into(buffer) == 4
+    assert buffer[:4] == b"data"
+    assert "contiguous" in Stream.receive_into.__doc__

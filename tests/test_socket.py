@@ -469,6 +469,19 @@ async def test_receive_into_and_async_for(kind):
         assert await b.receive_into(bytearray(5)) == 0
 
 
+async def test_receive_into_a_non_contiguous_buffer_is_a_type_error(kind):
+    # As socket.recv_into and readinto do with such a buffer.
+    a, b = await make_pair(kind)
+    async with a, b:
+        await a.send_all(b"kept")
+        strided = memoryview(bytearray(8))[::2]
+        with socket.socket() as plain, pytest.raises(TypeError):
+            plain.recv_into(strided)
+        with pytest.raises(TypeError, match="contiguous"):
+            await b.receive_into(strided)
+        assert await receive_exactly(b, 4) == b"kept"
+
+
 async def test_addresses_and_socket_options(kind):
     a, b = await make_pair(kind)
     async with a, b:

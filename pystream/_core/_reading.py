@@ -42,7 +42,8 @@ class CReadingMixin:
         if view.readonly:
             raise TypeError("receive_into needs a writable buffer")
         if not view.c_contiguous:
-            raise ValueError("receive_into needs a contiguous buffer")
+            # TypeError, as socket.recv_into and readinto raise.
+            raise TypeError("receive_into needs a contiguous buffer")
         if view.nbytes == 0:
             raise ValueError("receive_into needs a non-empty buffer")
         with self._recv_conflict:
