@@ -53,7 +53,19 @@ async def aclose_forcefully(resource: AsyncResource) -> None:
     with a reset on purpose, set ``SO_LINGER`` to 0 with ``setsockopt``
     first.  For a resource that is not pystream's, its ``aclose()`` is run
     as if cancelled at its first await, which the contract says makes it
-    close forcefully.
+    close forcefully.  Idempotent.  A checkpoint, after the close.
+
+    Raises:
+        RuntimeError: a resource that is not pystream's still ran its
+            ``aclose()`` after 100 cancellations (it ignores them, against
+            the contract).
+        Exception: what such an ``aclose()`` raises, other than
+            ``CancelledError``.  pystream's own resources raise nothing
+            here.
+
+    Cancellation:
+        The resource is closed all the same (the close comes before the
+        checkpoint), then the cancellation is raised.
     """
     close_now(resource)
     await CHECKPOINT

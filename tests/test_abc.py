@@ -97,3 +97,10 @@ async def test_default_receive_into_rejects_what_socket_streams_reject():
     assert await stream.receive_into(buffer) == 4
     assert buffer[:4] == b"data"
     assert "contiguous" in Stream.receive_into.__doc__
+
+
+def test_aclose_forcefully_documents_raises_and_cancellation():
+    # The sections every public call's docstring has (see pystream.abc).
+    doc = pystream.aclose_forcefully.__doc__
+    assert "\n    Raises:\n" in doc
+    assert "\n    Cancellation:\n" in doc

@@ -508,6 +508,19 @@ async def test_addresses_and_socket_options(kind):
             a.setsockopt(socket.SOL_SOCKET, 99999, 1)
 
 
+async def test_cancelled_aclose_forcefully_still_closes(kind):
+    # What its docstring says: the close comes before its checkpoint.
+    a, b = await make_pair(kind)
+    async with a:
+        closing = asyncio.ensure_future(pystream.aclose_forcefully(b))
+        await asyncio.sleep(0)  # it closed, and waits at its checkpoint
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        assert b.fileno() == -1
+        assert await a.receive_some() == b""
+
+
 async def test_forceful_close(kind):
     a, b = await make_pair(kind)
     await b.send_all(b"unread")
