@@ -9,9 +9,13 @@ is what examples/jsonrpc_client.py drives; run alone, type requests:
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sys
 from typing import Any
+
+import pystream
+
+MAX_LINE = 16 << 20
 
 METHODS = {
     "add": lambda a, b: a + b,
@@ -34,12 +38,23 @@ def answer(line: bytes) -> dict[str, Any]:
     return reply
 
 
-def main() -> None:
-    for line in sys.stdin.buffer:
-        if line.strip():
-            sys.stdout.write(json.dumps(answer(line)) + "\n")
-            sys.stdout.flush()
+async def main() -> None:
+    # The program's own stdin and stdout as streams: whatever they are (a
+    # pipe here, a terminal when run by hand), their blocking mode is left
+    # alone for the shell that shares them.
+    stdin = await pystream.open_stdin()
+    stdout = await pystream.open_stdout()
+    async with stdin, stdout:
+        while True:
+            try:  # lines far longer than asyncio's 64 KiB default are fine
+                line = await stdin.readuntil(b"\n", limit=MAX_LINE)
+            except asyncio.IncompleteReadError as end:  # the end of input
+                line = end.partial
+                if not line:
+                    break
+            if line.strip():
+                await stdout.send_all(json.dumps(answer(line)).encode() + b"\n")
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())
