@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import warnings
 from typing import IO, Any, Awaitable, Mapping, Optional, Sequence, Union
 
 from ._core import CoreProcess
@@ -60,6 +61,17 @@ class Process(AsyncResource):
         self.stdio: Optional[StapledStream] = None
         if stdin is not None and stdout is not None:
             self.stdio = StapledStream(stdin, stdout)
+
+    def __del__(self) -> None:
+        # As subprocess.Popen does: dropping a running child is a mistake
+        # worth a warning (it keeps running; the C core reaps it).
+        if getattr(self, "_core", None) is not None and self.returncode is None:
+            warnings.warn(
+                f"{self!r} was not waited for (it is still running)",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
 
     def __repr__(self) -> str:
         code = self.returncode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import signal
@@ -365,3 +366,14 @@ async def test_exits_found_after_sigchld_handler_replaced():
     assert c_sigchld_handler() == libuv_handler
     assert await asyncio.wait_for(proc.wait(), 5) == 0
     assert not children()
+
+
+async def test_dropping_a_running_process_warns():
+    proc = await pystream.open_process(["sleep", "100"])
+    pid = proc.pid
+    with pytest.warns(ResourceWarning, match="not waited for"):
+        del proc
+        gc.collect()
+    os.kill(pid, signal.SIGKILL)  # (a test's own clean-up: the core reaps it)
+    while pid in children():
+        await asyncio.sleep(0.01)
