@@ -15,6 +15,8 @@ import os
 import stat
 from typing import Any, Optional
 
+from ._errors import ConflictDetector
+
 __all__ = ["FileRange", "file_range", "send_file_by_reading"]
 
 # The fallback reads this much at a time (in a thread: a read from a slow
@@ -82,25 +84,55 @@ async def send_file_by_reading(stream: Any, where: FileRange) -> int:
     """Read chunks (in a thread) and send_all them: the path of streams
     that have no kernel copy.  Returns the bytes sent.
 
-    Cancelled, part of the range may have been sent (each chunk follows
-    the stream's send_all rule)."""
+    It holds the stream's sending direction from start to end, so that
+    another task's send_all between two chunks is busy, as during one
+    send_all: for pystream's streams by holding their conflict detector
+    (and letting each chunk's send_all through); a stream that has none is
+    not protected between chunks.  Cancelled, part of the range may have
+    been sent (each chunk follows the stream's send_all rule)."""
+    conflict = getattr(stream, "_send_conflict", None)
+    if not isinstance(conflict, ConflictDetector):
+        conflict = None
+    elif conflict.held:
+        raise conflict.busy()
+    else:
+        conflict.held = True
+    try:
+        return await _read_and_send(stream, conflict, where)
+    finally:
+        if conflict is not None:
+            conflict.held = False
+
+
+async def _read_and_send(
+    stream: Any, conflict: Optional[ConflictDetector], where: FileRange
+) -> int:
     loop = asyncio.get_running_loop()
     sent = 0
     position = where.offset
     remaining = where.count
-    if remaining == 0:
-        await stream.send_all(b"")  # the checks and checkpoint of a send
-        return 0
     while remaining is None or remaining > 0:
         size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
         chunk = await loop.run_in_executor(None, os.pread, where.fd, size, position)
         if not chunk:
-            if sent == 0:
-                await stream.send_all(b"")  # still a checkpoint, still checked
             break
-        await stream.send_all(chunk)
+        await _send(stream, conflict, chunk)
         sent += len(chunk)
         position += len(chunk)
         if remaining is not None:
             remaining -= len(chunk)
+    if sent == 0:
+        await _send(stream, conflict, b"")  # still checked, still a checkpoint
     return sent
+
+
+async def _send(stream: Any, conflict: Optional[ConflictDetector], chunk: bytes) -> None:
+    # send_all enters its conflict detector before its first await, so
+    # releasing it here lets that one call in and nobody else.
+    if conflict is not None:
+        conflict.held = False
+    try:
+        await stream.send_all(chunk)
+    finally:
+        if conflict is not None:
+            conflict.held = True

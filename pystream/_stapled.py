@@ -4,7 +4,7 @@ stream."""
 from __future__ import annotations
 
 import asyncio
-from typing import Union
+from typing import Any, Optional, Union
 
 from ._errors import ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
@@ -60,6 +60,17 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         """``send_stream.wait_send_all_might_not_block()``, with its errors
         and cancellation."""
         await self.send_stream.wait_send_all_might_not_block()
+
+    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        """``send_stream.send_file(...)`` (its kernel copy, if it has one),
+        with its errors and cancellation."""
+        send_file = getattr(self.send_stream, "send_file", None)
+        if send_file is None:  # not a pystream stream: read and send_all
+            from ._sendfile import file_range, send_file_by_reading
+
+            return await send_file_by_reading(self.send_stream, file_range(file, offset, count))
+        result: int = await send_file(file, offset, count)
+        return result
 
     async def send_eof(self) -> None:
         """``send_stream.send_eof()`` if the send stream has one (its errors,

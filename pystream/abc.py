@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from types import TracebackType
-from typing import Generic, Optional, TypeVar, Union
+from typing import Any, Generic, Optional, TypeVar, Union
 
 from ._errors import EndOfChannel
 
@@ -108,6 +108,29 @@ class SendStream(AsyncResource):
         """``send_all`` under asyncio's name: a write that drains by
         itself.  It raises what ``send_all`` raises."""
         await self.send_all(data)
+
+    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        """Send up to ``count`` bytes (None: to the end) of a regular file
+        from ``offset``; return how many were sent.  ``file`` is a binary
+        file object open for reading, or an fd; its position is unchanged.
+
+        This default reads the file in 1 MiB chunks, in a thread (a slow
+        disk never stops the event loop), and ``send_all``s each; socket
+        and pipe streams override it with a kernel copy (``sendfile``).
+
+        Raises:
+            TypeError, ValueError: bad arguments (a text, closed or
+                write-only file, not a regular file, a negative offset or
+                count), at once, before anything is sent.
+            pystream.BusyResourceError, pystream.ClosedResourceError,
+            pystream.BrokenResourceError: as ``send_all``.
+
+        Cancellation:
+            A prefix of the range may have been sent.
+        """
+        from ._sendfile import file_range, send_file_by_reading
+
+        return await send_file_by_reading(self, file_range(file, offset, count))
 
     @abc.abstractmethod
     async def wait_send_all_might_not_block(self) -> None:
