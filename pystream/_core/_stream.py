@@ -14,17 +14,16 @@ import platform
 from threading import get_ident
 from typing import Any, Optional, Union
 
-from .._binding import UV_ECANCELED, UV_EOF, ffi, lib, oserror
+from .._binding import UV_EOF, ffi, lib, oserror
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
-from .._sendfile import file_range
-from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
+from .._state import BREAK, CLOSE, OPEN, Direction
 from .._util import CHECKPOINT
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle
 from ._reading import CReadingMixin
-from ._sendfile import send_file_by_kernel
+from ._sending import CSendingMixin
 
 __all__ = ["CoreStream", "KIND_TCP", "KIND_PIPE", "wait_closed"]
 
@@ -35,7 +34,7 @@ KIND_TCP: int = lib.PS_KIND_TCP
 KIND_PIPE: int = lib.PS_KIND_PIPE
 
 
-class CoreStream(CReadingMixin, Stream):
+class CoreStream(CReadingMixin, CSendingMixin, Stream):
     """A stream on one C stream handle (``ps_stream_t``): the whole Stream
     API, with every C call it needs behind a method of its own.
 
@@ -206,79 +205,6 @@ class CoreStream(CReadingMixin, Stream):
         if h.write_status:
             raise self._broken_send(h.write_status)
 
-    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
-        """Send up to ``count`` bytes (None: to the end) of a regular file
-        from ``offset`` and return how many went: the kernel copies them
-        (``sendfile(2)``), they never pass through Python.  ``file`` is a
-        binary file object open for reading, or an fd; its position is
-        unchanged.  Waits for room as ``send_all`` does.
-
-        Raises:
-            TypeError, ValueError: bad arguments (a text, closed or
-                write-only file, not a regular file, a negative offset or
-                count), at once, before anything is sent.
-            pystream.BusyResourceError, pystream.ClosedResourceError,
-            pystream.BrokenResourceError: as for ``send_all``.
-
-        Cancellation:
-            If nothing was sent yet, nothing happened.  Otherwise the peer
-            got a prefix of the range, and sending is broken from then on
-            (``BrokenResourceError``); receiving still works.
-        """
-        where = file_range(file, offset, count)
-        with self._send_conflict:
-            self._check_send()
-            await CHECKPOINT
-            self._check_still_sendable()
-            await self._wait_queued_writes()
-            return await send_file_by_kernel(self, where)
-
-    async def _wait_queued_writes(self) -> None:
-        """Wait until libuv has written what send_all queued (raise if that
-        failed)."""
-        h = self._h
-        while h.pending_writes:
-            waiter = h.send_waiter = self._bridge.new_future()
-            try:
-                await waiter
-            finally:
-                h.send_waiter = None
-            self._check_still_sendable()
-            if h.write_status:
-                raise self._broken_send(h.write_status)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        """Return once the data of earlier ``send_all`` calls is all in
-        the kernel and the kernel has room for more.  A checkpoint.
-
-        Raises:
-            pystream.BusyResourceError: another task is in ``send_all``,
-                ``send_eof`` or this on this stream.
-            pystream.ClosedResourceError: the stream was closed (or its
-                sending side by ``send_eof``) before or during the call.
-            pystream.BrokenResourceError: sending is broken.
-            RuntimeError: another event loop or thread than the stream's.
-
-        Cancellation:
-            Nothing changes.
-        """
-        with self._send_conflict:
-            self._check_send()
-            h = self._h
-            if h.pending_writes:
-                waiter = h.send_waiter = self._bridge.new_future()
-                try:
-                    await waiter
-                finally:
-                    h.send_waiter = None
-            else:
-                await CHECKPOINT
-            self._check_still_sendable()
-            if h.write_status:
-                raise self._broken_send(h.write_status)
-            if lib.ps_stream_writable(h.ptr) == 0:
-                await self._wait_fd_writable()
-
     async def _wait_fd_writable(self) -> None:
         """The kernel's send buffer is full: let the asyncio loop watch the
         socket for room (libuv only watches it while a write is queued)."""
@@ -298,47 +224,6 @@ class CoreStream(CReadingMixin, Stream):
         if self._writable_fd >= 0:
             self._bridge.loop.remove_writer(self._writable_fd)
             self._writable_fd = -1
-
-    async def send_eof(self) -> None:
-        """Half-close: the peer reads ``b""`` once it has all the data sent
-        before; receiving goes on.  Waits until the shutdown is done.
-
-        Idempotent; ``send_all`` then raises ``ClosedResourceError``.  A
-        checkpoint.
-
-        Raises:
-            pystream.BusyResourceError: another task is sending on this
-                stream.
-            pystream.ClosedResourceError: the stream was closed, before or
-                during the call.
-            pystream.BrokenResourceError: sending was broken, or the
-                shutdown failed; ``__cause__`` is the ``OSError``.
-            RuntimeError: another event loop or thread than the stream's.
-
-        Cancellation:
-            The EOF is sent all the same: the shutdown was requested before
-            the call waited.
-        """
-        with self._send_conflict:
-            self._check_open()
-            send = self._send_side
-            if send.state is EOF_SENT:
-                await CHECKPOINT
-                return
-            send.check()  # broken stays broken (rule 3)
-            send.handle(SEND_EOF)
-            h = self._h
-            err = lib.ps_stream_shutdown(h.ptr)
-            if err < 0:
-                raise self._broken_send(err)
-            self._bridge.schedule_pass()
-            waiter = h.op_waiter = self._bridge.new_future()
-            try:
-                status = await waiter
-            finally:
-                h.op_waiter = None
-            if status < 0 and status != UV_ECANCELED:
-                raise self._broken_send(status)
 
     # -- receiving --------------------------------------------------------
     async def _wait_readable(self, want: int) -> None:
@@ -512,11 +397,6 @@ class CoreStream(CReadingMixin, Stream):
         return decode_address(out)
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 def _byte_view(data: Any) -> memoryview:
     """A flat byte view of a bytes-like object, or TypeError."""
     if isinstance(data, str):
@@ -532,6 +412,11 @@ def _byte_view(data: Any) -> memoryview:
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
     return view
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def wait_closed(h: Handle) -> None:

@@ -1,0 +1,211 @@
+"""The rest of ``CoreStream``'s sending side: waiting for room
+(``wait_send_all_might_not_block``), half-closing (``send_eof``) and the
+kernel path of ``send_file`` (``sendfile(2)`` from the file to the socket
+or pipe, driven by writability, the data never passing through Python).
+The hot path, ``send_all``, is in ``_stream``."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from typing import Any, Optional
+
+from .._binding import UV_EAGAIN, UV_ECANCELED, lib
+from .._errors import ConflictDetector
+from .._sendfile import FileRange, file_range
+from .._state import BREAK, EOF_SENT, OPEN, SEND_EOF, Direction
+from .._util import CHECKPOINT
+
+__all__ = ["CSendingMixin"]
+
+# Asked of one sendfile(2) call; a socket takes what its buffer has room
+# for.  Between calls the loop gets a turn every _YIELD_EVERY bytes, so a
+# peer that reads as fast as we send cannot starve the other tasks.
+_CHUNK = 1 << 30
+_YIELD_EVERY = 16 << 20
+_UV_EBUSY = -errno.EBUSY  # writes are still queued ahead of us
+
+
+async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
+    """Send the range; the caller holds the send conflict detector and has
+    checked the stream and made the checkpoint.  Returns the bytes sent.
+
+    Cancelled (only while waiting for room or for queued writes, or at the
+    periodic yield): if nothing was sent, nothing happened; else the peer
+    got a prefix of the range, and sending is broken from then on."""
+    h = stream._h
+    sent = 0
+    since_yield = 0
+    position = where.offset
+    remaining = where.count
+    try:
+        while remaining is None or remaining > 0:
+            if stream._send_side.state is not OPEN or h.ptr is None:
+                stream._check_still_sendable()
+            size = _CHUNK if remaining is None else min(_CHUNK, remaining)
+            n = lib.ps_stream_try_sendfile(h.ptr, where.fd, position, size)
+            if n > 0:
+                sent += n
+                position += n
+                since_yield += n
+                if remaining is not None:
+                    remaining -= n
+                if since_yield >= _YIELD_EVERY:
+                    since_yield = 0
+                    await CHECKPOINT
+                continue
+            if n == 0:
+                break  # the end of the file
+            if n == UV_EAGAIN:
+                since_yield = 0
+                await stream._wait_fd_writable()
+                continue
+            if n == _UV_EBUSY:  # send_all's queued rest goes first
+                await stream._wait_queued_writes()
+                continue
+            raise stream._broken_send(n)
+    except asyncio.CancelledError:
+        if sent:
+            stream._send_side.handle(BREAK, None)
+        raise
+    return sent
+
+
+class CSendingMixin:
+    """``wait_send_all_might_not_block``, ``send_eof`` and ``send_file`` for
+    ``CoreStream``."""
+
+    __slots__ = ()
+    _h: Any
+    _bridge: Any
+    _send_conflict: ConflictDetector
+    _send_side: Direction
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _check_send(self) -> None:
+        raise NotImplementedError
+
+    def _check_still_sendable(self) -> None:
+        raise NotImplementedError
+
+    def _broken_send(self, code: int) -> Exception:
+        raise NotImplementedError
+
+    async def _wait_fd_writable(self) -> None:
+        raise NotImplementedError
+
+    async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        """Send up to ``count`` bytes (None: to the end) of a regular file
+        from ``offset`` and return how many went: the kernel copies them
+        (``sendfile(2)``), they never pass through Python.  ``file`` is a
+        binary file object open for reading, or an fd; its position is
+        unchanged.  Waits for room as ``send_all`` does.
+
+        Raises:
+            TypeError, ValueError: bad arguments (a text, closed or
+                write-only file, not a regular file, a negative offset or
+                count), at once, before anything is sent.
+            pystream.BusyResourceError, pystream.ClosedResourceError,
+            pystream.BrokenResourceError: as for ``send_all``.
+
+        Cancellation:
+            If nothing was sent yet, nothing happened.  Otherwise the peer
+            got a prefix of the range, and sending is broken from then on
+            (``BrokenResourceError``); receiving still works.
+        """
+        where = file_range(file, offset, count)
+        with self._send_conflict:
+            self._check_send()
+            await CHECKPOINT
+            self._check_still_sendable()
+            await self._wait_queued_writes()
+            return await send_file_by_kernel(self, where)
+
+    async def _wait_queued_writes(self) -> None:
+        """Wait until libuv has written what send_all queued (raise if that
+        failed)."""
+        h = self._h
+        while h.pending_writes:
+            waiter = h.send_waiter = self._bridge.new_future()
+            try:
+                await waiter
+            finally:
+                h.send_waiter = None
+            self._check_still_sendable()
+            if h.write_status:
+                raise self._broken_send(h.write_status)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Return once the data of earlier ``send_all`` calls is all in
+        the kernel and the kernel has room for more.  A checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is in ``send_all``,
+                ``send_eof`` or this on this stream.
+            pystream.ClosedResourceError: the stream was closed (or its
+                sending side by ``send_eof``) before or during the call.
+            pystream.BrokenResourceError: sending is broken.
+            RuntimeError: another event loop or thread than the stream's.
+
+        Cancellation:
+            Nothing changes.
+        """
+        with self._send_conflict:
+            self._check_send()
+            h = self._h
+            if h.pending_writes:
+                waiter = h.send_waiter = self._bridge.new_future()
+                try:
+                    await waiter
+                finally:
+                    h.send_waiter = None
+            else:
+                await CHECKPOINT
+            self._check_still_sendable()
+            if h.write_status:
+                raise self._broken_send(h.write_status)
+            if lib.ps_stream_writable(h.ptr) == 0:
+                await self._wait_fd_writable()
+
+    async def send_eof(self) -> None:
+        """Half-close: the peer reads ``b""`` once it has all the data sent
+        before; receiving goes on.  Waits until the shutdown is done.
+
+        Idempotent; ``send_all`` then raises ``ClosedResourceError``.  A
+        checkpoint.
+
+        Raises:
+            pystream.BusyResourceError: another task is sending on this
+                stream.
+            pystream.ClosedResourceError: the stream was closed, before or
+                during the call.
+            pystream.BrokenResourceError: sending was broken, or the
+                shutdown failed; ``__cause__`` is the ``OSError``.
+            RuntimeError: another event loop or thread than the stream's.
+
+        Cancellation:
+            The EOF is sent all the same: the shutdown was requested before
+            the call waited.
+        """
+        with self._send_conflict:
+            self._check_open()
+            send = self._send_side
+            if send.state is EOF_SENT:
+                await CHECKPOINT
+                return
+            send.check()  # broken stays broken (rule 3)
+            send.handle(SEND_EOF)
+            h = self._h
+            err = lib.ps_stream_shutdown(h.ptr)
+            if err < 0:
+                raise self._broken_send(err)
+            self._bridge.schedule_pass()
+            waiter = h.op_waiter = self._bridge.new_future()
+            try:
+                status = await waiter
+            finally:
+                h.op_waiter = None
+            if status < 0 and status != UV_ECANCELED:
+                raise self._broken_send(status)
