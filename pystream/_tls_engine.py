@@ -1,0 +1,183 @@
+"""The engine of ``TLSStream``: moving bytes between the TLS object
+(``ssl.SSLObject`` over two ``MemoryBIO``s) and the transport stream, and
+the state rules TLS adds to the table in ``_state``.
+
+One task at a time sends the TLS object's output to the transport (the
+flush, shielded so a cancelled caller never cuts a record) and one reads
+the transport into it (the feed, which a second reader waits for rather
+than duplicates).  ``_retry`` runs a TLS call until it completes, flushing
+and feeding as it asks.  ``TLSStream`` (``_tls.py``) is the API on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Optional
+
+from ._errors import BrokenResourceError, ClosedResourceError
+from ._state import BREAK, CLOSED, Direction
+from .abc import Stream
+
+__all__ = ["TLSEngine"]
+
+_RECEIVE_SIZE = 65536
+
+
+class TLSEngine:
+    """The engine's methods; ``TLSStream.__init__`` makes its state."""
+
+    transport_stream: Stream
+    _ssl: ssl.SSLObject
+    _incoming: ssl.MemoryBIO
+    _outgoing: ssl.MemoryBIO
+    _receive_side: Direction
+    _send_side: Direction
+    _transport_send_lock: asyncio.Lock
+    _transport_receive_lock: asyncio.Lock
+    _sending: Optional[asyncio.Future[None]]
+    _send_failure: Optional[BaseException]
+    _close_notify_seen: bool
+
+    # -- state ------------------------------------------------------------
+    def _check_usable(self) -> None:
+        self._receive_side.check()
+
+    def _check_send_usable(self) -> None:
+        self._receive_side.check()
+        self._send_side.check()
+
+    def _break(self, cause: Optional[BaseException]) -> None:
+        """A TLS error: both directions break."""
+        self._receive_side.handle(BREAK, cause)
+        self._send_side.handle(BREAK, cause)
+
+    # -- the engine -------------------------------------------------------
+    async def _flush(self, wait: bool = True) -> None:
+        """Send what the TLS object wrote, in order.
+
+        The sending runs shielded: a caller cancelled meanwhile leaves it to
+        finish in the background (the next flush waits for it), so the peer
+        never gets part of a record and the stream stays usable.  With wait
+        False (a reader), leave it to a flush already running: waiting for it
+        could deadlock two peers that both send while their readers wait;
+        and a reader never waits for its own flush either (the bytes in the
+        TLS object may be a writer's, queued behind a full socket).
+        """
+        if not self._outgoing.pending:
+            return
+        if self._send_failure is not None:
+            self._outgoing.read()  # the transport takes no more: drop it
+            if wait:
+                self._check_usable()
+                raise BrokenResourceError(
+                    "the transport can no longer send"
+                ) from self._send_failure
+            return
+        if not wait and self._transport_send_lock.locked():
+            return
+        sending = asyncio.ensure_future(self._send_pending())
+        sending.add_done_callback(self._sent)
+        self._sending = sending
+        if wait:
+            await asyncio.shield(sending)
+
+    async def _send_pending(self) -> None:
+        async with self._transport_send_lock:
+            try:
+                while self._outgoing.pending:
+                    await self.transport_stream.send_all(self._outgoing.read())
+            except (BrokenResourceError, ClosedResourceError) as exc:
+                self._send_failure = exc
+                self._send_side.handle(BREAK, exc)
+                self._outgoing.read()
+                self._check_usable()
+                raise BrokenResourceError("the transport can no longer send") from exc
+
+    def _sent(self, sending: asyncio.Future[None]) -> None:
+        if self._sending is sending:
+            self._sending = None
+        if not sending.cancelled():
+            sending.exception()  # retrieved: it is _send_failure now
+
+    async def _feed(self) -> None:
+        """Give the TLS object more bytes from the transport.  If another
+        task is already receiving, wait for it instead: it feeds us both."""
+        if self._transport_receive_lock.locked():
+            async with self._transport_receive_lock:
+                return
+        async with self._transport_receive_lock:
+            data = await self.transport_stream.receive_some(_RECEIVE_SIZE)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    async def _retry(self, fn: Any, *args: Any) -> Any:
+        """Run a TLS call until it finishes, moving bytes as it asks."""
+        try:
+            while True:
+                want_read = False
+                try:
+                    result = fn(*args)
+                    if fn == self._ssl.read and not result and not self._clean_eof():
+                        raise ssl.SSLEOFError(
+                            ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)"
+                        )
+                except ssl.SSLWantReadError:
+                    want_read = True
+                except ssl.SSLZeroReturnError as exc:
+                    if fn == self._ssl.read and self._clean_eof():
+                        return b""  # the peer's close_notify: a clean EOF
+                    self._break(exc)
+                    await self._flush_quietly()
+                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
+                except (ssl.SSLError, ssl.CertificateError) as exc:
+                    self._break(exc)
+                    await self._flush_quietly()
+                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
+                try:
+                    await self._flush(wait=fn != self._ssl.read)
+                except BrokenResourceError:
+                    if fn == self._ssl.write or fn == self._ssl.unwrap:
+                        raise
+                    # The peer stopped reading (it may have closed right
+                    # after its last bytes, before our TLS 1.3 session
+                    # tickets): keep receiving what it sent.
+                if not want_read:
+                    return result
+                await self._feed()
+        except asyncio.CancelledError:
+            # Waiting for the peer loses nothing (the transport keeps its
+            # bytes, and TLS resumes where it stopped), except for a write:
+            # OpenSSL wants it retried with the same data.  A cancelled send
+            # of TLS bytes broke the stream already (in _flush).
+            if fn == self._ssl.write:
+                self._break(None)
+            raise
+        except (BrokenResourceError, ClosedResourceError) as exc:
+            if self._receive_side.state is CLOSED:
+                raise ClosedResourceError("the stream was closed during this call") from None
+            if self._send_failure is None or exc.__cause__ is not self._send_failure:
+                self._break(exc.__cause__ or exc)  # not only sending failed
+            raise
+
+    def _clean_eof(self) -> bool:
+        """Whether the end of data a read met is the peer's close_notify.
+
+        It is, unless the transport's EOF was fed before any close_notify
+        was seen: then the context has OP_IGNORE_UNEXPECTED_EOF (PyPy's
+        default), which reports a truncated stream as a clean end.  (A whole
+        close_notify record is processed before we feed more, so a real one
+        is always seen before the transport's EOF behind it.)"""
+        if not self._close_notify_seen and self._incoming.eof:
+            return False
+        self._close_notify_seen = True
+        return True
+
+    async def _flush_quietly(self) -> None:
+        # Send a TLS alert if there is one; the peer may already be gone.
+        try:
+            await self._flush()
+        except (BrokenResourceError, ClosedResourceError):
+            pass
