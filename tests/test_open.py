@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 import pystream
-from pystream import _open
+from pystream import _open, _tcp_connect
 
 from helpers import receive_exactly
 
@@ -93,7 +93,7 @@ async def test_local_address_binds_the_client():
 def test_interleave_alternates_families():
     v6 = [(socket.AF_INET6, 1, 6, "", (f"::{i}", 80, 0, 0)) for i in range(3)]
     v4 = [(socket.AF_INET, 1, 6, "", (f"10.0.0.{i}", 80)) for i in range(2)]
-    ordered = _open._interleave(v6 + v4)
+    ordered = _tcp_connect._interleave(v6 + v4)
     assert [info[0] for info in ordered] == [
         socket.AF_INET6,
         socket.AF_INET,
@@ -132,7 +132,7 @@ def record_attempts(monkeypatch):
     loop's time of each start by port."""
     loop = asyncio.get_running_loop()
     events, started = [], {}
-    real_connect = _open._connect_one
+    real_connect = _tcp_connect._connect_one
 
     async def connect(info, local_address):
         port = info[4][1]
@@ -149,7 +149,7 @@ def record_attempts(monkeypatch):
         events.append(("connected", port))
         return stream
 
-    monkeypatch.setattr(_open, "_connect_one", connect)
+    monkeypatch.setattr(_tcp_connect, "_connect_one", connect)
     return events, started
 
 
@@ -440,7 +440,7 @@ async def race_to(monkeypatch, connect):
     async def attempt(info, local_address):
         return await connect(info[4][1], task)
 
-    monkeypatch.setattr(_open, "_connect_one", attempt)
+    monkeypatch.setattr(_tcp_connect, "_connect_one", attempt)
     returned = []
 
     async def call():
