@@ -1,4 +1,5 @@
-"""Command line: ``python -m pystream {bench,bench-pipes,demo,echo,connect,serve-file,fetch} ...``."""
+"""Command line: ``python -m pystream {bench,bench-pipes,bench-sendfile,demo,echo,connect,
+serve-file,fetch} ...``."""
 
 from __future__ import annotations
 
@@ -299,6 +300,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     add_pipes_arguments(bench_pipes)
 
+    bench_sendfile = commands.add_parser(
+        "bench-sendfile",
+        help="benchmark sending a file: send_file against read + send_all, asyncio and C",
+        description="A server sends a 1 GiB file to a C reader: pystream's send_file "
+        "(default loop, uvloop), read + send_all, asyncio's loop.sendfile and a C "
+        "sendfile(2) loop; MB/s and the sender's CPU per MB, interleaved rounds, medians.",
+    )
+    from .bench.sendfile import add_arguments as add_sendfile_arguments
+
+    add_sendfile_arguments(bench_sendfile)
+
     demo = commands.add_parser("demo", help="echo server and clients in one process")
     demo.add_argument("--clients", type=int, default=4)
     demo.add_argument(
@@ -346,6 +358,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from .bench.pipes import run as run_bench_pipes
 
         return run_bench_pipes(args)
+    if args.command == "bench-sendfile":
+        from .bench.sendfile import run as run_bench_sendfile
+
+        return run_bench_sendfile(args)
     run = _loop_runner(args.uvloop)
     target = {
         "demo": _demo,

@@ -17,6 +17,11 @@ servers and the load generator, cores, ``/proc``), ``_measure`` (one
 measurement, and the rounds of the whole run), ``_report`` (statistics,
 the table, the chart).  ``servers`` holds the Python servers, each run in
 its own process with ``python -m pystream.bench.servers``.
+
+Two more commands live here: ``pipes`` (``bench-pipes``: bytes through a
+child process) and ``sendfile`` (``bench-sendfile``: a server sending a
+file, ``send_file`` against the other ways; it reuses the processes, the
+load generator's bulk reader and the statistics above).
 """
 
 from ._build import build

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BASELINE", "MIB", "REFERENCE", "REQUIRES", "SERVERS", "WORKLOADS", "Workload"]
+__all__ = [
+    "BASELINE",
+    "BULK_BYTE",
+    "MIB",
+    "REFERENCE",
+    "REQUIRES",
+    "SERVERS",
+    "WORKLOADS",
+    "Workload",
+]
 
 REFERENCE = "c-libuv"
 BASELINE = "asyncio-streams"
@@ -20,6 +29,8 @@ SERVERS = [
     REFERENCE,
 ]
 MIB = 1024 * 1024
+# Every byte a bulk source sends, and the load generator checks (loadgen.c).
+BULK_BYTE = b"x"
 
 # What a server needs beyond the standard library (missing: skipped).  The
 # servers module is run with -m and never imported here (runpy warns).

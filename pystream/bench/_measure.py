@@ -31,6 +31,7 @@ from ._report import summarize
 __all__ = [
     "Progress",
     "Settings",
+    "bulk_transfer",
     "measure_bulk",
     "measure_echo",
     "measure_idle",
@@ -66,16 +67,25 @@ def measure_echo(
     }
 
 
-def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
+def bulk_transfer(
+    loadgen: str, server: Server, nbytes: int, cpu: Optional[int]
+) -> tuple[dict[str, Any], float]:
+    """The load generator asks the server for nbytes and reads them (all of
+    them and only BULK_BYTE, or LoadgenError); its result (bytes,
+    seconds) and the server's CPU seconds in between."""
     proc = start_loadgen(loadgen, ["bulk", "127.0.0.1", str(server.port), str(nbytes)], cpu)
     expect_mark(proc, "W", server.kind)
     cpu0 = cpu_seconds(server.pid)
     expect_mark(proc, "E", server.kind)
     cpu1 = cpu_seconds(server.pid)
-    out = loadgen_result(proc, server.kind)
+    return loadgen_result(proc, server.kind), cpu1 - cpu0
+
+
+def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
+    out, cpu_used = bulk_transfer(loadgen, server, nbytes, cpu)
     return {
         "mb_per_s": out["bytes"] / out["seconds"] / 1e6,
-        "cpu_us_per_mb": (cpu1 - cpu0) * 1e6 / (out["bytes"] / 1e6),
+        "cpu_us_per_mb": cpu_used * 1e6 / (out["bytes"] / 1e6),
     }
 
 

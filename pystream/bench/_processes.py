@@ -12,7 +12,7 @@ import resource
 import shutil
 import subprocess
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ._catalog import REFERENCE, REQUIRES
 
@@ -128,14 +128,22 @@ def rss_bytes(pid: int) -> int:
 
 
 class Server:
-    """One server process, started and ready to serve."""
+    """One server process, started and ready to serve.  ``args`` follow
+    the mode on its command line (the file of the file-sending modes)."""
 
-    def __init__(self, kind: str, mode: str, refserver: Optional[str], cpu: Optional[int]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        mode: str,
+        refserver: Optional[str],
+        cpu: Optional[int],
+        args: Sequence[str] = (),
+    ) -> None:
         if kind == REFERENCE:
             assert refserver is not None
-            argv = [refserver, mode]
+            argv = [refserver, mode, *args]
         else:
-            argv = [sys.executable, "-m", "pystream.bench.servers", kind, mode]
+            argv = [sys.executable, "-m", "pystream.bench.servers", kind, mode, *args]
         self.kind = kind
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True

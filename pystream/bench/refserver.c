@@ -2,17 +2,32 @@
  * pystream's core uses, and the limit for this design.
  *
  *   refserver echo|source
+ *   refserver sendfile FILE
  *
  * Listens on 127.0.0.1, port 0, prints "READY <port>" and serves until
  * killed.  echo: writes back what it reads (uv_try_write first, then a
  * queued write that owns the buffer; reading pauses while more than 1 MiB
  * waits to be written).  source: reads an 8-byte big-endian count, sends
  * that many bytes in 64 KiB writes (at most 4 in flight), then closes.
+ *
+ * sendfile: the reference for pystream's send_file, and no libuv at all:
+ * one connection at a time, read the 8-byte count, then sendfile(2) that
+ * many bytes of FILE (fewer if it is shorter) to the non-blocking socket,
+ * waiting in poll(2) whenever the socket buffer is full, then close.  The
+ * same system calls as an event loop's, with nothing else around them.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define CHUNK 65536
@@ -164,9 +179,70 @@ static void on_connection(uv_stream_t *server, int status) {
     check(uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read), "uv_read_start");
 }
 
+/* sendfile mode: the file's bytes to one accepted connection. */
+static void send_file_to(int sock, const char *path) {
+    unsigned char header[8];
+    if (recv(sock, header, 8, MSG_WAITALL) != 8) return; /* the client gave up */
+    uint64_t remaining = 0;
+    for (int i = 0; i < 8; i++) remaining = (remaining << 8) | header[i];
+    int file = open(path, O_RDONLY | O_CLOEXEC);
+    if (file < 0) {
+        perror("refserver: open");
+        exit(2);
+    }
+    int flags = fcntl(sock, F_GETFL);
+    if (flags < 0 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) < 0) {
+        perror("refserver: fcntl");
+        exit(2);
+    }
+    off_t offset = 0;
+    while (remaining) {
+        /* Linux moves at most 0x7ffff000 bytes per call. */
+        size_t ask = remaining < 0x7ffff000 ? (size_t)remaining : 0x7ffff000;
+        ssize_t n = sendfile(sock, file, &offset, ask);
+        if (n > 0) {
+            remaining -= (uint64_t)n;
+        } else if (n == 0) {
+            break; /* the end of the file */
+        } else if (errno == EAGAIN) {
+            struct pollfd room = {.fd = sock, .events = POLLOUT};
+            if (poll(&room, 1, -1) < 0 && errno != EINTR) break;
+        } else if (errno != EINTR) {
+            break; /* the client went away */
+        }
+    }
+    close(file);
+}
+
+static int serve_file(const char *path) {
+    signal(SIGPIPE, SIG_IGN); /* a client that went away: EPIPE instead */
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    check(uv_ip4_addr("127.0.0.1", 0, &addr), "uv_ip4_addr");
+    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+        listen(listener, 128) < 0 || getsockname(listener, (struct sockaddr *)&addr, &len) < 0) {
+        perror("refserver: listen");
+        return 2;
+    }
+    printf("READY %d\n", ntohs(addr.sin_port));
+    fflush(stdout);
+    for (;;) {
+        int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        if (sock < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            perror("refserver: accept");
+            return 2;
+        }
+        send_file_to(sock, path);
+        close(sock);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "sendfile")) return serve_file(argv[2]);
     if (argc != 2 || (strcmp(argv[1], "echo") && strcmp(argv[1], "source"))) {
-        fprintf(stderr, "usage: refserver echo|source\n");
+        fprintf(stderr, "usage: refserver echo|source\n       refserver sendfile FILE\n");
         return 2;
     }
     source_mode = !strcmp(argv[1], "source");

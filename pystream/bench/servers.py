@@ -1,22 +1,27 @@
 """The benchmark's Python servers, one per process:
 
-    python -m pystream.bench.servers KIND MODE
+    python -m pystream.bench.servers KIND MODE [FILE]
 
 KIND is one of ``KINDS``; MODE is ``echo`` (write back what is read) or
 ``source`` (read an 8-byte big-endian count, send that many bytes in 64 KiB
-``send_all`` calls, close).  Each listens on 127.0.0.1 port 0, prints
-``READY <port>`` and serves until killed.  Every server is written the way
-its library's documentation shows, with 64 KiB reads.
+``send_all`` calls, close).  Two modes send FILE instead (read the count,
+send that many of its bytes, fewer if it is shorter, close): ``sendfile``,
+the kernel copy (pystream's ``send_file``, asyncio's ``loop.sendfile``),
+and ``readfile``, pystream reading 256 KiB chunks and ``send_all``-ing each
+(``FILE_MODES`` says which kinds have which).  Each listens on 127.0.0.1
+port 0, prints ``READY <port>`` and serves until killed.  Every server is
+written the way its library's documentation shows, with 64 KiB reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 CHUNK = 65536
 PAYLOAD = b"x" * CHUNK
+FILE_CHUNK = 256 * 1024  # readfile's reads
 
 
 def _ready(port: int) -> None:
@@ -24,7 +29,7 @@ def _ready(port: int) -> None:
 
 
 # -- pystream ---------------------------------------------------------------
-async def _pystream_main(mode: str) -> None:
+async def _pystream_main(mode: str, path: Optional[str]) -> None:
     import pystream
 
     async def echo(stream: Any) -> None:
@@ -47,13 +52,37 @@ async def _pystream_main(mode: str) -> None:
         except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
             pass
 
+    async def send_file(stream: Any) -> None:
+        assert path is not None
+        try:
+            count = int.from_bytes(await stream.readexactly(8), "big")
+            with open(path, "rb") as f:
+                await stream.send_file(f, 0, count)
+        except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
+            pass
+
+    async def read_file(stream: Any) -> None:
+        assert path is not None
+        try:
+            remaining = int.from_bytes(await stream.readexactly(8), "big")
+            with open(path, "rb", buffering=0) as f:
+                while remaining:
+                    data = f.read(min(remaining, FILE_CHUNK))
+                    if not data:
+                        break
+                    await stream.send_all(data)
+                    remaining -= len(data)
+        except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
+            pass
+
+    handlers = {"echo": echo, "source": source, "sendfile": send_file, "readfile": read_file}
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     _ready(int(listeners[0].local_address[1]))
-    await pystream.serve_listeners(echo if mode == "echo" else source, listeners)
+    await pystream.serve_listeners(handlers[mode], listeners)
 
 
 # -- asyncio streams ------------------------------------------------------
-async def _streams_main(mode: str) -> None:
+async def _streams_main(mode: str, path: Optional[str]) -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -78,9 +107,18 @@ async def _streams_main(mode: str) -> None:
             pass
         writer.close()
 
-    server = await asyncio.start_server(
-        echo if mode == "echo" else source, "127.0.0.1", 0, limit=CHUNK
-    )
+    async def send_file(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert path is not None
+        try:
+            count = int.from_bytes(await reader.readexactly(8), "big")
+            with open(path, "rb") as f:
+                await asyncio.get_running_loop().sendfile(writer.transport, f, 0, count)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        writer.close()
+
+    handlers = {"echo": echo, "source": source, "sendfile": send_file}
+    server = await asyncio.start_server(handlers[mode], "127.0.0.1", 0, limit=CHUNK)
     _ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 
@@ -134,7 +172,7 @@ class _SourceProtocol(asyncio.Protocol):
         self._pump()
 
 
-async def _protocol_main(mode: str) -> None:
+async def _protocol_main(mode: str, path: Optional[str]) -> None:
     loop = asyncio.get_running_loop()
     factory = _EchoProtocol if mode == "echo" else _SourceProtocol
     server = await loop.create_server(factory, "127.0.0.1", 0)
@@ -143,7 +181,7 @@ async def _protocol_main(mode: str) -> None:
 
 
 # -- trio -----------------------------------------------------------------
-def _trio_run(mode: str) -> None:
+def _trio_run(mode: str, path: Optional[str]) -> None:
     import trio
 
     async def echo(stream: Any) -> None:
@@ -180,19 +218,22 @@ def _trio_run(mode: str) -> None:
     trio.run(main)
 
 
-def _asyncio_runner(main: Callable[[str], Any], uvloop: bool) -> Callable[[str], None]:
-    def run(mode: str) -> None:
+Runner = Callable[[str, Optional[str]], None]  # (mode, file)
+
+
+def _asyncio_runner(main: Callable[[str, Optional[str]], Any], uvloop: bool) -> Runner:
+    def run(mode: str, path: Optional[str]) -> None:
         if uvloop:
             import uvloop as uv
 
             asyncio.set_event_loop_policy(uv.EventLoopPolicy())
-        asyncio.run(main(mode))
+        asyncio.run(main(mode, path))
 
     return run
 
 
 # The Python servers; "c-libuv" (refserver.c) is the benchmark's own.
-KINDS: dict[str, Callable[[str], None]] = {
+KINDS: dict[str, Runner] = {
     "pystream": _asyncio_runner(_pystream_main, uvloop=False),
     "pystream-uvloop": _asyncio_runner(_pystream_main, uvloop=True),
     "asyncio-streams": _asyncio_runner(_streams_main, uvloop=False),
@@ -203,13 +244,26 @@ KINDS: dict[str, Callable[[str], None]] = {
 }
 
 
+# The modes that send a file, and the kinds that have each.
+FILE_MODES = {
+    "sendfile": ["pystream", "pystream-uvloop", "asyncio-streams", "uvloop-streams"],
+    "readfile": ["pystream", "pystream-uvloop"],
+}
+
+
 def main() -> None:
-    if len(sys.argv) != 3 or sys.argv[1] not in KINDS or sys.argv[2] not in ("echo", "source"):
+    args = sys.argv[1:]
+    plain = len(args) == 2 and args[0] in KINDS and args[1] in ("echo", "source")
+    with_file = len(args) == 3 and args[0] in FILE_MODES.get(args[1], [])
+    if not (plain or with_file):
         raise SystemExit(
-            f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source"
+            f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source\n"
+            "       python -m pystream.bench.servers KIND sendfile|readfile FILE  "
+            f"(sendfile: {', '.join(FILE_MODES['sendfile'])}; "
+            f"readfile: {', '.join(FILE_MODES['readfile'])})"
         )
     try:
-        KINDS[sys.argv[1]](sys.argv[2])
+        KINDS[args[0]](args[1], args[2] if len(args) == 3 else None)
     except KeyboardInterrupt:
         pass
 
