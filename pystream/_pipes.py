@@ -15,7 +15,13 @@ from ._socket import SocketStream, stream_from_socket
 from ._state import EOF_SENT, OPEN
 from ._util import CHECKPOINT
 
-__all__ = ["PipeStream", "open_pipe", "wrap_fd", "pipe_stream"]
+__all__ = ["PipeStream", "open_pipe", "wrap_fd", "pipe_stream", "new_pipe"]
+
+# Pipes made here ask for 1 MiB of kernel buffer instead of Linux's 64 KiB
+# (the most an unprivileged process may ask, by default): fewer wake-ups
+# per MiB moved.  F_SETPIPE_SZ is in fcntl from Python 3.10.
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_PIPE_SIZE = 1 << 20
 
 # The access mode bits of the file status flags (PyPy's os lacks the name).
 _ACCMODE = getattr(os, "O_ACCMODE", os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
@@ -113,7 +119,7 @@ def pipe_stream(fd: int) -> PipeStream:
 async def open_pipe() -> tuple[PipeStream, PipeStream]:
     """A new OS pipe: ``(receive_end, send_end)``."""
     get_bridge()  # made (or failing) before any fd exists
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    read_fd, write_fd = new_pipe()
     try:
         receive_end = pipe_stream(read_fd)
     except BaseException:
@@ -125,6 +131,16 @@ async def open_pipe() -> tuple[PipeStream, PipeStream]:
         receive_end._close_now()
         raise
     return receive_end, send_end
+
+
+def new_pipe() -> tuple[int, int]:
+    """os.pipe2(O_CLOEXEC), with a bigger buffer where the system allows."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except OSError:
+        pass  # (a lower pipe-max-size, or too many pipe pages in use)
+    return read_fd, write_fd
 
 
 async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:

@@ -16,7 +16,7 @@ import warnings
 from typing import IO, Any, Awaitable, Mapping, Optional, Sequence, Union
 
 from ._core import CoreProcess
-from ._pipes import PipeStream, pipe_stream
+from ._pipes import PipeStream, new_pipe, pipe_stream
 from ._stapled import StapledStream
 from ._util import CHECKPOINT
 from .abc import AsyncResource
@@ -254,7 +254,7 @@ async def open_process(
     try:
         for name, spec in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
             if spec == subprocess.PIPE and type(spec) is int:
-                read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+                read_fd, write_fd = new_pipe()
                 made += (read_fd, write_fd)
                 if name == "stdin":
                     child_fds.append(read_fd)
