@@ -17,11 +17,13 @@ from ._util import CHECKPOINT
 
 __all__ = ["PipeStream", "open_pipe", "wrap_fd", "pipe_stream", "new_pipe"]
 
-# Pipes made here ask for 1 MiB of kernel buffer instead of Linux's 64 KiB
-# (the most an unprivileged process may ask, by default): fewer wake-ups
-# per MiB moved.  F_SETPIPE_SZ is in fcntl from Python 3.10.
+# Pipes made here ask for 256 KiB of kernel buffer instead of Linux's 64
+# KiB: fewer wake-ups per MiB moved.  Not more: a user's pipes share a
+# budget (fs.pipe-user-pages-soft, 64 MiB by default), past which every new
+# pipe of that user, in any program, gets 8 KiB.  F_SETPIPE_SZ is in fcntl
+# from Python 3.10.
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_PIPE_SIZE = 1 << 20
+_PIPE_SIZE = 256 << 10
 
 # The access mode bits of the file status flags (PyPy's os lacks the name).
 _ACCMODE = getattr(os, "O_ACCMODE", os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
@@ -85,6 +87,11 @@ class PipeStream(CoreStream):
         """Close the write end after what was queued (a pipe's EOF).
         Idempotent; then ``send_all`` raises ``ClosedResourceError``."""
         self._need(self._writable, "writable")
+        if self._readable:
+            raise NotImplementedError(
+                "a pipe end open for reading and writing has no half-close: "
+                "closing its writing would close its reading too; use aclose()"
+            )
         if self._send_side.state is EOF_SENT and not self._closed:
             with self._send_conflict:
                 self._bridge.check_loop()
@@ -164,7 +171,9 @@ async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
         try:
             return stream_from_socket(sock)
         except BaseException:
-            sock.detach()  # still the caller's on failure
+            # An argument error (not a stream socket) leaves fd to the
+            # caller; a failure to adopt it has closed it already.
+            sock.detach()
             raise
     if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.isatty(fd)):
         return pipe_stream(fd)

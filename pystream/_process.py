@@ -9,6 +9,7 @@ here, so they have the whole Stream API.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import warnings
 from typing import IO, Any, Awaitable, Mapping, Optional, Sequence, Union
 
 from ._core import CoreProcess
+from ._errors import BrokenResourceError
 from ._pipes import PipeStream, new_pipe, pipe_stream
 from ._stapled import StapledStream
 from ._util import CHECKPOINT
@@ -65,7 +67,8 @@ class Process(AsyncResource):
     def __del__(self) -> None:
         # As subprocess.Popen does: dropping a running child is a mistake
         # worth a warning (it keeps running; the C core reaps it).
-        if getattr(self, "_core", None) is not None and self.returncode is None:
+        core = getattr(self, "_core", None)
+        if core is not None and core.known_status is None:
             warnings.warn(
                 f"{self!r} was not waited for (it is still running)",
                 ResourceWarning,
@@ -105,7 +108,15 @@ class Process(AsyncResource):
         return code
 
     def send_signal(self, sig: int) -> None:
-        """Send sig, unless the child has exited (then nothing)."""
+        """Send sig, unless the child has exited (then nothing).
+
+        Raises:
+            RuntimeError: called from another thread or loop than the one
+                that started the child (its reaping runs there, and a
+                signal must never race it to a pid the kernel reused).
+            OSError: the system refused (EPERM, say).
+        """
+        self._core.check_loop()
         self._core.kill(int(sig))
 
     def terminate(self) -> None:
@@ -188,8 +199,8 @@ def _cwd(cwd: Optional[StrOrBytesPath]) -> Optional[bytes]:
     # Checked here: libuv reports a failed chdir as the program's ENOENT.
     if not os.path.isdir(path):
         if os.path.exists(path):
-            raise NotADirectoryError(20, "Not a directory", os.fsdecode(path))
-        raise FileNotFoundError(2, "No such file or directory", os.fsdecode(path))
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(path))
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fsdecode(path))
     return path
 
 
@@ -201,6 +212,13 @@ def _stdio_fd(spec: StdioSpec, name: str) -> int:
         return -1
     if isinstance(spec, bool):
         raise TypeError(f"{name} must be None, PIPE, DEVNULL, an fd or a file, not a bool")
+    if isinstance(spec, AsyncResource):
+        # Its buffer has already read ahead of where a child would start.
+        raise TypeError(
+            f"{name}: a pystream stream cannot be given to a child (it reads ahead into "
+            f"its own buffer); to connect two children, give them the ends of an "
+            f"os.pipe() and close yours after open_process"
+        )
     if isinstance(spec, int):
         if spec < 0:
             raise ValueError(f"{name}: {spec} is neither an fd nor PIPE or DEVNULL")
@@ -268,12 +286,19 @@ async def open_process(
             else:
                 child_fds.append(_stdio_fd(spec, name))
                 parent_fds.append(None)
+        # libuv makes the child's fd 0-2 blocking, which changes the open
+        # file description the parent shares: put the parent's mode back.
+        inherited = {fd: os.get_blocking(fd) for fd in child_fds if fd >= 0 and fd not in made}
         try:
             core = CoreProcess.spawn(argv[0], argv, envp, c_cwd, child_fds)
         except OSError as exc:
             if exc.errno is not None and exc.filename is None:
                 raise OSError(exc.errno, exc.strerror, os.fsdecode(argv[0])) from None
             raise
+        finally:
+            for fd, blocking in inherited.items():
+                if os.get_blocking(fd) != blocking:
+                    os.set_blocking(fd, blocking)
     except BaseException:
         for fd in made:
             os.close(fd)
@@ -325,6 +350,13 @@ async def run_process(
     Cancelled, it terminates the child, kills it after 5 s, reaps it and
     re-raises.
     """
+    for name in ("stdin", "stdout", "stderr"):
+        spec = options.get(name)
+        if type(spec) is int and spec == subprocess.PIPE:
+            instead = "input=..." if name == "stdin" else f"capture_{name}=True"
+            raise ValueError(
+                f"run_process: {name}=PIPE would have nobody to serve it; use {instead}"
+            )
     if input is not None:
         if isinstance(input, str):
             raise TypeError("input must be bytes-like, not str")
@@ -364,8 +396,6 @@ async def run_process(
 
 
 async def _feed(proc: Process, data: memoryview) -> None:
-    from ._errors import BrokenResourceError
-
     assert proc.stdin is not None
     try:
         await proc.stdin.send_all(data)
@@ -378,12 +408,16 @@ async def _feed(proc: Process, data: memoryview) -> None:
 
 async def _drain(pipe: Optional[PipeStream], into: dict[str, bytes], name: str) -> None:
     assert pipe is not None
+    # receive_into one reused buffer: on PyPy a new bytes per chunk is
+    # mostly garbage-collector work.
     chunks = bytearray()
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
     while True:
-        chunk = await pipe.receive_some(1 << 20)
-        if not chunk:
+        count = await pipe.receive_into(buffer)
+        if not count:
             break
-        chunks += chunk
+        chunks += view[:count]
     into[name] = bytes(chunks)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ._errors import ConflictDetector
 
-__all__ = ["FileRange", "file_range", "send_file_by_reading"]
+__all__ = ["FileRange", "file_range", "read_and_send", "send_file_by_reading"]
 
 # The fallback reads this much at a time (in a thread: a read from a slow
 # disk or a network file system must not stop the event loop).
@@ -72,6 +72,9 @@ def file_range(file: Any, offset: Any, count: Any) -> FileRange:
             fd = fileno()
         except io.UnsupportedOperation:
             raise TypeError(f"{type(file).__name__} has no file descriptor") from None
+        writable = getattr(file, "writable", None)
+        if callable(writable) and writable():
+            file.flush()  # what its buffer holds is part of the file too
     mode = os.fstat(fd).st_mode  # OSError (EBADF) for a closed fd
     if not stat.S_ISREG(mode):
         raise ValueError("send_file sends regular files (not pipes, sockets or devices)")
@@ -98,15 +101,15 @@ async def send_file_by_reading(stream: Any, where: FileRange) -> int:
     else:
         conflict.held = True
     try:
-        return await _read_and_send(stream, conflict, where)
+        return await read_and_send(stream, conflict, where)
     finally:
         if conflict is not None:
             conflict.held = False
 
 
-async def _read_and_send(
-    stream: Any, conflict: Optional[ConflictDetector], where: FileRange
-) -> int:
+async def read_and_send(stream: Any, conflict: Optional[ConflictDetector], where: FileRange) -> int:
+    """The reading loop; conflict (held by the caller, or None) is let
+    through for each chunk's send_all."""
     loop = asyncio.get_running_loop()
     sent = 0
     position = where.offset

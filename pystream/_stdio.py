@@ -83,12 +83,19 @@ def _open_std(fd: int, writing: bool) -> Union[PipeStream, ThreadFdStream]:
 # -- the threaded stream ------------------------------------------------------
 
 
+def _wait(fd: int, event: int) -> None:
+    """Block until fd is ready (poll, not select: any fd number)."""
+    poller = select.poll()
+    poller.register(fd, event)
+    poller.poll()
+
+
 def _read(fd: int, size: int) -> bytes:
     while True:
         try:
             return os.read(fd, size)
         except BlockingIOError:  # someone made the description non-blocking
-            select.select([fd], [], [])
+            _wait(fd, select.POLLIN)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -97,7 +104,7 @@ def _write_all(fd: int, data: bytes) -> None:
         try:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
-            select.select([], [fd], [])
+            _wait(fd, select.POLLOUT)
 
 
 def _in_thread(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> Any:

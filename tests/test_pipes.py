@@ -167,3 +167,15 @@ async def test_a_cancelled_receive_loses_nothing():
             await receiving
         await w.send_all(b"67890")
         assert await r.readexactly(10) == b"1234567890"
+
+
+async def test_a_fifo_open_both_ways_has_no_half_close(tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    stream = await pystream.wrap_fd(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+    async with stream:
+        assert stream.readable and stream.writable
+        with pytest.raises(NotImplementedError):
+            await stream.send_eof()
+        await stream.send_all(b"still both ways")
+        assert await stream.receive_some() == b"still both ways"

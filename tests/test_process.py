@@ -45,20 +45,12 @@ async def test_run_process_exit_status_and_check():
 
 
 async def test_run_process_feeds_and_drains_at_once():
-    # The child copies each chunk of its stdin to stdout and to stderr as it
+    # tee copies each chunk of its stdin to stdout and to stderr as it
     # comes: 64 MiB each way, far more than the pipes hold, so feeding
     # without draining both outputs at once would deadlock.
-    code = (
-        "import sys\n"
-        "i, o, e = sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer\n"
-        "while True:\n"
-        "    b = i.read1(1 << 16)\n"
-        "    if not b: break\n"
-        "    o.write(b); e.write(b)\n"
-    )
     data = os.urandom(1 << 20) * 64
     done = await pystream.run_process(
-        [PY, "-c", code], input=data, capture_stdout=True, capture_stderr=True
+        ["tee", "/dev/stderr"], input=data, capture_stdout=True, capture_stderr=True
     )
     assert done.stdout == data and done.stderr == data
 
@@ -109,6 +101,65 @@ async def test_run_process_bad_input():
         await pystream.run_process(["cat"], input=b"", stdin=subprocess.DEVNULL)
     with pytest.raises(ValueError):
         await pystream.run_process(["cat"], capture_stdout=True, stdout=subprocess.DEVNULL)
+
+
+def test_run_process_refuses_pipes_nobody_would_serve():
+    for name in ("stdin", "stdout", "stderr"):
+        with pytest.raises(ValueError, match=f"{name}=PIPE"):
+            asyncio.run(pystream.run_process(["true"], **{name: subprocess.PIPE}))
+    assert not children()
+
+
+async def test_a_pystream_stream_is_refused_as_stdio():
+    r, w = await pystream.open_pipe()
+    async with r, w:
+        with pytest.raises(TypeError, match="os.pipe"):
+            await pystream.open_process(["true"], stdout=w)
+    assert not children()
+
+
+async def test_a_pipeline_through_an_os_pipe():
+    r, w = os.pipe()
+    try:
+        first = await pystream.open_process(["seq", "200000"], stdout=w)
+        second = await pystream.open_process(["wc", "-l"], stdin=r, stdout=subprocess.PIPE)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert (await second.stdout.read()).strip() == b"200000"
+    assert [await first.wait(), await second.wait()] == [0, 0]
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_inherited_fds_keep_their_blocking_mode():
+    # libuv makes a child's fd 0-2 blocking, on the open file description
+    # the parent shares; open_process puts the parent's mode back.
+    r, w = os.pipe()
+    try:
+        os.set_blocking(w, False)
+        await pystream.run_process(["true"], stdout=w)
+        assert not os.get_blocking(w)
+        os.set_blocking(r, False)
+        await pystream.run_process(["true"], stdin=r)
+        assert not os.get_blocking(r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_returncode_after_the_loop_closed():
+    loop = asyncio.new_event_loop()
+    try:
+        proc = loop.run_until_complete(pystream.open_process(["sleep", "100"]))
+        loop.run_until_complete(loop.shutdown_asyncgens())  # the bridge's teardown
+    finally:
+        loop.close()
+    # The teardown killed and reaped it.
+    assert proc.returncode == -signal.SIGKILL
+    assert proc.pid not in children()
+    del proc  # no "still running" warning (warnings are errors here)
+    gc.collect()
 
 
 # -- open_process -------------------------------------------------------------

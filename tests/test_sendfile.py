@@ -269,3 +269,25 @@ async def test_the_reading_path_holds_the_send_direction(tmp_path):
     assert await receive_n(b, 5) == b"after"
     await a.aclose()
     await b.aclose()
+
+
+async def test_a_file_sendfile_cannot_read_is_read_instead():
+    # /proc files are regular files that sendfile(2) refuses (EINVAL).
+    a, b = await make_pair("unix")
+    async with a, b:
+        with open("/proc/self/cmdline", "rb") as f:
+            expected = f.read()
+            sent = await a.send_file(f)
+        assert sent == len(expected) > 0
+        assert await receive_n(b, sent) == expected
+        await a.send_all(b"usable")  # nothing broke
+        assert await receive_n(b, 6) == b"usable"
+
+
+async def test_what_a_file_object_buffers_is_sent(tmp_path):
+    a, b = await make_pair("unix")
+    async with a, b:
+        with open(tmp_path / "f", "w+b") as f:
+            f.write(b"still in the buffer")  # not flushed
+            assert await a.send_file(f) == 19
+        assert await receive_n(b, 19) == b"still in the buffer"

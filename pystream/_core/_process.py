@@ -23,6 +23,7 @@ __all__ = ["CoreProcess"]
 
 # libuv's codes are minus errno on Unix.
 _UV_ESRCH = -errno.ESRCH
+_SIGKILL = 9
 
 
 class CoreProcess:
@@ -72,11 +73,15 @@ class CoreProcess:
 
     def _read_status(self) -> None:
         h = self._h
+        if self._status is None and h.ptr is None and h.bridge.closed:
+            # The loop's teardown (ps_loop_close) killed the child with
+            # SIGKILL and reaped it, its status gone with the C handle.
+            self._status = (0, _SIGKILL)
         if self._status is None and h.ptr is not None:
             code = ffi.new("long long *")
-            signal = ffi.new("int *")
-            if lib.ps_process_exit_status(h.ptr, code, signal):
-                self._status = (int(code[0]), int(signal[0]))
+            signum = ffi.new("int *")
+            if lib.ps_process_exit_status(h.ptr, code, signum):
+                self._status = (int(code[0]), int(signum[0]))
 
     def _on_exit(self, exited: asyncio.Future[Any]) -> None:
         """The child exited (or the loop closed): keep the status and
@@ -91,6 +96,16 @@ class CoreProcess:
         """(exit status, terminating signal or 0) once it exited, else None."""
         self._read_status()
         return self._status
+
+    @property
+    def known_status(self) -> Optional[tuple[int, int]]:
+        """The status if already read, without calling C (any thread)."""
+        return self._status
+
+    def check_loop(self) -> None:
+        """RuntimeError unless called from the loop that owns the child
+        (signals must not race its reaping, which runs in that loop)."""
+        self._h.bridge.check_loop()
 
     def kill(self, signum: int) -> bool:
         """Send signum; False if the child has exited (it is never sent to

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from .._binding import UV_EAGAIN, UV_ECANCELED, lib
 from .._errors import ConflictDetector
-from .._sendfile import FileRange, file_range
+from .._sendfile import FileRange, file_range, read_and_send
 from .._state import BREAK, EOF_SENT, OPEN, SEND_EOF, Direction
 from .._util import CHECKPOINT
 
@@ -24,6 +24,8 @@ __all__ = ["CSendingMixin"]
 _CHUNK = 1 << 30
 _YIELD_EVERY = 16 << 20
 _UV_EBUSY = -errno.EBUSY  # writes are still queued ahead of us
+# sendfile(2)'s answers for a file it cannot read from.
+_NOT_SENDFILE_ABLE = (-errno.EINVAL, -errno.ENOSYS, -errno.EOPNOTSUPP)
 
 
 async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
@@ -63,6 +65,10 @@ async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
             if n == _UV_EBUSY:  # send_all's queued rest goes first
                 await stream._wait_queued_writes()
                 continue
+            if n in _NOT_SENDFILE_ABLE and sent == 0:
+                # A file sendfile cannot read (many /proc files, some FUSE
+                # file systems): nothing went, so read it instead.
+                return await read_and_send(stream, stream._send_conflict, where)
             raise stream._broken_send(n)
     except asyncio.CancelledError:
         if sent:
