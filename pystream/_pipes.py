@@ -124,8 +124,16 @@ def pipe_stream(fd: int) -> PipeStream:
 
 
 async def open_pipe() -> tuple[PipeStream, PipeStream]:
-    """A new OS pipe: ``(receive_end, send_end)``."""
+    """A new OS pipe: ``(receive_end, send_end)``.  A checkpoint.
+
+    Raises:
+        OSError: out of file descriptors, say.
+
+    Cancellation:
+        Before the pipe is made: nothing happened.
+    """
     get_bridge()  # made (or failing) before any fd exists
+    await CHECKPOINT
     read_fd, write_fd = new_pipe()
     try:
         receive_end = pipe_stream(read_fd)
@@ -158,13 +166,24 @@ async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
     fd becomes non-blocking, and so does every descriptor sharing its open
     file description (a ``dup`` of it, or a parent's copy): wrap only a
     descriptor nobody else uses.  A regular file or a directory raises
-    ``ValueError`` (epoll cannot watch them), a bad fd ``OSError``.
+    ``ValueError`` (epoll cannot watch them), a bad fd ``OSError``.  A
+    checkpoint, before anything is adopted.
+
+    Raises:
+        TypeError, ValueError: not an fd, or not one epoll can watch; fd is
+            still the caller's.
+        OSError: fd is not open (EBADF); or adopting it failed, which
+            closed it.
+
+    Cancellation:
+        At its checkpoint, before adopting: fd is still the caller's.
     """
     if isinstance(fd, bool) or not isinstance(fd, int):
         raise TypeError(f"fd must be an int, not {type(fd).__name__}")
     if fd < 0:
         raise ValueError(f"fd must not be negative, not {fd}")
     get_bridge()
+    await CHECKPOINT  # (cancelled here, fd is still the caller's)
     mode = os.fstat(fd).st_mode
     if stat.S_ISSOCK(mode):
         sock = socket.socket(fileno=fd)

@@ -94,11 +94,16 @@ class Process(AsyncResource):
         return self.returncode
 
     async def wait(self) -> int:
-        """Wait for the child to exit and return its returncode.
+        """Wait for the child to exit and return its returncode.  A
+        checkpoint.
 
-        Cancel-safe: a cancelled wait changes nothing (wait again).  A
-        checkpoint.  ``ClosedResourceError`` if the event loop's pystream
-        bridge closes first (its teardown kills and reaps the child)."""
+        Raises:
+            pystream.ClosedResourceError: the event loop's pystream bridge
+                closed first (its teardown killed and reaped the child).
+
+        Cancellation:
+            Changes nothing: wait again (several tasks may wait at once).
+        """
         if self.returncode is None:
             await asyncio.shield(self._core.exited)
         else:
@@ -131,8 +136,16 @@ class Process(AsyncResource):
         return [p for p in (self.stdin, self.stdout, self.stderr) if p is not None]
 
     async def aclose(self) -> None:
-        """Close the pipes, then wait for the child to exit.  Cancelled (or
-        failing), it kills the child, reaps it and re-raises."""
+        """Close the pipes, then wait for the child to exit.  Idempotent.
+
+        Raises:
+            pystream.ClosedResourceError: as ``wait``.
+
+        Cancellation:
+            It kills the child (SIGKILL), waits (at most 5 s) for it to be
+            reaped, and re-raises; the C core reaps it even if that wait
+            is cut short.  The same if closing fails.
+        """
         try:
             for pipe in self._pipes():
                 await pipe.aclose()
@@ -248,17 +261,28 @@ async def open_process(
     env: Optional[Mapping[Any, Any]] = None,
     shell: bool = False,
 ) -> Process:
-    """Start a child process.
+    """Start a child process.  A checkpoint.
 
     ``args`` is a non-empty sequence (``args[0]`` is looked up in ``PATH``
     when it has no slash), or one command line with ``shell=True``.  Each
     of ``stdin``/``stdout``/``stderr``: None (inherited),
     ``subprocess.PIPE``, ``subprocess.DEVNULL``, an fd or an object with
-    ``fileno()``; ``stderr`` may be ``subprocess.STDOUT``.  Raises
-    ``FileNotFoundError`` for a missing program or ``cwd``,
-    ``PermissionError`` for one that cannot be run, ``TypeError`` or
-    ``ValueError`` for bad arguments; nothing is left behind then.  A
-    checkpoint.
+    ``fileno()`` (not a pystream stream, which has read ahead: connect two
+    children with an ``os.pipe()``); ``stderr`` may be
+    ``subprocess.STDOUT``.  The fds the child inherits keep their blocking
+    mode in this process.  libuv forks and execs the child, in this thread:
+    the loop waits for the exec (a large parent makes that slower).
+
+    Raises:
+        FileNotFoundError: no such program (``filename`` names it), or no
+            such ``cwd``.
+        PermissionError: the program cannot be run.
+        TypeError, ValueError: bad arguments.
+        OSError: the system refused (too many processes or fds, say).
+        In every case nothing is left running or open.
+
+    Cancellation:
+        At its checkpoint, before anything starts: nothing happened.
     """
     argv = _argv(args, shell)
     envp = _envp(env)
@@ -345,10 +369,17 @@ async def run_process(
     ``input`` (bytes) is fed to its stdin, which is then closed; captured
     outputs are read at the same time (a child that fills its pipes never
     deadlocks this), and a child that exits without reading all its input
-    is not an error.  ``check`` raises ``subprocess.CalledProcessError``
-    on a non-zero returncode.  Other options are ``open_process``'s.
-    Cancelled, it terminates the child, kills it after 5 s, reaps it and
-    re-raises.
+    is not an error.  Other options are ``open_process``'s, except
+    ``stdin``/``stdout``/``stderr=PIPE`` (use ``input``/``capture_*``).
+
+    Raises:
+        subprocess.CalledProcessError: ``check`` and a non-zero returncode
+            (with the captured output).
+        What ``open_process`` raises.
+
+    Cancellation:
+        It terminates the child (SIGTERM), kills it (SIGKILL) if it is
+        still there 5 s later, reaps it, and re-raises.
     """
     for name in ("stdin", "stdout", "stderr"):
         spec = options.get(name)

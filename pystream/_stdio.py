@@ -43,8 +43,17 @@ _READ_SIZE = 65536
 
 async def open_stdin() -> Union[PipeStream, ThreadFdStream]:
     """A receive stream over this process's fd 0 (see the module's notes:
-    the original descriptor is left open and in its mode)."""
-    return _open_std(0, writing=False)
+    the original descriptor is left open and in its mode).  A checkpoint.
+    What the stream reads ahead (up to 256 KiB) is no longer there for
+    ``input()`` or a child inheriting fd 0.
+
+    Raises:
+        OSError: fd 0 is closed (EBADF), or out of file descriptors.
+
+    Cancellation:
+        At its checkpoint, before anything is opened.
+    """
+    return await _open_std(0, writing=False)
 
 
 async def open_stdout() -> Union[PipeStream, ThreadFdStream]:
@@ -52,16 +61,17 @@ async def open_stdout() -> Union[PipeStream, ThreadFdStream]:
     first if ``print`` wrote to it.  ``send_eof`` (or ``aclose``) closes
     only this stream's descriptor: the reader sees EOF once fd 1 is closed
     too (at exit, say)."""
-    return _open_std(1, writing=True)
+    return await _open_std(1, writing=True)
 
 
 async def open_stderr() -> Union[PipeStream, ThreadFdStream]:
     """A send stream over this process's fd 2 (as ``open_stdout``)."""
-    return _open_std(2, writing=True)
+    return await _open_std(2, writing=True)
 
 
-def _open_std(fd: int, writing: bool) -> Union[PipeStream, ThreadFdStream]:
+async def _open_std(fd: int, writing: bool) -> Union[PipeStream, ThreadFdStream]:
     get_bridge()  # made (or failing) before any fd exists
+    await CHECKPOINT
     mode = os.fstat(fd).st_mode  # OSError (EBADF) if it is closed
     flags = (os.O_WRONLY if writing else os.O_RDONLY) | os.O_CLOEXEC | os.O_NONBLOCK
     path = None

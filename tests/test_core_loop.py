@@ -68,6 +68,7 @@ def test_asyncio_run_tears_the_bridge_down():
                 "listeners": 0,
                 "writes_pending": 0,
                 "bytes_buffered": 0,
+                "processes": 0,
             }
         finally:
             loop.close()

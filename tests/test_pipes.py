@@ -179,3 +179,19 @@ async def test_a_fifo_open_both_ways_has_no_half_close(tmp_path):
             await stream.send_eof()
         await stream.send_all(b"still both ways")
         assert await stream.receive_some() == b"still both ways"
+
+
+async def test_opening_is_a_checkpoint_that_leaves_nothing_when_cancelled():
+    from pystream.testing._check_kit import is_checkpoint
+
+    assert await is_checkpoint(pystream.open_pipe)
+    r, w = os.pipe()
+    try:
+        assert await is_checkpoint(lambda: pystream.wrap_fd(r))
+        os.fstat(r)  # still open: still the caller's
+    finally:
+        os.close(r)
+        os.close(w)
+    assert await is_checkpoint(pystream.open_stdin)
+    assert await is_checkpoint(lambda: pystream.open_process(["true"]))
+    # (The per-test check finds no fd, handle or child left behind.)

@@ -16,6 +16,8 @@ import pytest
 import pystream
 from pystream.testing import check_two_way_stream
 
+from helpers import wait_until
+
 PY = sys.executable
 
 
@@ -72,7 +74,7 @@ async def test_run_process_through_real_programs():
 
 async def test_run_process_cancelled_terminates_and_reaps(tmp_path):
     task = asyncio.ensure_future(pystream.run_process(["sleep", "100"]))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: children(), "the child to start")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -264,9 +266,10 @@ async def test_aclose_closes_pipes_then_waits():
 
 
 async def test_cancelled_aclose_kills_and_reaps():
-    proc = await pystream.open_process(["sh", "-c", "trap '' TERM; sleep 100"])
+    proc = await pystream.open_process(["sleep", "100"])
     closing = asyncio.ensure_future(proc.aclose())
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # it waits for the exit now (sleep never exits)
+    assert not closing.done()
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing

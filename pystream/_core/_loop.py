@@ -402,5 +402,6 @@ def counters(loop: Optional[asyncio.AbstractEventLoop] = None) -> dict[str, int]
             "listeners",
             "writes_pending",
             "bytes_buffered",
+            "processes",
         )
     }
