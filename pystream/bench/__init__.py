@@ -16,7 +16,9 @@ entry point), ``_catalog`` (the servers and the workloads), ``_build``
 servers and the load generator, cores, ``/proc``), ``_measure`` (one
 measurement, and the rounds of the whole run), ``_report`` (statistics,
 the table, the chart).  ``servers`` holds the Python servers, each run in
-its own process with ``python -m pystream.bench.servers``.
+its own process with ``python -m pystream.bench.servers``, and ``_floor``
+the floors: limits, not libraries, the thinnest echo with an asyncio task
+per connection, with and without a checkpoint before each send.
 
 Two more commands live here: ``pipes`` (``bench-pipes``: bytes through a
 child process) and ``sendfile`` (``bench-sendfile``: a server sending a

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 __all__ = [
     "BASELINE",
     "BULK_BYTE",
+    "FLOOR_OF",
+    "LIMITS",
     "MIB",
     "REFERENCE",
     "REQUIRES",
@@ -18,6 +20,8 @@ __all__ = [
 
 REFERENCE = "c-libuv"
 BASELINE = "asyncio-streams"
+FLOOR = "floor-checkpoint"
+FLOOR_UVLOOP = "floor-checkpoint-uvloop"
 SERVERS = [
     "pystream",
     "pystream-uvloop",
@@ -26,8 +30,34 @@ SERVERS = [
     "uvloop-streams",
     "uvloop-protocol",
     "trio",
+    "floor",
+    "floor-uvloop",
+    FLOOR,
+    FLOOR_UVLOOP,
     REFERENCE,
 ]
+
+# The servers that are limits, not libraries: what they show.  Reports
+# list them apart (the table under a heading of their own, the JSON's
+# "limits", the chart in grey).
+LIMITS = {
+    "floor": "the thinnest echo with an asyncio task per connection (pystream.bench._floor)",
+    "floor-uvloop": "the same on uvloop",
+    FLOOR: "the same with one bare yield before each send: the least a checkpoint costs",
+    FLOOR_UVLOOP: "the same on uvloop",
+    REFERENCE: "an echo server in C on the libuv pystream's core uses (refserver.c)",
+}
+
+# Each server on an asyncio loop, and the floor with a checkpoint on the
+# same loop: its ratio to that is the cost above its contract's least.
+FLOOR_OF = {
+    **dict.fromkeys(["pystream", "asyncio-streams", "asyncio-protocol", "floor", FLOOR], FLOOR),
+    **dict.fromkeys(
+        ["pystream-uvloop", "uvloop-streams", "uvloop-protocol", "floor-uvloop", FLOOR_UVLOOP],
+        FLOOR_UVLOOP,
+    ),
+}
+
 MIB = 1024 * 1024
 # Every byte a bulk source sends, and the load generator checks (loadgen.c).
 BULK_BYTE = b"x"
@@ -39,6 +69,8 @@ REQUIRES = {
     "uvloop-streams": "uvloop",
     "uvloop-protocol": "uvloop",
     "trio": "trio",
+    "floor-uvloop": "uvloop",
+    FLOOR_UVLOOP: "uvloop",
 }
 
 

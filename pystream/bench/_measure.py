@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
 from ._build import build, libuv_flags
-from ._catalog import MIB, WORKLOADS, Workload
+from ._catalog import LIMITS, MIB, WORKLOADS, Workload
 from ._processes import (
     Server,
     available_servers,
@@ -26,7 +26,7 @@ from ._processes import (
     rss_bytes,
     start_loadgen,
 )
-from ._report import summarize
+from ._report import ratios, summarize
 
 __all__ = [
     "Progress",
@@ -201,7 +201,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
                         shown = f"{sample['kib_per_connection']:.1f} KiB/connection"
                     samples[wl.name][kind].append(sample)
                     progress.step(
-                        f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<17} {shown}"
+                        f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<23} {shown}"
                     )
             for server in [*echo_servers.values(), *source_servers.values()]:
                 server.check_alive()
@@ -209,7 +209,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
         progress.finish()
         for server in [*echo_servers.values(), *source_servers.values()]:
             server.stop()
-    return {
+    result = {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": {
             "cpus": os.cpu_count(),
@@ -223,6 +223,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             "idle_connections": idle,
         },
         "skipped": skipped,
+        "limits": {k: LIMITS[k] for k in kinds if k in LIMITS},
         "workloads": {
             wl.name: {
                 "kind": wl.kind,
@@ -233,3 +234,5 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             for wl in settings.workloads
         },
     }
+    result["ratios"] = ratios(result)
+    return result

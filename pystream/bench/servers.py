@@ -10,12 +10,15 @@ the kernel copy (pystream's ``send_file``, asyncio's ``loop.sendfile``),
 and ``readfile``, pystream reading 256 KiB chunks and ``send_all``-ing each
 (``FILE_MODES`` says which kinds have which).  Each listens on 127.0.0.1
 port 0, prints ``READY <port>`` and serves until killed.  Every server is
-written the way its library's documentation shows, with 64 KiB reads.
+written the way its library's documentation shows, with 64 KiB reads; the
+``floor`` kinds are the limits of a task-per-connection design, not
+libraries (``_floor``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from typing import Any, Callable, Optional
 
@@ -218,6 +221,13 @@ def _trio_run(mode: str, path: Optional[str]) -> None:
     trio.run(main)
 
 
+# -- the floors (limits, not libraries) -----------------------------------
+async def _floor_main(mode: str, path: Optional[str], checkpoint: bool) -> None:
+    from ._floor import serve_floor
+
+    await serve_floor(mode, checkpoint, _ready)
+
+
 Runner = Callable[[str, Optional[str]], None]  # (mode, file)
 
 
@@ -241,6 +251,14 @@ KINDS: dict[str, Runner] = {
     "uvloop-streams": _asyncio_runner(_streams_main, uvloop=True),
     "uvloop-protocol": _asyncio_runner(_protocol_main, uvloop=True),
     "trio": _trio_run,
+    "floor": _asyncio_runner(functools.partial(_floor_main, checkpoint=False), uvloop=False),
+    "floor-uvloop": _asyncio_runner(functools.partial(_floor_main, checkpoint=False), uvloop=True),
+    "floor-checkpoint": _asyncio_runner(
+        functools.partial(_floor_main, checkpoint=True), uvloop=False
+    ),
+    "floor-checkpoint-uvloop": _asyncio_runner(
+        functools.partial(_floor_main, checkpoint=True), uvloop=True
+    ),
 }
 
 
