@@ -18,7 +18,9 @@ measurement, and the rounds of the whole run), ``_report`` (statistics,
 the table, the chart).  ``servers`` holds the Python servers, each run in
 its own process with ``python -m pystream.bench.servers``, and ``_floor``
 the floors: limits, not libraries, the thinnest echo with an asyncio task
-per connection, with and without a checkpoint before each send.
+per connection, with and without a checkpoint before each send.  The TLS
+workloads (``tls-1k``, ``tls-64k``, asked for by name) add ``_tls_servers``
+and the load generator's TLS client, ``loadgen_tls.c`` on OpenSSL.
 
 Two more commands live here: ``pipes`` (``bench-pipes``: bytes through a
 child process) and ``sendfile`` (``bench-sendfile``: a server sending a

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ALL_WORKLOADS",
     "BASELINE",
     "BULK_BYTE",
     "FLOOR_OF",
@@ -14,8 +15,11 @@ __all__ = [
     "REFERENCE",
     "REQUIRES",
     "SERVERS",
+    "TLS_SERVERS",
+    "TLS_WORKLOADS",
     "WORKLOADS",
     "Workload",
+    "servers_for",
 ]
 
 REFERENCE = "c-libuv"
@@ -58,6 +62,9 @@ FLOOR_OF = {
     ),
 }
 
+# The servers with a TLS echo (pystream.bench._tls_servers).
+TLS_SERVERS = ["pystream", "pystream-uvloop", "asyncio-streams", "uvloop-streams", "trio"]
+
 MIB = 1024 * 1024
 # Every byte a bulk source sends, and the load generator checks (loadgen.c).
 BULK_BYTE = b"x"
@@ -80,6 +87,7 @@ class Workload:
     kind: str  # "echo", "bulk" or "idle"
     connections: int = 1
     size: int = 0  # echo: bytes per request
+    tls: bool = False  # echo over TLS (TLS_SERVERS only)
 
 
 WORKLOADS = [
@@ -89,3 +97,20 @@ WORKLOADS = [
     Workload("bulk one-way", "bulk"),
     Workload("idle connections", "idle"),
 ]
+# Not in the default run: asked for by name (--workloads tls-1k,tls-64k).
+TLS_WORKLOADS = [
+    Workload("TLS 100 x 1 KiB", "echo", 100, 1024, tls=True),
+    Workload("TLS 10 x 64 KiB", "echo", 10, 64 * 1024, tls=True),
+]
+# Every workload, by its name on the command line.
+ALL_WORKLOADS = dict(
+    zip(
+        ["echo-1k", "ping-pong", "echo-64k", "bulk", "idle", "tls-1k", "tls-64k"],
+        [*WORKLOADS, *TLS_WORKLOADS],
+    )
+)
+
+
+def servers_for(workload: Workload, kinds: list[str]) -> list[str]:
+    """The servers of kinds that run workload, in the same order."""
+    return [k for k in kinds if k in TLS_SERVERS] if workload.tls else list(kinds)

@@ -10,7 +10,7 @@ import shutil
 import sys
 from typing import Any
 
-from ._catalog import MIB, SERVERS, WORKLOADS
+from ._catalog import ALL_WORKLOADS, MIB, SERVERS, WORKLOADS
 from ._measure import Settings, run_benchmark
 from ._report import format_table, plot
 
@@ -33,15 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle", type=int, help="idle connections (default 10000; quick 1000)")
     parser.add_argument("--servers", help=f"comma-separated subset of: {','.join(SERVERS)}")
     parser.add_argument(
-        "--workloads", help="comma-separated subset of: echo-1k,ping-pong,echo-64k,bulk,idle"
+        "--workloads",
+        help="comma-separated, of: echo-1k,ping-pong,echo-64k,bulk,idle (the default set) "
+        "and tls-1k,tls-64k (TLS echo, needs libssl-dev and openssl)",
     )
     parser.add_argument(
         "--json", metavar="FILE", help="also write the results as JSON ('-': stdout, no table)"
     )
     parser.add_argument("--plot", metavar="FILE.png", help="also draw a chart (needs matplotlib)")
-
-
-_WORKLOAD_NAMES = dict(zip(["echo-1k", "ping-pong", "echo-64k", "bulk", "idle"], WORKLOADS))
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -59,12 +58,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     workloads = list(WORKLOADS)
     if args.workloads:
         names = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        unknown = [w for w in names if w not in _WORKLOAD_NAMES]
+        unknown = [w for w in names if w not in ALL_WORKLOADS]
         if unknown:
             raise SystemExit(
-                f"bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(_WORKLOAD_NAMES)}"
+                f"bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL_WORKLOADS)}"
             )
-        workloads = [_WORKLOAD_NAMES[w] for w in names]
+        workloads = [ALL_WORKLOADS[w] for w in names]
     settings = Settings(
         servers=servers,
         rounds=pick(args.rounds, 5, 2),

@@ -2,19 +2,22 @@
 (the load generator's measuring window, the server's CPU time or memory
 around it), and the whole run: every server, warmed up, in interleaved
 rounds, with progress on stderr, summed up as the result that the report
-and ``--json`` show."""
+and ``--json`` show.  The TLS workloads add a certificate made for the run
+and the load generator's TLS build, only when they are asked for."""
 
 from __future__ import annotations
 
 import os
 import platform
 import resource
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
-from ._build import build, libuv_flags
-from ._catalog import LIMITS, MIB, WORKLOADS, Workload
+from ._build import build, build_tls_loadgen, libuv_flags
+from ._catalog import LIMITS, MIB, TLS_WORKLOADS, WORKLOADS, Workload, servers_for
 from ._processes import (
     Server,
     available_servers,
@@ -27,6 +30,7 @@ from ._processes import (
     start_loadgen,
 )
 from ._report import ratios, summarize
+from ._tls_servers import make_certificate
 
 __all__ = [
     "Progress",
@@ -45,9 +49,10 @@ __all__ = [
 def measure_echo(
     loadgen: str, server: Server, wl: Workload, seconds: float, cpu: Optional[int]
 ) -> dict[str, float]:
+    mode = "tls-echo" if wl.tls else "echo"
     proc = start_loadgen(
         loadgen,
-        ["echo", "127.0.0.1", str(server.port), str(wl.connections), str(wl.size), str(seconds)],
+        [mode, "127.0.0.1", str(server.port), str(wl.connections), str(wl.size), str(seconds)],
         cpu,
     )
     expect_mark(proc, "W", server.kind)
@@ -147,9 +152,58 @@ class Progress:
             self.stream.flush()
 
 
+class _Servers:
+    """The server processes of a run: per mode ("echo", "source",
+    "tls-echo"), the kinds that serve it; stopped together."""
+
+    def __init__(self, refserver: Optional[str], cpu: Optional[int]) -> None:
+        self.refserver = refserver
+        self.cpu = cpu
+        self.by_mode: dict[str, dict[str, Server]] = {}
+
+    def start(self, mode: str, kinds: list[str], args: tuple[str, ...] = ()) -> None:
+        servers = self.by_mode.setdefault(mode, {})
+        for kind in kinds:
+            servers[kind] = Server(kind, mode, self.refserver, self.cpu, args)
+
+    def __getitem__(self, mode: str) -> dict[str, Server]:
+        return self.by_mode[mode]
+
+    def all(self) -> list[Server]:
+        return [s for servers in self.by_mode.values() for s in servers.values()]
+
+
+def _measure_one(
+    wl: Workload,
+    kind: str,
+    settings: Settings,
+    servers: _Servers,
+    loadgens: dict[str, str],
+    idle: int,
+    cpus: tuple[Optional[int], Optional[int]],
+) -> tuple[dict[str, float], str]:
+    """One sample of kind under wl, and how to show it in the progress."""
+    if wl.kind == "echo":
+        mode = "tls-echo" if wl.tls else "echo"
+        sample = measure_echo(loadgens[mode], servers[mode][kind], wl, settings.seconds, cpus[1])
+        return sample, (
+            f"{sample['requests_per_s']:,.0f} req/s, {sample['cpu_us_per_request']:.1f} us CPU/req"
+        )
+    if wl.kind == "bulk":
+        sample = measure_bulk(
+            loadgens["echo"], servers["source"][kind], settings.bulk_bytes, cpus[1]
+        )
+        return sample, f"{sample['mb_per_s']:,.0f} MB/s"
+    sample = measure_idle(loadgens["echo"], kind, servers.refserver, idle, cpus)
+    return sample, f"{sample['kib_per_connection']:.1f} KiB/connection"
+
+
 def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any]:
     raise_fd_limit()
-    loadgen = build("loadgen", [])
+    loadgens = {"echo": build("loadgen", [])}
+    tls = any(wl.tls for wl in settings.workloads)
+    if tls:
+        loadgens["tls-echo"] = build_tls_loadgen()
     refserver: Optional[str] = None
     refserver_error: Optional[str] = None
     try:
@@ -159,56 +213,57 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
     kinds, skipped = available_servers(settings.servers, refserver_error)
     if not kinds:
         raise RuntimeError("no server to measure")
+    runs = {wl.name: servers_for(wl, kinds) for wl in settings.workloads}
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     idle = min(settings.idle_connections, max(0, soft_limit - 200))
     cpus = pick_cpus()
-    per_round = len(kinds) * len(settings.workloads)
-    progress = Progress(progress_stream, per_round * settings.rounds)
+    progress = Progress(progress_stream, sum(map(len, runs.values())) * settings.rounds)
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
-        wl.name: {k: [] for k in kinds} for wl in settings.workloads
+        wl.name: {k: [] for k in runs[wl.name]} for wl in settings.workloads
     }
-    echo_servers: dict[str, Server] = {}
-    source_servers: dict[str, Server] = {}
+    servers = _Servers(refserver, cpus[0])
+    certificates = tempfile.mkdtemp(prefix="pystream-bench-") if tls else None
+    # Each mode's servers, in the order of kinds: only those a workload uses.
+    plain_kinds = kinds if any(not wl.tls for wl in settings.workloads) else []
+    tls_kinds = [
+        k for k in kinds if any(wl.tls and k in runs[wl.name] for wl in settings.workloads)
+    ]
     try:
-        for kind in kinds:
-            echo_servers[kind] = Server(kind, "echo", refserver, cpus[0])
-            source_servers[kind] = Server(kind, "source", refserver, cpus[0])
+        servers.start("echo", plain_kinds)
+        if any(wl.kind == "bulk" for wl in settings.workloads):
+            servers.start("source", plain_kinds)
+        if certificates is not None:
+            servers.start("tls-echo", tls_kinds, make_certificate(certificates))
         # One untimed run per server first: a server's first burst of
         # connections (and, on PyPy, the JIT's warm-up) is slower than the
         # rest, and with few rounds that would move the median.  Half a
         # second however short the measured windows: PyPy compiling can
         # stall a server for longer than a short window.
         progress_stream.write("warming up the servers...\n")
-        for kind in kinds:
-            measure_echo(loadgen, echo_servers[kind], WORKLOADS[0], 0.5, cpus[1])
+        for kind in plain_kinds:
+            measure_echo(loadgens["echo"], servers["echo"][kind], WORKLOADS[0], 0.5, cpus[1])
+        for kind in tls_kinds:
+            server = servers["tls-echo"][kind]
+            measure_echo(loadgens["tls-echo"], server, TLS_WORKLOADS[0], 0.5, cpus[1])
         for rnd in range(settings.rounds):
-            # Rotate who goes first, so no server always follows the same one.
-            order = kinds[rnd % len(kinds) :] + kinds[: rnd % len(kinds)]
             for wl in settings.workloads:
-                for kind in order:
-                    if wl.kind == "echo":
-                        sample = measure_echo(
-                            loadgen, echo_servers[kind], wl, settings.seconds, cpus[1]
-                        )
-                        shown = f"{sample['requests_per_s']:,.0f} req/s, {sample['cpu_us_per_request']:.1f} us CPU/req"
-                    elif wl.kind == "bulk":
-                        sample = measure_bulk(
-                            loadgen, source_servers[kind], settings.bulk_bytes, cpus[1]
-                        )
-                        shown = f"{sample['mb_per_s']:,.0f} MB/s"
-                    else:
-                        sample = measure_idle(loadgen, kind, refserver, idle, cpus)
-                        shown = f"{sample['kib_per_connection']:.1f} KiB/connection"
+                # Rotate who goes first, so no server always follows the same one.
+                here = runs[wl.name]
+                first = rnd % len(here) if here else 0
+                for kind in here[first:] + here[:first]:
+                    sample, shown = _measure_one(wl, kind, settings, servers, loadgens, idle, cpus)
                     samples[wl.name][kind].append(sample)
                     progress.step(
                         f"round {rnd + 1}/{settings.rounds}  {wl.name:<20} {kind:<23} {shown}"
                     )
-            for server in [*echo_servers.values(), *source_servers.values()]:
+            for server in servers.all():
                 server.check_alive()
     finally:
         progress.finish()
-        for server in [*echo_servers.values(), *source_servers.values()]:
+        for server in servers.all():
             server.stop()
+        if certificates is not None:
+            shutil.rmtree(certificates, ignore_errors=True)
     result = {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": {
@@ -223,10 +278,11 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             "idle_connections": idle,
         },
         "skipped": skipped,
-        "limits": {k: LIMITS[k] for k in kinds if k in LIMITS},
+        "limits": {k: LIMITS[k] for k in [*plain_kinds, *tls_kinds] if k in LIMITS},
         "workloads": {
             wl.name: {
                 "kind": wl.kind,
+                "tls": wl.tls,
                 "connections": wl.connections if wl.kind != "idle" else idle,
                 "size": wl.size,
                 "servers": {k: summarize(v) for k, v in samples[wl.name].items()},

@@ -6,6 +6,8 @@
  *       read them to the end
  *   loadgen idle HOST PORT CONNS                open CONNS connections, one
  *       1-byte echo each, then hold them until stdin closes
+ *   loadgen tls-echo HOST PORT CONNS SIZE SECONDS   echo over TLS (only in
+ *       the build with -DLOADGEN_TLS and loadgen_tls.c, on OpenSSL)
  *
  * Protocol on stdout, so the caller can sample the server at the right
  * moments: "W" when the measured window starts, "E" when it ends (echo and
@@ -43,8 +45,23 @@
  * refserver.c). */
 #define BULK_BYTE 'x'
 
+/* The TLS side (loadgen_tls.c), in the build that has it: a client
+ * context, a blocking handshake on a connected socket, then non-blocking
+ * reads and writes that return -1 with errno EAGAIN when the socket must
+ * be waited for, and a close that sends close_notify. */
+struct ssl_st;
+#ifdef LOADGEN_TLS
+void tls_init(void);
+struct ssl_st *tls_connect(int fd);
+ssize_t tls_send(struct ssl_st *tls, const char *buf, size_t len);
+ssize_t tls_recv(struct ssl_st *tls, char *buf, size_t len);
+int tls_pending(struct ssl_st *tls);
+void tls_close(struct ssl_st *tls);
+#endif
+
 typedef struct {
     int fd;
+    struct ssl_st *tls; /* NULL: plain TCP */
     size_t to_send;  /* bytes of the current request still to write */
     size_t received; /* bytes of the current reply read so far */
     size_t phase;    /* where in the pattern the current request starts */
@@ -118,11 +135,37 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Send or receive on c, over TLS when it has it: what the socket calls
+ * return (-1 with errno EAGAIN: wait for the socket). */
+static ssize_t conn_send(conn_t *c, const char *buf, size_t len) {
+#ifdef LOADGEN_TLS
+    if (c->tls) return tls_send(c->tls, buf, len);
+#endif
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv(conn_t *c, char *buf, size_t len) {
+#ifdef LOADGEN_TLS
+    if (c->tls) return tls_recv(c->tls, buf, len);
+#endif
+    return recv(c->fd, buf, len, 0);
+}
+
+/* Whether c holds bytes already read from its socket and not yet returned
+ * (TLS reads ahead; epoll says nothing more about those). */
+static int conn_pending(conn_t *c) {
+#ifdef LOADGEN_TLS
+    if (c->tls) return tls_pending(c->tls);
+#endif
+    (void)c;
+    return 0;
+}
+
 /* Write what is left of c's request; 1 if it all went, 0 if the socket is
  * full. */
 static int push(conn_t *c, const char *request, size_t size) {
     while (c->to_send) {
-        ssize_t n = send(c->fd, request + (size - c->to_send), c->to_send, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, request + (size - c->to_send), c->to_send);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) return 0;
             die("send");
@@ -132,110 +175,144 @@ static int push(conn_t *c, const char *request, size_t size) {
     return 1;
 }
 
+/* One echo run: the connections, the pattern they send, and the counts. */
+typedef struct {
+    conn_t *conns;
+    char *pattern;
+    size_t size;
+    int ep;
+    int in_window, done, outstanding;
+    long long window_requests, total_requests;
+    double *samples;
+    size_t nsamples;
+} echo_run_t;
+
+/* The next request on c, or a wait for the socket to take it. */
+static void send_request(echo_run_t *r, conn_t *c) {
+    if (!push(c, r->pattern + c->phase, r->size)) watch(r->ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
+}
+
+/* Read what c has, check it against the request it answers, count the
+ * replies that complete, and send the next request after each. */
+static void read_replies(echo_run_t *r, conn_t *c, double t) {
+    do {
+        ssize_t got = conn_recv(c, scratch, SCRATCH);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EINTR) return;
+            die("recv");
+        }
+        if (got == 0) {
+            fprintf(stderr, "loadgen: the server closed a connection\n");
+            exit(2);
+        }
+        if ((size_t)got > r->size - c->received) {
+            fprintf(stderr, "loadgen: wrong bytes from the server: more came back than were sent\n");
+            exit(3);
+        }
+        const char *want = r->pattern + c->phase + c->received;
+        if (memcmp(scratch, want, (size_t)got)) {
+            char what[96];
+            snprintf(what, sizeof what, "connection %d, request %lld of %zu bytes",
+                     (int)(c - r->conns), c->index, r->size);
+            mismatch(what, scratch, want, (size_t)got, c->received);
+        }
+        c->received += (size_t)got;
+        if (c->received < r->size) continue;
+        c->received = 0;
+        c->index++;
+        c->phase = (c->phase + 1) % PERIOD;
+        r->total_requests++;
+        if (r->in_window && !r->done) {
+            r->window_requests++;
+            if (r->nsamples < MAX_SAMPLES) r->samples[r->nsamples++] = t - c->started;
+        }
+        if (r->done) {
+            r->outstanding--;
+            return;
+        }
+        c->to_send = r->size;
+        c->started = t;
+        send_request(r, c);
+    } while (conn_pending(c));
+}
+
 static int run_echo(const char *host, const char *port, int nconns, size_t size,
-                    double seconds) {
+                    double seconds, int tls) {
     /* Request k of connection i is size bytes of pattern from phase
      * (i + k) % PERIOD: the buffer holds every phase's request. */
-    char *pattern = malloc(size + PERIOD);
-    conn_t *conns = calloc((size_t)nconns, sizeof *conns);
-    double *samples = malloc(MAX_SAMPLES * sizeof *samples);
-    if (!pattern || !conns || !samples) die("malloc");
+    echo_run_t r = {.size = size, .outstanding = nconns};
+    r.pattern = malloc(size + PERIOD);
+    r.conns = calloc((size_t)nconns, sizeof *r.conns);
+    r.samples = malloc(MAX_SAMPLES * sizeof *r.samples);
+    if (!r.pattern || !r.conns || !r.samples) die("malloc");
     for (size_t j = 0; j < size + PERIOD; j++) /* 1 to PERIOD: no zero byte */
-        pattern[j] = (char)(unsigned char)(1 + j % PERIOD);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) die("epoll_create1");
+        r.pattern[j] = (char)(unsigned char)(1 + j % PERIOD);
+    r.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (r.ep < 0) die("epoll_create1");
+#ifdef LOADGEN_TLS
+    if (tls) tls_init();
+#endif
     for (int i = 0; i < nconns; i++) {
-        conns[i].fd = connect_to(host, port);
-        set_nonblocking(conns[i].fd);
-        watch(ep, EPOLL_CTL_ADD, &conns[i], EPOLLIN);
+        conn_t *c = &r.conns[i];
+        c->fd = connect_to(host, port);
+#ifdef LOADGEN_TLS
+        if (tls) c->tls = tls_connect(c->fd); /* the handshake, blocking */
+#endif
+        set_nonblocking(c->fd);
+        watch(r.ep, EPOLL_CTL_ADD, c, EPOLLIN);
     }
+    (void)tls;
     double warmup = seconds / 5 < 0.3 ? seconds / 5 : 0.3;
     double start = now(), window_start = start + warmup, end = window_start + seconds;
-    int in_window = 0, done = 0;
-    long long window_requests = 0, total_requests = 0;
-    size_t nsamples = 0;
     for (int i = 0; i < nconns; i++) {
-        conn_t *c = &conns[i];
+        conn_t *c = &r.conns[i];
         c->to_send = size;
         c->phase = (size_t)i % PERIOD;
         c->started = now();
-        if (!push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
+        send_request(&r, c);
     }
     struct epoll_event events[256];
-    int outstanding = nconns;
-    while (outstanding > 0) {
-        int n = epoll_wait(ep, events, 256, 1000);
+    while (r.outstanding > 0) {
+        int n = epoll_wait(r.ep, events, 256, 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
             die("epoll_wait");
         }
         double t = now();
-        if (!in_window && t >= window_start) {
-            in_window = 1;
+        if (!r.in_window && t >= window_start) {
+            r.in_window = 1;
             say("W");
         }
-        if (!done && t >= end) {
-            done = 1;
+        if (!r.done && t >= end) {
+            r.done = 1;
             say("E");
         }
         for (int k = 0; k < n; k++) {
             conn_t *c = events[k].data.ptr;
-            if (events[k].events & EPOLLOUT) {
-                if (push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN);
-            }
-            if (!(events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
-            ssize_t got = recv(c->fd, scratch, SCRATCH, 0);
-            if (got < 0) {
-                if (errno == EAGAIN || errno == EINTR) continue;
-                die("recv");
-            }
-            if (got == 0) {
-                fprintf(stderr, "loadgen: the server closed a connection\n");
-                exit(2);
-            }
-            if ((size_t)got > size - c->received) {
-                fprintf(stderr,
-                        "loadgen: wrong bytes from the server: more came back than were sent\n");
-                exit(3);
-            }
-            const char *want = pattern + c->phase + c->received;
-            if (memcmp(scratch, want, (size_t)got)) {
-                char what[96];
-                snprintf(what, sizeof what, "connection %d, request %lld of %zu bytes",
-                         (int)(c - conns), c->index, size);
-                mismatch(what, scratch, want, (size_t)got, c->received);
-            }
-            c->received += (size_t)got;
-            if (c->received < size) continue;
-            c->received = 0;
-            c->index++;
-            c->phase = (c->phase + 1) % PERIOD;
-            total_requests++;
-            if (in_window && !done) {
-                window_requests++;
-                if (nsamples < MAX_SAMPLES) samples[nsamples++] = t - c->started;
-            }
-            if (done) {
-                outstanding--;
-                continue;
-            }
-            c->to_send = size;
-            c->started = t;
-            if (!push(c, pattern + c->phase, size)) watch(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLOUT);
+            /* A TLS write may have waited for a read, too: retry it on
+             * either event. */
+            if (c->to_send && push(c, r.pattern + c->phase, size))
+                watch(r.ep, EPOLL_CTL_MOD, c, EPOLLIN);
+            if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_replies(&r, c, t);
         }
     }
-    qsort(samples, nsamples, sizeof *samples, cmp_double);
-    double p50 = nsamples ? samples[nsamples / 2] : 0;
-    double p99 = nsamples ? samples[(size_t)((double)nsamples * 0.99)] : 0;
+    qsort(r.samples, r.nsamples, sizeof *r.samples, cmp_double);
+    double p50 = r.nsamples ? r.samples[r.nsamples / 2] : 0;
+    double p99 = r.nsamples ? r.samples[(size_t)((double)r.nsamples * 0.99)] : 0;
     printf("{\"requests\": %lld, \"total_requests\": %lld, \"seconds\": %.6f, "
            "\"bytes\": %lld, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
-           window_requests, total_requests, seconds, window_requests * (long long)size * 2,
-           p50 * 1e6, p99 * 1e6);
-    for (int i = 0; i < nconns; i++) close(conns[i].fd);
-    close(ep);
-    free(pattern);
-    free(conns);
-    free(samples);
+           r.window_requests, r.total_requests, seconds,
+           r.window_requests * (long long)size * 2, p50 * 1e6, p99 * 1e6);
+    for (int i = 0; i < nconns; i++) {
+#ifdef LOADGEN_TLS
+        if (r.conns[i].tls) tls_close(r.conns[i].tls);
+#endif
+        close(r.conns[i].fd);
+    }
+    close(r.ep);
+    free(r.pattern);
+    free(r.conns);
+    free(r.samples);
     return 0;
 }
 
@@ -295,7 +372,11 @@ static int run_idle(const char *host, const char *port, int nconns) {
 
 int main(int argc, char **argv) {
     if (argc == 7 && !strcmp(argv[1], "echo"))
-        return run_echo(argv[2], argv[3], atoi(argv[4]), (size_t)atol(argv[5]), atof(argv[6]));
+        return run_echo(argv[2], argv[3], atoi(argv[4]), (size_t)atol(argv[5]), atof(argv[6]), 0);
+#ifdef LOADGEN_TLS
+    if (argc == 7 && !strcmp(argv[1], "tls-echo"))
+        return run_echo(argv[2], argv[3], atoi(argv[4]), (size_t)atol(argv[5]), atof(argv[6]), 1);
+#endif
     if (argc == 5 && !strcmp(argv[1], "bulk"))
         return run_bulk(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "idle"))
@@ -303,6 +384,10 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: loadgen echo HOST PORT CONNS SIZE SECONDS\n"
             "       loadgen bulk HOST PORT BYTES\n"
-            "       loadgen idle HOST PORT CONNS\n");
+            "       loadgen idle HOST PORT CONNS\n"
+#ifdef LOADGEN_TLS
+            "       loadgen tls-echo HOST PORT CONNS SIZE SECONDS\n"
+#endif
+    );
     return 2;
 }

@@ -1,6 +1,7 @@
 """The benchmark's Python servers, one per process:
 
     python -m pystream.bench.servers KIND MODE [FILE]
+    python -m pystream.bench.servers KIND tls-echo CERT KEY
 
 KIND is one of ``KINDS``; MODE is ``echo`` (write back what is read) or
 ``source`` (read an 8-byte big-endian count, send that many bytes in 64 KiB
@@ -8,9 +9,11 @@ KIND is one of ``KINDS``; MODE is ``echo`` (write back what is read) or
 send that many of its bytes, fewer if it is shorter, close): ``sendfile``,
 the kernel copy (pystream's ``send_file``, asyncio's ``loop.sendfile``),
 and ``readfile``, pystream reading 256 KiB chunks and ``send_all``-ing each
-(``FILE_MODES`` says which kinds have which).  Each listens on 127.0.0.1
-port 0, prints ``READY <port>`` and serves until killed.  Every server is
-written the way its library's documentation shows, with 64 KiB reads; the
+(``FILE_MODES`` says which kinds have which).  ``tls-echo`` echoes over TLS
+with the certificate and key in CERT and KEY (PEM files); ``TLS_KINDS`` has
+the kinds that do (``_tls_servers``).  Each listens on 127.0.0.1 port 0,
+prints ``READY <port>`` and serves until killed.  Every server is written
+the way its library's documentation shows, with 64 KiB reads; the
 ``floor`` kinds are the limits of a task-per-connection design, not
 libraries (``_floor``).
 """
@@ -21,6 +24,8 @@ import asyncio
 import functools
 import sys
 from typing import Any, Callable, Optional
+
+from ._catalog import TLS_SERVERS
 
 CHUNK = 65536
 PAYLOAD = b"x" * CHUNK
@@ -262,6 +267,41 @@ KINDS: dict[str, Runner] = {
 }
 
 
+# -- TLS (tls-echo CERT KEY) -----------------------------------------------
+TLSRunner = Callable[[str, str], None]  # (certificate file, key file)
+
+
+def _tls_on_asyncio(
+    serve: Callable[[str, str, Callable[[int], None]], Any], uvloop: bool
+) -> TLSRunner:
+    def run(cert: str, key: str) -> None:
+        _asyncio_runner(lambda mode, path: serve(cert, key, _ready), uvloop)("tls-echo", None)
+
+    return run
+
+
+def _tls_on_trio(cert: str, key: str) -> None:
+    from ._tls_servers import run_trio_tls
+
+    run_trio_tls(cert, key, _ready)
+
+
+def _tls_kinds() -> dict[str, TLSRunner]:
+    from ._tls_servers import serve_asyncio_streams_tls, serve_pystream_tls
+
+    return {
+        "pystream": _tls_on_asyncio(serve_pystream_tls, uvloop=False),
+        "pystream-uvloop": _tls_on_asyncio(serve_pystream_tls, uvloop=True),
+        "asyncio-streams": _tls_on_asyncio(serve_asyncio_streams_tls, uvloop=False),
+        "uvloop-streams": _tls_on_asyncio(serve_asyncio_streams_tls, uvloop=True),
+        "trio": _tls_on_trio,
+    }
+
+
+# The kinds with a tls-echo mode: those of _tls_kinds().
+TLS_KINDS = TLS_SERVERS
+
+
 # The modes that send a file, and the kinds that have each.
 FILE_MODES = {
     "sendfile": ["pystream", "pystream-uvloop", "asyncio-streams", "uvloop-streams"],
@@ -273,15 +313,21 @@ def main() -> None:
     args = sys.argv[1:]
     plain = len(args) == 2 and args[0] in KINDS and args[1] in ("echo", "source")
     with_file = len(args) == 3 and args[0] in FILE_MODES.get(args[1], [])
-    if not (plain or with_file):
+    tls = len(args) == 4 and args[0] in TLS_KINDS and args[1] == "tls-echo"
+    if not (plain or with_file or tls):
         raise SystemExit(
             f"usage: python -m pystream.bench.servers {{{','.join(KINDS)}}} echo|source\n"
             "       python -m pystream.bench.servers KIND sendfile|readfile FILE  "
             f"(sendfile: {', '.join(FILE_MODES['sendfile'])}; "
-            f"readfile: {', '.join(FILE_MODES['readfile'])})"
+            f"readfile: {', '.join(FILE_MODES['readfile'])})\n"
+            "       python -m pystream.bench.servers KIND tls-echo CERT KEY  "
+            f"({', '.join(TLS_KINDS)})"
         )
     try:
-        KINDS[args[0]](args[1], args[2] if len(args) == 3 else None)
+        if tls:
+            _tls_kinds()[args[0]](args[2], args[3])
+        else:
+            KINDS[args[0]](args[1], args[2] if len(args) == 3 else None)
     except KeyboardInterrupt:
         pass
 
