@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import json
 import math
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from pystream.bench import KEY_FIGURE, SERVERS, build, format_table, ratios
 from pystream.bench import sendfile as bench_sendfile
+from pystream.bench._catalog import FLOOR_OF, LIMITS, TLS_SERVERS
 
 from helpers import exit_report
 
@@ -81,6 +83,109 @@ def test_bench_rejects_unknown_names():
     assert done.returncode > 0 and "unknown workload" in done.stderr, exit_report(done)
 
 
+FLOORS = ["floor", "floor-uvloop", "floor-checkpoint", "floor-checkpoint-uvloop"]
+
+
+def check_summaries(result, servers):
+    """Every workload ran every server asked for (or said why not), with
+    two finite samples each; returns the servers that ran."""
+    ran = set()
+    for name, wl in result["workloads"].items():
+        assert set(wl["servers"]) | set(result["skipped"]) >= set(servers), name
+        key, _ = KEY_FIGURE[wl["kind"]]
+        for server, summary in wl["servers"].items():
+            assert len(summary["samples"]) == 2, (name, server)
+            for figures in (summary["median"], summary["min"], summary["max"]):
+                assert all(math.isfinite(v) for v in figures.values()), (name, server)
+            assert summary["min"][key] <= summary["median"][key] <= summary["max"][key]
+            if wl["kind"] != "idle":
+                assert summary["median"][key] > 0, (name, server)
+            ran.add(server)
+    return ran
+
+
+def test_bench_floors_are_limits_with_ratios_to_them():
+    servers = ["pystream", "pystream-uvloop", *FLOORS]
+    done = run_bench("--servers", ",".join(servers), "--json", "-")
+    assert done.returncode == 0, exit_report(done)
+    result = json.loads(done.stdout)
+    # Every default workload, the floors included: the load generator
+    # checked every byte of each echo and bulk transfer.
+    assert len(result["workloads"]) == 5
+    ran = check_summaries(result, servers)
+    assert {"pystream", "floor", "floor-checkpoint"} <= ran
+    assert set(result["limits"]) == ran & set(FLOORS)
+    assert all(result["limits"][k] == LIMITS[k] for k in result["limits"])
+    rel = result["ratios"]
+    assert rel == ratios(result)
+    for name, wl in result["workloads"].items():
+        for server in wl["servers"]:
+            floor = FLOOR_OF[server]
+            if wl["kind"] == "echo" and floor in wl["servers"]:
+                cpu = wl["servers"][server]["median"]["cpu_us_per_request"]
+                floor_cpu = wl["servers"][floor]["median"]["cpu_us_per_request"]
+                assert rel[name][server]["vs_floor"] == pytest.approx(cpu / floor_cpu)
+            else:
+                assert "vs_floor" not in rel[name][server], (name, server)
+    assert rel["100 x 1 KiB"]["floor-checkpoint"]["vs_floor"] == pytest.approx(1.0)
+    # The table lists the limits after the libraries, under their heading.
+    table = format_table(result)
+    section = table.split("100 x 1 KiB  (echo")[1].split("\n\n")[0]
+    assert "xfloor" in section
+    libraries, limits = section.split("-\n")[-1].split("limits, not libraries:")
+    libraries, limits = (
+        [row.split()[0] for row in part.strip().splitlines()] for part in (libraries, limits)
+    )
+    assert "pystream" in libraries and not any(k.startswith("floor") for k in libraries)
+    assert "floor-checkpoint" in limits and not any(k.startswith("pystream") for k in limits)
+
+
+def test_bench_tls_workloads():
+    done = run_bench(
+        "--servers",
+        ",".join(["floor", *TLS_SERVERS]),
+        "--workloads",
+        "tls-1k,tls-64k",
+        "--json",
+        "-",
+    )
+    assert done.returncode == 0, exit_report(done)
+    result = json.loads(done.stdout)
+    assert set(result["workloads"]) == {"TLS 100 x 1 KiB", "TLS 10 x 64 KiB"}
+    for wl in result["workloads"].values():
+        assert wl["tls"] and wl["kind"] == "echo"
+        assert "floor" not in wl["servers"]  # no TLS there: not run, not started
+    assert result["workloads"]["TLS 10 x 64 KiB"]["size"] == 64 * 1024
+    ran = check_summaries(result, TLS_SERVERS)
+    assert {"pystream", "asyncio-streams"} <= ran
+    assert result["limits"] == {}
+    for wl in result["workloads"].values():
+        for summary in wl["servers"].values():
+            assert summary["median"]["mb_per_s"] > 0
+    rel = result["ratios"]["TLS 100 x 1 KiB"]
+    assert rel["asyncio-streams"]["vs_asyncio"] == pytest.approx(1.0)
+    assert "vs_floor" not in rel["pystream"]
+    assert "over TLS" in format_table(result)
+
+
+def test_tls_build_names_the_missing_package(tmp_path, monkeypatch):
+    from pystream.bench import _build
+
+    # The real sources, but the header they look for is not there.
+    for name in ("loadgen.c", "loadgen_tls.c"):
+        text = pathlib.Path(_build.HERE, name).read_text()
+        text = text.replace("__has_include(<openssl/ssl.h>)", "__has_include(<openssl/absent.h>)")
+        (tmp_path / name).write_text(text)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(_build, "HERE", str(tmp_path))
+    with pytest.raises(RuntimeError) as caught:
+        _build.build_tls_loadgen()
+    assert str(caught.value) == (
+        "the TLS workloads need OpenSSL's development files: "
+        "install libssl-dev (apt-get install libssl-dev)"
+    )
+
+
 def test_bench_sendfile_every_sender_sends_the_whole_file(tmp_path):
     mib = 8
     done = subprocess.run(
@@ -127,6 +232,8 @@ def test_missing_optional_servers_are_skipped(monkeypatch):
     assert "pystream" in ok and "c-libuv" in ok
     assert skipped["trio"] == "trio is not installed"
     assert "uvloop" in skipped["pystream-uvloop"]
+    assert "uvloop" in skipped["floor-uvloop"] and "uvloop" in skipped["floor-checkpoint-uvloop"]
+    assert "floor" in ok and "floor-checkpoint" in ok
     ok, skipped = available_servers(["c-libuv"], "could not build it")
     assert ok == [] and skipped == {"c-libuv": "could not build it"}
 
@@ -186,6 +293,12 @@ WRONG_SERVER = textwrap.dedent("""
                 pass  # the load generator gave up on us
 
     listener = socket.create_server(("127.0.0.1", 0))
+    if len(sys.argv) > 3:  # CERT KEY: over TLS
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        listener = context.wrap_socket(listener, server_side=True)
     print("READY", listener.getsockname()[1], flush=True)
     while True:
         threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
@@ -199,9 +312,9 @@ def wrong_server(tmp_path):
     script.write_text(WRONG_SERVER)
     procs = []
 
-    def start(mode, flip_at):
+    def start(mode, flip_at, *tls_files):
         proc = subprocess.Popen(
-            [sys.executable, str(script), mode, str(flip_at)],
+            [sys.executable, str(script), mode, str(flip_at), *tls_files],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
@@ -234,6 +347,21 @@ def test_loadgen_fails_on_wrong_echo(wrong_server):
     assert "request 2 of 1024 bytes, byte 100 is" in done.stderr, done.stderr
 
 
+def test_tls_loadgen_fails_on_wrong_echo(wrong_server, tmp_path):
+    from pystream.bench._build import build_tls_loadgen
+    from pystream.bench._tls_servers import make_certificate
+
+    _, port = wrong_server("echo", 3 * 1024 + 7, *make_certificate(str(tmp_path)))
+    done = subprocess.run(
+        [build_tls_loadgen(), "tls-echo", "127.0.0.1", str(port), "2", "1024", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, exit_report(done)
+    assert "request 3 of 1024 bytes, byte 7 is" in done.stderr, done.stderr
+
+
 def test_loadgen_fails_on_wrong_bulk(wrong_server):
     _, port = wrong_server("source", 3 * 65536 + 7)
     loadgen = build("loadgen", [])
@@ -252,7 +380,7 @@ def test_bench_fails_the_server_that_echoes_wrong_bytes(wrong_server, monkeypatc
     from pystream.bench import _measure
 
     class WrongServer(_measure.Server):
-        def __init__(self, kind, mode, refserver, cpu):
+        def __init__(self, kind, mode, refserver, cpu, args=()):
             self.kind = kind
             self.proc, self.port = wrong_server(mode, 5000)
 
