@@ -13,7 +13,7 @@ import pytest
 
 import pystream
 
-from helpers import FUZZ_EXAMPLES, FUZZ_SEED, LOOP_KINDS, open_fds, run_in_loop
+from helpers import FUZZ_EXAMPLES, FUZZ_SEED, LOOP_KINDS, TEST_TIMEOUT, open_fds, run_in_loop
 
 
 def pytest_generate_tests(metafunc: Any) -> None:
@@ -52,7 +52,9 @@ def pytest_pyfunc_call(pyfuncitem: Any) -> Any:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     fds_before = open_fds()
-    run_in_loop(kind, pyfuncitem.obj(**kwargs))
+    patience = pyfuncitem.get_closest_marker("patience")
+    timeout = patience.args[0] if patience is not None else TEST_TIMEOUT
+    run_in_loop(kind, pyfuncitem.obj(**kwargs), timeout)
     gc.collect()
     counts = pystream._counters()
     assert counts["handles"] == 0, f"C handles left open: {counts}"

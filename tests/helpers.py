@@ -39,7 +39,7 @@ def open_fds() -> list[int]:
     return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
 
 
-def run_in_loop(kind: str, coro: Any) -> Any:
+def run_in_loop(kind: str, coro: Any, timeout: float = TEST_TIMEOUT) -> Any:
     """asyncio.run on a loop of the given kind, reporting loop errors.
 
     A task still running when coro returns fails the run, named in the
@@ -52,7 +52,7 @@ def run_in_loop(kind: str, coro: Any) -> Any:
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
         try:
-            result = loop.run_until_complete(asyncio.wait_for(coro, TEST_TIMEOUT))
+            result = loop.run_until_complete(asyncio.wait_for(coro, timeout))
         finally:
             leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
             # Described before cancelling: where each one waits.

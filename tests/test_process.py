@@ -46,6 +46,7 @@ async def test_run_process_exit_status_and_check():
     assert done.stdout == b"42\n" and done.args == "echo $((6 * 7))"
 
 
+@pytest.mark.patience(90)  # 192 MiB through pipes: slow on PyPy on a busy machine
 async def test_run_process_feeds_and_drains_at_once():
     # tee copies each chunk of its stdin to stdout and to stderr as it
     # comes: 64 MiB each way, far more than the pipes hold, so feeding
@@ -337,6 +338,7 @@ async def test_bad_input_leaves_nothing_behind(tmp_path):
     assert not children()
 
 
+@pytest.mark.patience(90)  # 200 fork/execs: slow on PyPy on a busy machine
 async def test_two_hundred_spawns_leave_nothing(tmp_path):
     for _ in range(200):
         proc = await pystream.open_process(
@@ -431,3 +433,50 @@ async def test_dropping_a_running_process_warns():
     os.kill(pid, signal.SIGKILL)  # (a test's own clean-up: the core reaps it)
     while pid in children():
         await asyncio.sleep(0.01)
+
+
+# -- SIGCHLD shared with the rest of the process ------------------------------
+
+
+@pytest.mark.loops("uvloop")
+async def test_a_spawn_keeps_uvloops_sigchld_handler():
+    # uvloop brings its own copy of libuv, whose SIGCHLD handler is how it
+    # hears of its children's exits.  Our libuv installs its handler over it
+    # at a spawn, and resets SIGCHLD to SIG_DFL when our last child closes;
+    # the C core puts uvloop's back both times (its own children are then
+    # found by the exit check), so uvloop's wait() still returns.
+    proc = await asyncio.create_subprocess_exec("sleep", "0.3")
+    try:
+        done = await pystream.run_process(["true"])
+        assert done.returncode == 0
+        assert await asyncio.wait_for(proc.wait(), 5) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 5)
+
+
+@pytest.mark.loops("asyncio")
+async def test_a_spawn_keeps_a_sigchld_handler_installed_before_it():
+    loop = asyncio.get_running_loop()
+    calls: list[None] = []
+    called = asyncio.Event()
+
+    def count() -> None:
+        calls.append(None)
+        called.set()
+
+    loop.add_signal_handler(signal.SIGCHLD, count)
+    try:
+        done = await pystream.run_process(["sh", "-c", "exit 3"], check=False)
+        assert done.returncode == 3  # found by the exit check
+        # The handler stayed through the spawn and the close: it had our
+        # child's SIGCHLD, and has the next child's, which is not ours.
+        await asyncio.wait_for(called.wait(), 5)
+        called.clear()
+        seen = len(calls)
+        subprocess.run(["true"], check=True)
+        await asyncio.wait_for(called.wait(), 5)
+        assert len(calls) > seen
+    finally:
+        loop.remove_signal_handler(signal.SIGCHLD)

@@ -368,7 +368,14 @@ def stream_state_machine(
             # In-flight calls on this end must end now, not hang.
             for task in (end.send_task, end.receive_task):
                 if task is not None:
-                    self._settle(task)
+                    try:
+                        self._settle(task)
+                    except asyncio.TimeoutError:
+                        how = "a cancelled aclose" if cancelled else "aclose"
+                        raise AssertionError(
+                            f"end {i}: after {how}, the stream is still open: "
+                            f"a {task.get_name()} in flight did not end"
+                        ) from None
             self._reap()
 
         @invariant()
