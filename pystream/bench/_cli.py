@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2 rounds, short windows, 128 MiB bulk, 1,000 idle connections (under a minute)",
+        help="2 rounds, short windows, 128 MiB bulk, 1,000 idle connections (about a minute)",
     )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
     parser.add_argument(
