@@ -20,7 +20,15 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_DIR = os.path.join(HERE, "c")
 HEADER = os.path.join(C_DIR, "include", "pystream.h")
-SOURCES = ["loop.c", "stream.c", "listener.c", "address.c", "process.c", "sendfile.c"]
+SOURCES = [
+    "loop.c",
+    "stream.c",
+    "listener.c",
+    "address.c",
+    "process.c",
+    "sendfile.c",
+    "sigchld.c",
+]
 
 MISSING_LIBUV = (
     "pystream needs libuv's development files (uv.h and the libuv pkg-config "

@@ -217,7 +217,26 @@ int ps_listener_close(ps_listener_t* l);
  * reaped.  Something else that reaps them (a waitpid(-1), SIGCHLD set to
  * SIG_IGN) takes their exit status with it: PS_EV_EXIT then has status
  * UV_ESRCH, and ps_process_exit_status gives exit status 0 and no signal,
- * as Python's subprocess does. */
+ * as Python's subprocess does.
+ *
+ * SIGCHLD is shared with the rest of the process.  libuv installs its handler
+ * with sigaction at a spawn when none of its loops watches SIGCHLD yet,
+ * replacing whatever was there, and sets SIGCHLD to SIG_DFL when the last of
+ * them stops watching (at the close of the last process handle).  pystream
+ * undoes both for other users: a spawn that finds a handler function in place
+ * that is not libuv's puts it back exactly (function, mask and flags), so that
+ * user keeps receiving SIGCHLD for its own children, and the exits of
+ * pystream's are then all found by the exit check, up to 250 ms late.  With
+ * SIG_DFL (the usual case) or SIG_IGN in place, libuv's handler stays, exits
+ * are recorded in the pass after their SIGCHLD, and SIGCHLD is SIG_DFL after
+ * the last close.  A close (or a failed spawn) that makes libuv reset SIGCHLD
+ * to SIG_DFL puts back the action that was in place before it, unless that was
+ * libuv's own handler.  Each such restore is followed by one SIGCHLD sent to
+ * the process, so that a SIGCHLD that came while libuv's handler or SIG_DFL
+ * was in place is not lost to the other user, whose handler may then find no
+ * child exited.  Spawns and closes in several threads take a process-wide lock
+ * for this; a sigaction made elsewhere in the process at the same moment is
+ * not serialised with them. */
 
 /* Spawns file (searched in PATH when it has no slash, as execvp does, with
  * the child's environment) with argv (NULL-terminated, argv[0] included),

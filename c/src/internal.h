@@ -2,6 +2,7 @@
 #ifndef PYSTREAM_INTERNAL_H
 #define PYSTREAM_INTERNAL_H
 
+#include <signal.h>
 #include <uv.h>
 
 #include "pystream.h"
@@ -169,6 +170,18 @@ void ps__listener_begin_close(ps_listener_t* l);
 void ps__process_begin_close(ps_process_t* p);
 void ps__process_release_queued(ps_loop_t* loop);
 void ps__process_close_all(ps_loop_t* loop);
+
+/* SIGCHLD kept for its other users (sigchld.c).  Every uv_spawn, and every
+ * uv_close of a process handle, runs between ps__sigchld_enter, which takes
+ * a process-wide lock and reads the action in place into *before, and
+ * ps__sigchld_leave, which puts that action back if libuv replaced it with
+ * its own handler (spawned: uv_spawn succeeded) or reset it to SIG_DFL, as
+ * the rules at the top of sigchld.c say, and releases the lock.
+ * ps__sigchld_spawned comes right after uv_spawn, before any uv_close: it
+ * learns libuv's handler from what the spawn installed. */
+void ps__sigchld_enter(struct sigaction* before);
+void ps__sigchld_spawned(const struct sigaction* before);
+void ps__sigchld_leave(const struct sigaction* before, int spawned);
 int ps__address(const struct sockaddr_storage* ss, int len, ps_address_t* out);
 
 #endif /* PYSTREAM_INTERNAL_H */

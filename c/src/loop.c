@@ -179,6 +179,10 @@ int ps_loop_close(ps_loop_t* loop) {
   while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
   }
   assert(loop->processes == NULL && loop->process_release == NULL);
+  /* uv_loop_close stops the loop's signal watchers, which could reset
+   * SIGCHLD to SIG_DFL; but libuv stopped the child watcher already, at
+   * the uv_close of the last process handle (see sigchld.c), so this
+   * touches no signal action and needs no SIGCHLD guard. */
   err = uv_loop_close(&loop->uv);
   if (err != 0)
     return err; /* Never free a loop libuv still uses. */

@@ -1,11 +1,13 @@
 /* Child processes: spawned by libuv, reaped by libuv's SIGCHLD handler or,
- * should something replace that handler, by the loop's exit check, and
+ * when that handler is not the one installed, by the loop's exit check, and
  * reported as PS_EV_EXIT.
  *
  * Why the exit check exists: libuv hears of exits only through its SIGCHLD
  * handler, and a handler installed over it (Python's signal.signal, or a
- * second copy of libuv such as uvloop's) silences it for good.  Without the
- * check, PS_EV_EXIT would never come and a close would wait forever.
+ * second copy of libuv such as uvloop's) silences it for good.  A spawn
+ * also leaves such a handler in place when it finds one (sigchld.c), as
+ * libuv's would take that user's signals.  Without the check, PS_EV_EXIT
+ * would never come and a close would wait forever.
  *
  * Who reaps first.  libuv 1.44 on Linux reaps in uv__wait_children, which
  * its SIGCHLD watcher runs during a pass: for each process handle still on
@@ -86,6 +88,18 @@ static void ps__process_close_cb(uv_handle_t* handle) {
     ps__process_release(p);
 }
 
+/* Closes libuv's handle.  Closing the loop's last unreaped one makes libuv
+ * stop its SIGCHLD watcher, and the last watcher's stop resets SIGCHLD to
+ * SIG_DFL (see sigchld.c): a handler someone else installed meanwhile is
+ * put back. */
+static void ps__process_uv_close(ps_process_t* p) {
+  struct sigaction before;
+
+  ps__sigchld_enter(&before);
+  uv_close(&p->u.handle, ps__process_close_cb);
+  ps__sigchld_leave(&before, 0);
+}
+
 /* What libuv's exit callback and the exit check both do with an exit. */
 static void ps__process_record_exit(ps_process_t* p, long long exit_status,
                                     int term_signal, int status) {
@@ -112,7 +126,7 @@ static void ps__process_on_exit(uv_process_t* handle, int64_t exit_status,
   /* A close asked while the child ran waited for this: the child is
    * reaped now, so closing the handle can no longer leave a zombie. */
   if (p->flags & PS__PROCESS_CLOSING)
-    uv_close(&p->u.handle, ps__process_close_cb);
+    ps__process_uv_close(p);
 }
 
 /* Waits for the child with waitpid(options): returns 0 if it still runs
@@ -148,7 +162,7 @@ static int ps__process_wait(ps_process_t* p, int options) {
       term_signal = WTERMSIG(status);
   }
   ps__process_record_exit(p, exit_status, term_signal, event_status);
-  uv_close(&p->u.handle, ps__process_close_cb);
+  ps__process_uv_close(p);
   return 1;
 }
 
@@ -205,7 +219,7 @@ void ps__process_begin_close(ps_process_t* p) {
   if (uv_is_closing(&p->u.handle))
     return; /* just reaped by ps_loop_close: the close callback frees it */
   if (p->flags & PS__EXITED) {
-    uv_close(&p->u.handle, ps__process_close_cb);
+    ps__process_uv_close(p);
     return;
   }
   /* Closing libuv's handle would take the child off the list libuv reaps
@@ -237,6 +251,7 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
                      void* data, ps_process_t** out) {
   uv_process_options_t options;
   uv_stdio_container_t stdio[3];
+  struct sigaction before;
   ps_process_t* p;
   int err;
   int i;
@@ -263,11 +278,14 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
   options.cwd = cwd;
   options.stdio_count = 3;
   options.stdio = stdio;
+  /* uv_spawn may install libuv's SIGCHLD handler over someone else's, and
+   * the close of a failed attempt may reset SIGCHLD to SIG_DFL: both run
+   * under the SIGCHLD lock, which puts the other user's action back (see
+   * sigchld.c). */
+  ps__sigchld_enter(&before);
   err = uv_spawn(&loop->uv, &p->u.process, &options);
+  ps__sigchld_spawned(&before);
   p->u.handle.data = p;
-  /* The SIGCHLD watcher libuv started, or the close below, takes effect
-   * only during a pass. */
-  loop->dirty = 1;
   if (err != 0) {
     /* libuv registered the handle even so (and reaped a child whose exec
      * failed): it must be closed, and is freed in its close callback
@@ -275,8 +293,13 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
      * it. */
     p->flags |= PS__PROCESS_CLOSING;
     uv_close(&p->u.handle, ps__process_close_cb);
-    return err;
   }
+  ps__sigchld_leave(&before, err == 0);
+  /* The SIGCHLD watcher libuv started, or the close above, takes effect
+   * only during a pass. */
+  loop->dirty = 1;
+  if (err != 0)
+    return err;
   p->flags |= PS__SPAWNED;
   p->pid = uv_process_get_pid(&p->u.process);
   p->data = data;

@@ -1,14 +1,18 @@
-/* Child processes: exit codes and signals, spawn errors, environment and
- * working directory, stdio through pipes, closing a running child, closing
- * the loop with children alive, and many children at once; then the same
- * exits found by the exit check when libuv's SIGCHLD handler is replaced,
- * both reapers racing, and a child reaped behind the loop's back.  No child
- * is ever left a zombie, and every count of events is exact. */
+/* Child processes: SIGCHLD shared with another user of it (a handler found
+ * at a spawn or installed after one is kept, libuv's is installed over
+ * SIG_DFL, spawns from several threads); exit codes and signals, spawn
+ * errors, environment and working directory, stdio through pipes, closing a
+ * running child, closing the loop with children alive, and many children at
+ * once; then the same exits found by the exit check when libuv's SIGCHLD
+ * handler is replaced, both reapers racing, and a child reaped behind the
+ * loop's back.  No child is ever left a zombie, and every count of events
+ * is exact. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2 */
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,24 +32,74 @@ static const int no_stdio[3] = {-1, -1, -1};
 static volatile sig_atomic_t sigchld_seen;
 
 /* Stands for a Python signal.signal(SIGCHLD, ...) handler: it takes the
- * signal and reaps nothing. */
+ * signal and reaps nothing.  With loops in several threads, it may run in
+ * two of them at once, hence the atomic count. */
 static void count_sigchld(int signum) {
+  int saved_errno = errno;
   (void)signum;
-  sigchld_seen++;
+  __atomic_add_fetch(&sigchld_seen, 1, __ATOMIC_RELAXED);
+  errno = saved_errno;
 }
 
-/* Whether the SIGCHLD handler in place is libuv's: none of the others
- * these tests install. */
-static int libuv_handler_installed(void) {
+typedef void (*handler_t)(int);
+
+/* libuv's SIGCHLD handler, as test_libuv_handler_over_sig_dfl first saw it
+ * installed. */
+static handler_t libuv_handler;
+
+static void read_sigchld(struct sigaction* out) {
+  memset(out, 0, sizeof(*out));
+  CHECK_EQ(sigaction(SIGCHLD, NULL, out), 0);
+}
+
+static handler_t current_handler(void) {
   struct sigaction current;
-  CHECK_EQ(sigaction(SIGCHLD, NULL, &current), 0);
-  return current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN &&
-         current.sa_handler != count_sigchld;
+  read_sigchld(&current);
+  return current.sa_handler;
+}
+
+static int libuv_handler_installed(void) {
+  CHECK(libuv_handler != NULL);
+  return current_handler() == libuv_handler;
+}
+
+/* Installs count_sigchld with a mask and flags of its own, as another user
+ * of SIGCHLD would, and reads back what the kernel holds into *installed. */
+static void install_counter(struct sigaction* installed) {
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = count_sigchld;
+  CHECK_EQ(sigemptyset(&action.sa_mask), 0);
+  CHECK_EQ(sigaddset(&action.sa_mask, SIGUSR1), 0);
+  action.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  CHECK_EQ(sigaction(SIGCHLD, &action, NULL), 0);
+  read_sigchld(installed);
+  CHECK(installed->sa_handler == count_sigchld);
+}
+
+/* SIGCHLD's action is exactly *expected: function, flags and mask. */
+static void check_action(const struct sigaction* expected) {
+  struct sigaction current;
+  int signum;
+  read_sigchld(&current);
+  CHECK(current.sa_handler == expected->sa_handler);
+  CHECK_EQ(current.sa_flags, expected->sa_flags);
+  for (signum = 1; signum < SIGRTMIN; signum++)
+    CHECK_EQ(sigismember(&current.sa_mask, signum),
+             sigismember(&expected->sa_mask, signum));
+}
+
+/* A test that installed a handler of its own ends with SIG_DFL again, as
+ * the next one expects: pystream keeps such a handler, so only the test can
+ * take it away. */
+static void restore_default(void) {
+  CHECK(signal(SIGCHLD, SIG_DFL) != SIG_ERR);
 }
 
 /* Replaces libuv's handler, as Python's signal.signal does at the C level.
  * libuv puts its own back only when a loop starts watching SIGCHLD anew:
- * at a spawn after every process handle of every loop has closed. */
+ * at a spawn after every process handle of every loop has closed, and then
+ * only over SIG_DFL or SIG_IGN, as pystream puts any other handler back. */
 static void replace_libuv_handler(void (*handler)(int)) {
   CHECK(libuv_handler_installed());
   CHECK(signal(SIGCHLD, handler) != SIG_ERR);
@@ -527,6 +581,10 @@ static void test_exit_without_libuv_handler(ps_loop_t* loop) {
   /* The check closed libuv's handle already; the owner's close still ends
    * with PS_EV_CLOSE, in the next pass. */
   close_and_check(loop, p, &t);
+  /* That close stopped libuv's watcher, and libuv reset SIGCHLD: the
+   * handler installed over libuv's is back. */
+  CHECK(current_handler() == count_sigchld);
+  restore_default();
 }
 
 /* libuv's handler replaced: a close kills the child and the exit check
@@ -603,6 +661,213 @@ static void test_loop_close_without_libuv_handler(void) {
   check_reaped(pids[1]);
 }
 
+/* Waits, without a pass, until count_sigchld has run since it counted
+ * seen. */
+static void wait_for_sigchld(int seen) {
+  int spins = 0;
+  while (sigchld_seen == seen) {
+    CHECK(++spins < 10000);
+    usleep(1000);
+  }
+}
+
+/* Runs while no pystream child has ever run in this process.  A handler
+ * found at a spawn (a Python signal.signal handler, uvloop's copy of libuv)
+ * is put back over the one libuv installs, with its mask and flags, and
+ * still gets SIGCHLD for the children that are not pystream's; pystream's
+ * own exit comes from the exit check, once, with its status. */
+static void test_handler_found_at_spawn_is_kept(ps_loop_t* loop) {
+  char* missing[] = {"/nonexistent/ps-test-program", NULL};
+  tally_t t = {{0}, {0}};
+  struct sigaction installed;
+  long long status = -1;
+  int sig = -1, stdin_w, seen, raw, passes;
+  ps_process_t* p;
+  pid_t other;
+
+  CHECK(current_handler() == SIG_DFL);
+  install_counter(&installed);
+  /* A spawn that fails installs libuv's handler too, and the close of its
+   * handle resets SIGCHLD to SIG_DFL. */
+  expect_spawn_error(loop, missing[0], missing, NULL, no_stdio, UV_ENOENT);
+  check_action(&installed);
+  seen = sigchld_seen;
+  p = spawn_waiting(loop, 4, &stdin_w, &t);
+  check_action(&installed);
+  /* No child has exited, but one SIGCHLD came: a SIGCHLD that reached
+   * libuv's handler while it was in place is not lost to the counter. */
+  CHECK(sigchld_seen > seen);
+  pump(loop, 0);
+
+  /* A child of someone else's, which pystream never waits for. */
+  seen = sigchld_seen;
+  other = fork();
+  CHECK(other >= 0);
+  if (other == 0)
+    _exit(5);
+  wait_for_sigchld(seen);
+  CHECK_EQ(waitpid(other, &raw, 0), other);
+  CHECK(WIFEXITED(raw) && WEXITSTATUS(raw) == 5);
+  check_events(&t, 0, 0);
+
+  /* pystream's child: its SIGCHLD goes to the counter too (the kernel
+   * delivers it before the waitpid that reaps the child returns), and
+   * the exit check reports it. */
+  seen = sigchld_seen;
+  CHECK_EQ(close(stdin_w), 0);
+  PUMP_UNTIL(loop, t.count[PS_EV_EXIT] == 1);
+  CHECK(sigchld_seen > seen);
+  for (passes = 0; passes < 3 * REAP_INTERVAL_MS / 10; passes++) pump(loop, 10);
+  check_events(&t, 1, 0);
+  CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+  CHECK_EQ(status, 4);
+  CHECK_EQ(sig, 0);
+  check_action(&installed);
+  /* The last close stops libuv's watcher, which resets SIGCHLD. */
+  close_and_check(loop, p, &t);
+  check_action(&installed);
+  restore_default();
+}
+
+/* With SIG_DFL in place, the usual case, libuv's handler is installed and
+ * stays while children run: an exit is recorded in the pass after its
+ * SIGCHLD, without waiting for the exit check.  After the last close,
+ * libuv's reset to SIG_DFL stands. */
+static void test_libuv_handler_over_sig_dfl(ps_loop_t* loop) {
+  int attempt, fast = 0;
+
+  for (attempt = 0; attempt < 5 && !fast; attempt++) {
+    tally_t t = {{0}, {0}};
+    struct timespec start;
+    long long status = -1;
+    int sig = -1;
+    handler_t handler;
+    ps_process_t* p;
+
+    CHECK(current_handler() == SIG_DFL);
+    CHECK_EQ(clock_gettime(CLOCK_MONOTONIC, &start), 0);
+    p = spawn_sh(loop, "exit 2", no_stdio, &t);
+    handler = current_handler();
+    CHECK(handler != SIG_DFL && handler != SIG_IGN && handler != count_sigchld);
+    if (libuv_handler == NULL)
+      libuv_handler = handler;
+    CHECK(handler == libuv_handler);
+    PUMP_UNTIL(loop, t.count[PS_EV_EXIT] == 1);
+    /* The check is first due an interval after the spawn (give or take
+     * the loop clock's granularity), so an exit recorded well before that
+     * came through libuv's handler.  A busy machine may make an attempt
+     * slow; the check alone would make every attempt slow. */
+    fast = elapsed_ms(&start) < REAP_INTERVAL_MS / 2;
+    CHECK_EQ(ps_process_exit_status(p, &status, &sig), 1);
+    CHECK_EQ(status, 2);
+    CHECK_EQ(sig, 0);
+    close_and_check(loop, p, &t);
+    CHECK(current_handler() == SIG_DFL);
+  }
+  CHECK(fast);
+}
+
+/* A handler installed after a spawn, over libuv's, is not reset to SIG_DFL
+ * when pystream's last child closes: neither at a close that leaves another
+ * loop watching SIGCHLD (libuv resets nothing then) nor at the very last,
+ * nor when that loop closes. */
+static void test_handler_installed_later_survives_last_close(ps_loop_t* loop) {
+  tally_t t1 = {{0}, {0}}, t2 = {{0}, {0}};
+  struct sigaction installed;
+  ps_process_t *p1, *p2;
+  ps_loop_t* other;
+
+  CHECK_EQ(ps_loop_new(&other), 0);
+  CHECK(current_handler() == SIG_DFL);
+  p1 = spawn_sleep(loop, &t1);
+  p2 = spawn_sleep(other, &t2);
+  CHECK(libuv_handler_installed());
+  pump(loop, 0);
+  pump(other, 0);
+  install_counter(&installed);
+  close_and_check(loop, p1, &t1);
+  check_action(&installed);
+  close_and_check(other, p2, &t2);
+  check_action(&installed);
+  CHECK_EQ(ps_loop_close(other), 0);
+  check_action(&installed);
+  restore_default();
+}
+
+#define THREADS 2
+#define ROUNDS 3
+#define PER_ROUND 8
+
+/* One thread's loop: rounds of children spawned together, reaped, closed,
+ * so that libuv's SIGCHLD watchers start and stop in both threads at once
+ * and its handler comes and goes. */
+static void* spawn_rounds(void* arg) {
+  tally_t t[PER_ROUND];
+  ps_process_t* p[PER_ROUND];
+  int round, done, i;
+  ps_loop_t* loop;
+
+  (void)arg;
+  CHECK_EQ(ps_loop_new(&loop), 0);
+  for (round = 0; round < ROUNDS; round++) {
+    memset(t, 0, sizeof(t));
+    for (i = 0; i < PER_ROUND; i++) {
+      char code[16];
+      char* argv[] = {"/bin/sh", "-c", "exit $0", code, NULL};
+      long long status = -1;
+      int sig = -1;
+      snprintf(code, sizeof(code), "%d", i);
+      CHECK_EQ(ps_process_spawn(loop, "/bin/sh", argv, NULL, NULL, no_stdio,
+                                &t[i], &p[i]),
+               0);
+      CHECK_EQ(ps_process_exit_status(p[i], &status, &sig), 0);
+    }
+    do {
+      pump(loop, 10);
+      for (done = 0, i = 0; i < PER_ROUND; i++) done += t[i].count[PS_EV_EXIT];
+    } while (done < PER_ROUND);
+    for (i = 0; i < PER_ROUND; i++) {
+      long long status = -1;
+      int sig = -1;
+      CHECK_EQ(ps_process_exit_status(p[i], &status, &sig), 1);
+      CHECK_EQ(status, i);
+      CHECK_EQ(ps_process_close(p[i]), 0);
+    }
+    do {
+      pump(loop, 10);
+      for (done = 0, i = 0; i < PER_ROUND; i++) done += t[i].count[PS_EV_CLOSE];
+    } while (done < PER_ROUND);
+    for (i = 0; i < PER_ROUND; i++) check_events(&t[i], 1, 1);
+  }
+  CHECK_EQ(ps_loop_close(loop), 0);
+  return NULL;
+}
+
+static void run_spawn_threads(void) {
+  pthread_t threads[THREADS];
+  int i;
+  for (i = 0; i < THREADS; i++)
+    CHECK_EQ(pthread_create(&threads[i], NULL, spawn_rounds, NULL), 0);
+  for (i = 0; i < THREADS; i++) CHECK_EQ(pthread_join(threads[i], NULL), 0);
+}
+
+/* Loops in several threads spawn and close at once: a handler found in
+ * place stays through all of it, and with SIG_DFL, libuv's handler comes
+ * and goes, ending as SIG_DFL. */
+static void test_spawns_from_threads(void) {
+  struct sigaction installed;
+  ps_counters_t c;
+
+  install_counter(&installed);
+  run_spawn_threads();
+  check_action(&installed);
+  restore_default();
+  run_spawn_threads();
+  CHECK(current_handler() == SIG_DFL);
+  ps_counters(NULL, &c);
+  CHECK_EQ(c.processes, 0);
+}
+
 int main(void) {
   ps_loop_t* loop;
   /* As in Python, a write to a pipe nobody reads fails instead of
@@ -612,6 +877,10 @@ int main(void) {
    * rather than never finish. */
   alarm(120);
   CHECK_EQ(ps_loop_new(&loop), 0);
+  /* First: no spawn may come before it. */
+  test_handler_found_at_spawn_is_kept(loop);
+  test_libuv_handler_over_sig_dfl(loop);
+  test_handler_installed_later_survives_last_close(loop);
   test_exit_code(loop);
   test_signals(loop);
   test_spawn_errors(loop);
@@ -626,6 +895,7 @@ int main(void) {
   close_loop_and_check(loop);
   test_loop_close_with_live_children();
   test_loop_close_without_libuv_handler();
+  test_spawns_from_threads();
   puts("test_process: ok");
   return 0;
 }
