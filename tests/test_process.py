@@ -438,21 +438,52 @@ async def test_dropping_a_running_process_warns():
 # -- SIGCHLD shared with the rest of the process ------------------------------
 
 
+def c_sigchld_action() -> bytes:
+    """SIGCHLD's C-level action, as the bytes of glibc's struct sigaction
+    (512 bytes is more than the whole struct needs)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    action = ctypes.create_string_buffer(512)
+    assert libc.sigaction(signal.SIGCHLD, None, action) == 0
+    return action.raw
+
+
+def kept_by_kernel(action: bytes) -> tuple[bytes, bytes, bytes]:
+    """The parts of an action the kernel keeps, at their offsets in glibc's
+    struct sigaction on 64-bit Linux: the handler, the mask's 64 signals and
+    the flags.  glibc fills the rest of its 1024-bit mask from its stack."""
+    return action[0:8], action[8:16], action[136:140]
+
+
+def set_c_sigchld_action(raw: bytes) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.sigaction(signal.SIGCHLD, ctypes.create_string_buffer(raw), None) == 0
+
+
 @pytest.mark.loops("uvloop")
 async def test_a_spawn_keeps_uvloops_sigchld_handler():
     # uvloop brings its own copy of libuv, whose SIGCHLD handler is how it
     # hears of its children's exits.  Our libuv installs its handler over it
     # at a spawn, and resets SIGCHLD to SIG_DFL when our last child closes;
-    # the C core puts uvloop's back both times (its own children are then
+    # the C core puts uvloop's back both times (our child's exit is then
     # found by the exit check), so uvloop's wait() still returns.
     proc = await asyncio.create_subprocess_exec("sleep", "0.3")
+    uvloops = c_sigchld_action()
     try:
         done = await pystream.run_process(["true"])
         assert done.returncode == 0
+        assert kept_by_kernel(c_sigchld_action()) == kept_by_kernel(uvloops)
         assert await asyncio.wait_for(proc.wait(), 5) == 0
     finally:
         if proc.returncode is None:
-            proc.kill()
+            # uvloop lost its handler: it would never hear of the exit, and
+            # closing its loop would wait for it forever.  Its handler back,
+            # and the signal it missed, make this a failure, not a hang.
+            set_c_sigchld_action(uvloops)
+            os.kill(os.getpid(), signal.SIGCHLD)
             await asyncio.wait_for(proc.wait(), 5)
 
 
@@ -471,7 +502,11 @@ async def test_a_spawn_keeps_a_sigchld_handler_installed_before_it():
         done = await pystream.run_process(["sh", "-c", "exit 3"], check=False)
         assert done.returncode == 3  # found by the exit check
         # The handler stayed through the spawn and the close: it had our
-        # child's SIGCHLD, and has the next child's, which is not ours.
+        # child's SIGCHLD (and the one the C core sends after each restore),
+        # and has the next child's, which is not ours.  Those signals all
+        # came to this thread before run_process returned, so the loop
+        # reads them together and runs their calls before this task
+        # resumes: none is left to set the event after the clear.
         await asyncio.wait_for(called.wait(), 5)
         called.clear()
         seen = len(calls)
