@@ -2,7 +2,9 @@
 
 Part of the core layer: every ``ps_process_*`` call is here, each return
 code checked here.  libuv spawns the child and reaps it from its own SIGCHLD
-handler, per loop: no asyncio child watcher is involved.  The exit is a
+handler, per loop, or the core's 250 ms exit check does when another
+SIGCHLD handler is installed: no asyncio child watcher is involved.  The
+exit is a
 C event (``PS_EV_EXIT``) that resolves ``exited``; the C handle is released
 right after, with the exit status kept here.  A handle released while its
 child still runs kills it (SIGKILL) and stays in C until libuv has reaped
