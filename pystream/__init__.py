@@ -28,7 +28,8 @@ from ._open import (
     wrap_socket,
 )
 from ._pipes import PipeStream, open_pipe, wrap_fd
-from ._process import Process, open_process, run_process
+from ._process import Process, open_process
+from ._run_process import run_process
 from ._serve import serve_listeners, serve_tcp
 from ._socket import SocketStream
 from ._stapled import StapledStream
