@@ -16,7 +16,8 @@ entry point), ``_catalog`` (the servers and the workloads), ``_build``
 servers and the load generator, cores, ``/proc``), ``_measure`` (one
 measurement, and the rounds of the whole run), ``_report`` (statistics,
 the table, the chart).  ``servers`` holds the Python servers, each run in
-its own process with ``python -m pystream.bench.servers``, and ``_floor``
+its own process with ``python -m pystream.bench.servers`` (the connection
+handlers they share, plain and TLS, in ``_handlers``), and ``_floor``
 the floors: limits, not libraries, the thinnest echo with an asyncio task
 per connection, with and without a checkpoint before each send.  The TLS
 workloads (``tls-1k``, ``tls-64k``, asked for by name) add ``_tls_servers``

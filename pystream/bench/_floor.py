@@ -36,10 +36,10 @@ import asyncio
 import socket
 from typing import Any, Callable, Generator, Optional
 
+from ._handlers import CHUNK, PAYLOAD
+
 __all__ = ["serve_floor"]
 
-CHUNK = 65536
-PAYLOAD = b"x" * CHUNK
 _YIELDED = (None,)
 
 

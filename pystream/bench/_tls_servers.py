@@ -3,7 +3,7 @@ documentation shows, with 64 KiB reads: pystream's ``TLSStream`` over its
 ``SocketStream`` (``TLSListener``), asyncio streams with ``ssl=``, trio's
 ``SSLStream`` (``serve_ssl_over_tcp``).  Each takes a certificate and its
 key (PEM files), listens on 127.0.0.1 port 0, calls ``ready(port)`` and
-echoes until killed.  The load generator ends each connection with
+echoes (the plain servers' echoes, ``_handlers``) until killed.  The load generator ends each connection with
 close_notify, so a clean end reads as end of stream everywhere."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import os
 import shutil
 import ssl
 import subprocess
-from typing import Any, Callable
+from typing import Callable
+
+from ._handlers import CHUNK, asyncio_streams_echo, stream_echo
 
 __all__ = [
     "make_certificate",
@@ -24,7 +26,6 @@ __all__ = [
     "server_context",
 ]
 
-CHUNK = 65536
 Ready = Callable[[int], None]
 
 
@@ -60,16 +61,7 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
 async def serve_pystream_tls(cert: str, key: str, ready: Ready) -> None:
     import pystream
 
-    async def echo(stream: Any) -> None:
-        try:
-            while True:
-                data = await stream.receive_some(CHUNK)
-                if not data:
-                    return
-                await stream.send_all(data)
-        except pystream.BrokenResourceError:
-            pass
-
+    echo = stream_echo((pystream.BrokenResourceError,))
     context = server_context(cert, key)
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     ready(int(listeners[0].local_address[1]))
@@ -79,18 +71,7 @@ async def serve_pystream_tls(cert: str, key: str, ready: Ready) -> None:
 
 
 async def serve_asyncio_streams_tls(cert: str, key: str, ready: Ready) -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                data = await reader.read(CHUNK)
-                if not data:
-                    break
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        writer.close()
-
+    echo = asyncio_streams_echo((ConnectionError, ssl.SSLError))
     context = server_context(cert, key)
     server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=context, limit=CHUNK)
     ready(server.sockets[0].getsockname()[1])
@@ -100,15 +81,7 @@ async def serve_asyncio_streams_tls(cert: str, key: str, ready: Ready) -> None:
 def run_trio_tls(cert: str, key: str, ready: Ready) -> None:
     import trio
 
-    async def echo(stream: Any) -> None:
-        try:
-            while True:
-                data = await stream.receive_some(CHUNK)
-                if not data:
-                    return
-                await stream.send_all(data)
-        except trio.BrokenResourceError:
-            pass
+    echo = stream_echo((trio.BrokenResourceError,))
 
     async def main() -> None:
         context = server_context(cert, key)

@@ -23,12 +23,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Coroutine, Optional
 
 from ._catalog import TLS_SERVERS
+from ._handlers import (
+    CHUNK,
+    PAYLOAD,
+    asyncio_streams_echo,
+    read_count,
+    stream_echo,
+    stream_source,
+)
 
-CHUNK = 65536
-PAYLOAD = b"x" * CHUNK
 FILE_CHUNK = 256 * 1024  # readfile's reads
 
 
@@ -40,30 +46,10 @@ def _ready(port: int) -> None:
 async def _pystream_main(mode: str, path: Optional[str]) -> None:
     import pystream
 
-    async def echo(stream: Any) -> None:
-        try:
-            while True:
-                data = await stream.receive_some(CHUNK)
-                if not data:
-                    return
-                await stream.send_all(data)
-        except pystream.BrokenResourceError:
-            pass
-
-    async def source(stream: Any) -> None:
-        try:
-            remaining = int.from_bytes(await stream.readexactly(8), "big")
-            while remaining:
-                n = min(remaining, CHUNK)
-                await stream.send_all(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
-                remaining -= n
-        except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
-            pass
-
     async def send_file(stream: Any) -> None:
         assert path is not None
         try:
-            count = int.from_bytes(await stream.readexactly(8), "big")
+            count = await read_count(stream)
             with open(path, "rb") as f:
                 await stream.send_file(f, 0, count)
         except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
@@ -72,7 +58,7 @@ async def _pystream_main(mode: str, path: Optional[str]) -> None:
     async def read_file(stream: Any) -> None:
         assert path is not None
         try:
-            remaining = int.from_bytes(await stream.readexactly(8), "big")
+            remaining = await read_count(stream)
             with open(path, "rb", buffering=0) as f:
                 while remaining:
                     data = f.read(min(remaining, FILE_CHUNK))
@@ -83,7 +69,12 @@ async def _pystream_main(mode: str, path: Optional[str]) -> None:
         except (pystream.BrokenResourceError, asyncio.IncompleteReadError):
             pass
 
-    handlers = {"echo": echo, "source": source, "sendfile": send_file, "readfile": read_file}
+    handlers = {
+        "echo": stream_echo((pystream.BrokenResourceError,)),
+        "source": stream_source((pystream.BrokenResourceError, asyncio.IncompleteReadError)),
+        "sendfile": send_file,
+        "readfile": read_file,
+    }
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     _ready(int(listeners[0].local_address[1]))
     await pystream.serve_listeners(handlers[mode], listeners)
@@ -91,21 +82,9 @@ async def _pystream_main(mode: str, path: Optional[str]) -> None:
 
 # -- asyncio streams ------------------------------------------------------
 async def _streams_main(mode: str, path: Optional[str]) -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                data = await reader.read(CHUNK)
-                if not data:
-                    break
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        writer.close()
-
     async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            remaining = int.from_bytes(await reader.readexactly(8), "big")
+            remaining = await read_count(reader)
             while remaining:
                 n = min(remaining, CHUNK)
                 writer.write(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
@@ -118,14 +97,18 @@ async def _streams_main(mode: str, path: Optional[str]) -> None:
     async def send_file(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert path is not None
         try:
-            count = int.from_bytes(await reader.readexactly(8), "big")
+            count = await read_count(reader)
             with open(path, "rb") as f:
                 await asyncio.get_running_loop().sendfile(writer.transport, f, 0, count)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         writer.close()
 
-    handlers = {"echo": echo, "source": source, "sendfile": send_file}
+    handlers = {
+        "echo": asyncio_streams_echo((ConnectionError,)),
+        "source": source,
+        "sendfile": send_file,
+    }
     server = await asyncio.start_server(handlers[mode], "127.0.0.1", 0, limit=CHUNK)
     _ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
@@ -192,36 +175,24 @@ async def _protocol_main(mode: str, path: Optional[str]) -> None:
 def _trio_run(mode: str, path: Optional[str]) -> None:
     import trio
 
-    async def echo(stream: Any) -> None:
-        try:
-            while True:
-                data = await stream.receive_some(CHUNK)
-                if not data:
-                    return
-                await stream.send_all(data)
-        except trio.BrokenResourceError:
-            pass
-
-    async def source(stream: Any) -> None:
-        try:
-            header = b""
-            while len(header) < 8:
-                more = await stream.receive_some(8 - len(header))
-                if not more:
-                    return
-                header += more
-            remaining = int.from_bytes(header, "big")
-            while remaining:
-                n = min(remaining, CHUNK)
-                await stream.send_all(PAYLOAD[:n] if n < CHUNK else PAYLOAD)
-                remaining -= n
-        except trio.BrokenResourceError:
-            pass
+    async def receive_count(stream: Any) -> int:
+        # No readexactly on trio's streams.  A header cut short: nothing to send.
+        header = b""
+        while len(header) < 8:
+            more = await stream.receive_some(8 - len(header))
+            if not more:
+                return 0
+            header += more
+        return int.from_bytes(header, "big")
 
     async def main() -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         _ready(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(echo if mode == "echo" else source, listeners)
+        if mode == "echo":
+            handler = stream_echo((trio.BrokenResourceError,))
+        else:
+            handler = stream_source((trio.BrokenResourceError,), receive_count)
+        await trio.serve_listeners(handler, listeners)
 
     trio.run(main)
 
@@ -236,15 +207,16 @@ async def _floor_main(mode: str, path: Optional[str], checkpoint: bool) -> None:
 Runner = Callable[[str, Optional[str]], None]  # (mode, file)
 
 
+def _run_on_asyncio(main: Coroutine[Any, Any, None], uvloop: bool) -> None:
+    if uvloop:
+        import uvloop as uv
+
+        asyncio.set_event_loop_policy(uv.EventLoopPolicy())
+    asyncio.run(main)
+
+
 def _asyncio_runner(main: Callable[[str, Optional[str]], Any], uvloop: bool) -> Runner:
-    def run(mode: str, path: Optional[str]) -> None:
-        if uvloop:
-            import uvloop as uv
-
-            asyncio.set_event_loop_policy(uv.EventLoopPolicy())
-        asyncio.run(main(mode, path))
-
-    return run
+    return lambda mode, path: _run_on_asyncio(main(mode, path), uvloop)
 
 
 # The Python servers; "c-libuv" (refserver.c) is the benchmark's own.
@@ -274,10 +246,7 @@ TLSRunner = Callable[[str, str], None]  # (certificate file, key file)
 def _tls_on_asyncio(
     serve: Callable[[str, str, Callable[[int], None]], Any], uvloop: bool
 ) -> TLSRunner:
-    def run(cert: str, key: str) -> None:
-        _asyncio_runner(lambda mode, path: serve(cert, key, _ready), uvloop)("tls-echo", None)
-
-    return run
+    return lambda cert, key: _run_on_asyncio(serve(cert, key, _ready), uvloop)
 
 
 def _tls_on_trio(cert: str, key: str) -> None:
