@@ -13,7 +13,15 @@ import pytest
 
 import pystream
 
-from helpers import FUZZ_EXAMPLES, FUZZ_SEED, LOOP_KINDS, TEST_TIMEOUT, open_fds, run_in_loop
+from helpers import (
+    FUZZ_EXAMPLES,
+    FUZZ_SEED,
+    LOOP_KINDS,
+    PATIENCE_FACTOR,
+    TEST_TIMEOUT,
+    open_fds,
+    run_in_loop,
+)
 
 
 def pytest_generate_tests(metafunc: Any) -> None:
@@ -53,7 +61,7 @@ def pytest_pyfunc_call(pyfuncitem: Any) -> Any:
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     fds_before = open_fds()
     patience = pyfuncitem.get_closest_marker("patience")
-    timeout = patience.args[0] if patience is not None else TEST_TIMEOUT
+    timeout = patience.args[0] * PATIENCE_FACTOR if patience is not None else TEST_TIMEOUT
     run_in_loop(kind, pyfuncitem.obj(**kwargs), timeout)
     gc.collect()
     counts = pystream._counters()

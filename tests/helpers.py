@@ -25,7 +25,11 @@ FUZZ_EXAMPLES = int(
     os.environ.get("PYSTREAM_FUZZ_EXAMPLES") or ("200" if os.environ.get("CI") else "30")
 )
 FUZZ_SEED = int(os.environ.get("PYSTREAM_FUZZ_SEED") or random.SystemRandom().getrandbits(32))
-TEST_TIMEOUT = 30.0
+# How long an async test may take before it counts as hung (conftest.py;
+# patience(N) marks one that may take N s), times PYSTREAM_PATIENCE_FACTOR:
+# scripts/test sets 2, as it runs two suites at once.
+PATIENCE_FACTOR = float(os.environ.get("PYSTREAM_PATIENCE_FACTOR") or "1")
+TEST_TIMEOUT = 30.0 * PATIENCE_FACTOR
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
