@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from typing import Sequence
+from typing import Optional, Sequence
 
-__all__ = ["HERE", "TLS_PACKAGE", "build", "build_tls_loadgen", "libuv_flags"]
+__all__ = ["HERE", "TLS_PACKAGE", "build", "build_refserver", "build_tls_loadgen", "libuv_flags"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -61,6 +61,15 @@ def build(name: str, extra: list[str], also: Sequence[str] = ()) -> str:
         raise RuntimeError(f"building {name} with {cc} failed:\n{result.stderr.strip()}")
     os.replace(partial, target)
     return target
+
+
+def build_refserver() -> tuple[Optional[str], Optional[str]]:
+    """``refserver.c`` on the system's libuv: (its path, None), or (None,
+    why not) if it does not build, and a run goes on without it."""
+    try:
+        return build("refserver", libuv_flags()), None
+    except RuntimeError as exc:
+        return None, f"could not build it ({exc})"
 
 
 # The Debian package with OpenSSL's headers and libraries for the linker.

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
-from ._build import build, build_tls_loadgen, libuv_flags
+from ._build import build, build_refserver, build_tls_loadgen
 from ._catalog import LIMITS, MIB, TLS_WORKLOADS, WORKLOADS, Workload, servers_for
 from ._processes import (
     Server,
@@ -35,10 +35,11 @@ from ._tls_servers import make_certificate
 __all__ = [
     "Progress",
     "Settings",
-    "bulk_transfer",
+    "describe_run",
     "measure_bulk",
     "measure_echo",
     "measure_idle",
+    "rotated",
     "run_benchmark",
 ]
 
@@ -72,26 +73,26 @@ def measure_echo(
     }
 
 
-def bulk_transfer(
-    loadgen: str, server: Server, nbytes: int, cpu: Optional[int]
-) -> tuple[dict[str, Any], float]:
+def measure_bulk(
+    loadgen: str, server: Server, nbytes: int, cpu: Optional[int], transfer: bool = False
+) -> dict[str, float]:
     """The load generator asks the server for nbytes and reads them (all of
-    them and only BULK_BYTE, or LoadgenError); its result (bytes,
-    seconds) and the server's CPU seconds in between."""
+    them and only BULK_BYTE, or LoadgenError): the MB/s it read at and the
+    server's CPU time per MB in between; with transfer, also the bytes and
+    seconds the load generator counted."""
     proc = start_loadgen(loadgen, ["bulk", "127.0.0.1", str(server.port), str(nbytes)], cpu)
     expect_mark(proc, "W", server.kind)
     cpu0 = cpu_seconds(server.pid)
     expect_mark(proc, "E", server.kind)
     cpu1 = cpu_seconds(server.pid)
-    return loadgen_result(proc, server.kind), cpu1 - cpu0
-
-
-def measure_bulk(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
-    out, cpu_used = bulk_transfer(loadgen, server, nbytes, cpu)
-    return {
+    out = loadgen_result(proc, server.kind)
+    sample = {
         "mb_per_s": out["bytes"] / out["seconds"] / 1e6,
-        "cpu_us_per_mb": cpu_used * 1e6 / (out["bytes"] / 1e6),
+        "cpu_us_per_mb": (cpu1 - cpu0) * 1e6 / (out["bytes"] / 1e6),
     }
+    if transfer:
+        sample.update(bytes=out["bytes"], seconds=out["seconds"])
+    return sample
 
 
 def measure_idle(
@@ -152,6 +153,25 @@ class Progress:
             self.stream.flush()
 
 
+def rotated(names: list[str], first: int) -> list[str]:
+    """names from the first-th on (modulo their number), then the others:
+    with first the round's number, no one always follows the same one."""
+    first = first % len(names) if names else 0
+    return names[first:] + names[:first]
+
+
+def describe_run(cpus: tuple[Optional[int], Optional[int]]) -> dict[str, Any]:
+    """A result's "python" and "machine": what ran where."""
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "pinned": cpus[0] is not None,
+            "platform": platform.platform(),
+        },
+    }
+
+
 class _Servers:
     """The server processes of a run: per mode ("echo", "source",
     "tls-echo"), the kinds that serve it; stopped together."""
@@ -204,12 +224,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
     tls = any(wl.tls for wl in settings.workloads)
     if tls:
         loadgens["tls-echo"] = build_tls_loadgen()
-    refserver: Optional[str] = None
-    refserver_error: Optional[str] = None
-    try:
-        refserver = build("refserver", libuv_flags())
-    except RuntimeError as exc:
-        refserver_error = f"could not build it ({exc})"
+    refserver, refserver_error = build_refserver()
     kinds, skipped = available_servers(settings.servers, refserver_error)
     if not kinds:
         raise RuntimeError("no server to measure")
@@ -247,10 +262,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             measure_echo(loadgens["tls-echo"], server, TLS_WORKLOADS[0], 0.5, cpus[1])
         for rnd in range(settings.rounds):
             for wl in settings.workloads:
-                # Rotate who goes first, so no server always follows the same one.
-                here = runs[wl.name]
-                first = rnd % len(here) if here else 0
-                for kind in here[first:] + here[:first]:
+                for kind in rotated(runs[wl.name], rnd):
                     sample, shown = _measure_one(wl, kind, settings, servers, loadgens, idle, cpus)
                     samples[wl.name][kind].append(sample)
                     progress.step(
@@ -265,12 +277,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
         if certificates is not None:
             shutil.rmtree(certificates, ignore_errors=True)
     result = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "pinned": cpus[0] is not None,
-            "platform": platform.platform(),
-        },
+        **describe_run(cpus),
         "settings": {
             "rounds": settings.rounds,
             "seconds": settings.seconds,

@@ -30,16 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, Optional
 
-from ._build import build, libuv_flags
+from ._build import build, build_refserver
 from ._catalog import BULK_BYTE, MIB, REFERENCE
-from ._measure import Progress, bulk_transfer
+from ._measure import Progress, describe_run, measure_bulk, rotated
 from ._processes import Server, available_servers, pick_cpus
 from ._report import summarize
 
@@ -82,24 +81,9 @@ def make_file(directory: str, size: int) -> str:
     return path
 
 
-def _measure(loadgen: str, server: Server, nbytes: int, cpu: Optional[int]) -> dict[str, float]:
-    out, cpu_used = bulk_transfer(loadgen, server, nbytes, cpu)
-    return {
-        "mb_per_s": out["bytes"] / out["seconds"] / 1e6,
-        "cpu_us_per_mb": cpu_used * 1e6 / (out["bytes"] / 1e6),
-        "bytes": out["bytes"],
-        "seconds": out["seconds"],
-    }
-
-
 def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any]:
     loadgen = build("loadgen", [])
-    refserver: Optional[str] = None
-    refserver_error: Optional[str] = None
-    try:
-        refserver = build("refserver", libuv_flags())
-    except RuntimeError as exc:
-        refserver_error = f"could not build it ({exc})"
+    refserver, refserver_error = build_refserver()
     kinds, why_not = available_servers(
         sorted({SENDERS[s][0] for s in settings.senders}), refserver_error
     )
@@ -119,11 +103,12 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
                 servers[name] = Server(kind, mode, refserver, cpus[0], [path])
             progress_stream.write("warming up the senders...\n")
             for name in names:
-                _measure(loadgen, servers[name], settings.file_bytes, cpus[1])
+                measure_bulk(loadgen, servers[name], settings.file_bytes, cpus[1])
             for rnd in range(settings.rounds):
-                order = names[rnd % len(names) :] + names[: rnd % len(names)]
-                for name in order:
-                    sample = _measure(loadgen, servers[name], settings.file_bytes, cpus[1])
+                for name in rotated(names, rnd):
+                    sample = measure_bulk(
+                        loadgen, servers[name], settings.file_bytes, cpus[1], transfer=True
+                    )
                     samples[name].append(sample)
                     progress.step(
                         f"round {rnd + 1}/{settings.rounds}  {name:<17} "
@@ -136,12 +121,7 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
             for server in servers.values():
                 server.stop()
     result: dict[str, Any] = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "pinned": cpus[0] is not None,
-            "platform": platform.platform(),
-        },
+        **describe_run(cpus),
         "settings": {"rounds": settings.rounds, "file_bytes": settings.file_bytes},
         "skipped": skipped,
         "senders": {
