@@ -11,17 +11,19 @@ steadiest figure on a shared machine is the server's CPU time per request
 load generator opens and closes its measuring window).
 
 The modules, in the order a run uses them: ``_cli`` (the options, the
-entry point), ``_catalog`` (the servers and the workloads), ``_build``
+entry point; what it shares with the two commands below is in
+``_command``), ``_catalog`` (the servers and the workloads), ``_build``
 (compiling ``loadgen.c`` and ``refserver.c``), ``_processes`` (starting
 servers and the load generator, cores, ``/proc``), ``_measure`` (one
 measurement, and the rounds of the whole run), ``_report`` (statistics,
 the table, the chart).  ``servers`` holds the Python servers, each run in
 its own process with ``python -m pystream.bench.servers`` (the connection
-handlers they share, plain and TLS, in ``_handlers``), and ``_floor``
-the floors: limits, not libraries, the thinnest echo with an asyncio task
-per connection, with and without a checkpoint before each send.  The TLS
-workloads (``tls-1k``, ``tls-64k``, asked for by name) add ``_tls_servers``
-and the load generator's TLS client, ``loadgen_tls.c`` on OpenSSL.
+handlers they share, plain and TLS, in ``_handlers``), and ``_floor`` the
+floors: limits, not libraries, the thinnest echo with an asyncio task per
+connection, with and without a checkpoint before each send.  The TLS
+workloads (``tls-1k``, ``tls-64k``, asked for by name) add
+``_tls_servers`` and the load generator's TLS client, ``loadgen_tls.c`` on
+OpenSSL.
 
 Two more commands live here: ``pipes`` (``bench-pipes``: bytes through a
 child process) and ``sendfile`` (``bench-sendfile``: a server sending a

@@ -4,13 +4,11 @@ they make, and the run that prints the table, the JSON or the chart."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
 from typing import Any
 
 from ._catalog import ALL_WORKLOADS, MIB, SERVERS, WORKLOADS
+from ._command import add_json_argument, check_host, names_in, print_result
 from ._measure import Settings, run_benchmark
 from ._report import format_table, plot
 
@@ -37,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated, of: echo-1k,ping-pong,echo-64k,bulk,idle (the default set) "
         "and tls-1k,tls-64k (TLS echo, needs libssl-dev and openssl)",
     )
-    parser.add_argument(
-        "--json", metavar="FILE", help="also write the results as JSON ('-': stdout, no table)"
-    )
+    add_json_argument(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="also draw a chart (needs matplotlib)")
 
 
@@ -49,20 +45,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
     servers = SERVERS
     if args.servers:
-        servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-        unknown = [s for s in servers if s not in SERVERS]
-        if unknown:
-            raise SystemExit(
-                f"bench: unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}"
-            )
+        servers = names_in(args.servers, SERVERS, "bench", "server")
     workloads = list(WORKLOADS)
     if args.workloads:
-        names = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        unknown = [w for w in names if w not in ALL_WORKLOADS]
-        if unknown:
-            raise SystemExit(
-                f"bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL_WORKLOADS)}"
-            )
+        names = names_in(args.workloads, ALL_WORKLOADS, "bench", "workload")
         workloads = [ALL_WORKLOADS[w] for w in names]
     settings = Settings(
         servers=servers,
@@ -83,24 +69,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not sys.platform.startswith("linux"):
-        raise SystemExit("bench: Linux only (it reads /proc for CPU time and memory)")
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        raise SystemExit("bench: needs a C compiler (cc) to build its load generator")
+    check_host("bench", "it reads /proc for CPU time and memory", "to build its load generator")
     settings = settings_from(args)
     try:
         result = run_benchmark(settings, sys.stderr)
     except RuntimeError as exc:
         print(f"pystream bench: {exc}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        json.dump(result, sys.stdout, indent=1)
-        print()
-    else:
-        print(format_table(result))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
+    print_result(result, format_table, args.json)
     if args.plot:
         plot(result, args.plot)
     return 0

@@ -25,9 +25,11 @@ import sys
 import time
 from typing import Any, Callable
 
+from ._catalog import MIB
+from ._command import add_mib_and_rounds, check_mib_and_rounds, names_in, write_json
+
 __all__ = ["IMPLS", "add_arguments", "run", "run_benchmark", "format_table"]
 
-MIB = 1 << 20
 IMPLS = ["pystream", "pystream-uvloop", "asyncio", "asyncio-uvloop", "trio"]
 _REQUIRES = {"pystream-uvloop": "uvloop", "asyncio-uvloop": "uvloop", "trio": "trio"}
 
@@ -201,8 +203,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mib", type=int, default=256, help="MiB through cat (default 256)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    add_mib_and_rounds(parser, 256, "MiB through cat")
     parser.add_argument("--impls", help=f"comma-separated subset of: {','.join(IMPLS)}")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
@@ -210,12 +211,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     impls = IMPLS
     if args.impls:
-        impls = [i.strip() for i in args.impls.split(",") if i.strip()]
-        unknown = [i for i in impls if i not in IMPLS]
-        if unknown:
-            raise SystemExit(f"bench-pipes: unknown {', '.join(unknown)}; choose from {IMPLS}")
-    if args.mib < 1 or args.rounds < 1:
-        raise SystemExit("bench-pipes: --mib and --rounds must be positive")
+        impls = names_in(args.impls, IMPLS, "bench-pipes", "implementation")
+    check_mib_and_rounds("bench-pipes", args)
     try:
         result = run_benchmark(impls, args.rounds, args.mib, sys.stderr)
     except RuntimeError as exc:
@@ -223,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(format_table(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(result, args.json)
     return 0
 
 

@@ -28,9 +28,7 @@ for ``send_file`` (``TARGETS``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -38,6 +36,14 @@ from typing import IO, Any, Optional
 
 from ._build import build, build_refserver
 from ._catalog import BULK_BYTE, MIB, REFERENCE
+from ._command import (
+    add_json_argument,
+    add_mib_and_rounds,
+    check_host,
+    check_mib_and_rounds,
+    names_in,
+    print_result,
+)
 from ._measure import Progress, describe_run, measure_bulk, rotated
 from ._processes import Server, available_servers, pick_cpus
 from ._report import summarize
@@ -205,45 +211,27 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mib", type=int, default=1024, help="file size in MiB (default 1024)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    add_mib_and_rounds(parser, 1024, "file size in MiB")
     parser.add_argument("--senders", help=f"comma-separated subset of: {','.join(SENDERS)}")
     parser.add_argument(
         "--dir", metavar="DIR", help="where to make the file (default: the system's temp dir)"
     )
-    parser.add_argument(
-        "--json", metavar="FILE", help="also write the results as JSON ('-': stdout, no table)"
-    )
+    add_json_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not sys.platform.startswith("linux"):
-        raise SystemExit("bench-sendfile: Linux only (sendfile(2), and /proc for CPU time)")
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        raise SystemExit("bench-sendfile: needs a C compiler (cc) for its reader and C sender")
+    check_host(
+        "bench-sendfile", "sendfile(2), and /proc for CPU time", "for its reader and C sender"
+    )
     senders = list(SENDERS)
     if args.senders:
-        senders = [s.strip() for s in args.senders.split(",") if s.strip()]
-        unknown = [s for s in senders if s not in SENDERS]
-        if unknown:
-            raise SystemExit(
-                f"bench-sendfile: unknown sender(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(SENDERS)}"
-            )
-    if args.mib < 1 or args.rounds < 1:
-        raise SystemExit("bench-sendfile: --mib and --rounds must be positive")
+        senders = names_in(args.senders, SENDERS, "bench-sendfile", "sender")
+    check_mib_and_rounds("bench-sendfile", args)
     settings = Settings(senders, args.rounds, args.mib * MIB, args.dir)
     try:
         result = run_benchmark(settings, sys.stderr)
     except (RuntimeError, OSError) as exc:  # a sender or the reader failed, or the file
         print(f"pystream bench-sendfile: {exc}", file=sys.stderr)
         return 1
-    if args.json == "-":
-        json.dump(result, sys.stdout, indent=1)
-        print()
-    else:
-        print(format_table(result))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
+    print_result(result, format_table, args.json)
     return 0
