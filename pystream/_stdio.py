@@ -100,12 +100,28 @@ def _wait(fd: int, event: int) -> None:
     poller.poll()
 
 
-def _read(fd: int, size: int) -> bytes:
+def _read(fd: int, size: int, stop: int) -> Optional[bytes]:
+    """Read once fd is readable; None, having read nothing, if the stream
+    closes first (it closes the write end of the pipe whose read end is
+    stop: poll then reports stop hung up).
+
+    Not a plain blocking read: that would go on after the stream closes
+    and take the next input, which the fd's other holders (``sys.stdin``,
+    a later ``open_stdin``) should get."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(stop, select.POLLIN)
     while True:
+        if stop in dict(poller.poll()):
+            return None
+        # A close from here on dup2s /dev/null over fd first, so a read not
+        # yet begun gets b"".  (Still open: another holder of the same
+        # description taking the input between poll and read; then this
+        # read blocks, as before, and may take later input.)
         try:
             return os.read(fd, size)
         except BlockingIOError:  # someone made the description non-blocking
-            _wait(fd, select.POLLIN)
+            pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -168,7 +184,8 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
             "another task is already receiving on this stream"
         )
         self._pushback = bytearray()
-        self._reading: Optional[asyncio.Future[bytes]] = None  # a read in its thread
+        self._reading: Optional[asyncio.Future[Optional[bytes]]] = None  # a read in its thread
+        self._stop = (-1, -1)  # a pipe: closing its write end stops a waiting read
         self._surplus = b""  # what a read got beyond what its caller asked
         self._writing: Optional[asyncio.Future[None]] = None  # a write in its thread
         self._waiter: Optional[asyncio.Future[None]] = None  # what a call waits on
@@ -228,13 +245,16 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         if reading is None:
             await CHECKPOINT  # cancelled here, nothing was read
             self._check_receive_open()
+            if self._stop[0] < 0:
+                self._stop = os.pipe2(os.O_CLOEXEC)
             reading = self._reading = _in_thread(
-                self._loop, _read, self._fd, max(max_bytes, _READ_SIZE)
+                self._loop, _read, self._fd, max(max_bytes, _READ_SIZE), self._stop[0]
             )
         await self._until(reading)
         self._reading = None
         try:
-            data: bytes = reading.result()
+            # (None: send_eof closed a two-way stream's fd under the read.)
+            data = reading.result() or b""
         except OSError as exc:
             raise stream_error(exc, "receiving") from None
         self._surplus = data[max_bytes:]
@@ -325,28 +345,36 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
 
     def _close_fd(self) -> None:
         """Close our descriptor, unless a thread still uses it: then it is
-        pointed at /dev/null now (so it can never name another file) and
-        closed when the thread is done with it."""
+        pointed at /dev/null now (so it can never name another file), a
+        read waiting for input is stopped, and both are closed when the
+        thread is done with them."""
         fd, self._fd = self._fd, -1
         if fd < 0:
             return
+        (stop_r, stop_w), self._stop = self._stop, (-1, -1)
+        owned = [fd] if stop_r < 0 else [fd, stop_r]
         for job in (self._reading, self._writing):
             if job is not None:
                 job.add_done_callback(_retrieve)  # its outcome is moot now
         busy = [j for j in (self._reading, self._writing) if j is not None and not j.done()]
+        if busy:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            os.dup2(null, fd, inheritable=False)
+            os.close(null)
+        if stop_w >= 0:
+            os.close(stop_w)  # after the dup2: a read that starts anyway gets EOF
         if not busy:
-            os.close(fd)
+            for owned_fd in owned:
+                os.close(owned_fd)
             return
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        os.dup2(null, fd, inheritable=False)
-        os.close(null)
         remaining = len(busy)
 
         def done(_: Any) -> None:
             nonlocal remaining
             remaining -= 1
             if remaining == 0:
-                os.close(fd)
+                for owned_fd in owned:
+                    os.close(owned_fd)
 
         for job in busy:
             job.add_done_callback(done)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import select
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -183,20 +185,57 @@ async def test_thread_fd_stream_cancelled_receive_loses_nothing():
     await r.aclose()
 
 
-async def test_thread_fd_stream_close_during_a_blocked_read():
-    w, r = await thread_pipe()
-    receiving = asyncio.ensure_future(r.receive_some(10))
-    await asyncio.sleep(0.05)
-    await r.aclose()
-    with pytest.raises(pystream.ClosedResourceError):
-        await receiving
-    await w.send_all(b"x")  # the blocked read takes it, then its fd closes
-    await w.aclose()
-    reading = r._reading  # the thread's read, which gets the byte
-    assert reading is not None
-    for _ in range(500):  # (the per-test fd check needs it done)
-        if reading.done():
-            break
-        await asyncio.sleep(0.01)
-    assert reading.result() == b"x"
-    await asyncio.sleep(0)  # its done callback closes the fd
+def socket_fds():
+    a, b = socket.socketpair()
+    return a.detach(), b.detach()
+
+
+def pipe_fds():
+    return os.pipe2(os.O_CLOEXEC)
+
+
+async def until_sleeping_in_kernel(thread):
+    """Until thread sleeps in a system call (its read() or poll()), not
+    waiting for the GIL (a futex)."""
+    task = f"/proc/self/task/{thread.native_id}"
+    for _ in range(5000):
+        with open(f"{task}/stat") as stat, open(f"{task}/wchan") as wchan:
+            state = stat.read().rpartition(")")[2].split()[0]
+            if state == "S" and "futex" not in wchan.read():
+                return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the stream's thread never blocked")
+
+
+@pytest.mark.parametrize("make_fds", [socket_fds, pipe_fds], ids=["socket", "pipe"])
+async def test_thread_fd_stream_close_during_a_blocked_read(make_fds):
+    # Like open_stdin's stream on a socket (or a pipe where /proc is
+    # missing): a duplicate of a descriptor another reader still holds.
+    # (A thread left blocked in read() after the close took "later".)
+    ours, theirs = make_fds()
+    r = ThreadFdStream(os.dup(ours), readable=True, writable=False)
+    try:
+        threads = set(threading.enumerate())
+        receiving = asyncio.ensure_future(r.receive_some(10))
+        while not set(threading.enumerate()) - threads:  # (its checkpoint first)
+            await asyncio.sleep(0)
+        (thread,) = set(threading.enumerate()) - threads
+        await until_sleeping_in_kernel(thread)
+        await r.aclose()
+        with pytest.raises(pystream.ClosedResourceError):
+            await receiving
+        os.write(theirs, b"later")
+        # The stream's thread ends without reading (then its fds close)...
+        reading = r._reading
+        await asyncio.wait([reading], timeout=5)
+        assert reading.done()
+        await asyncio.sleep(0)
+        # ...so the fd's other holder (plain sys.stdin, a later open_stdin)
+        # reads it all.
+        ready = select.poll()
+        ready.register(ours, select.POLLIN)
+        assert ready.poll(0)
+        assert os.read(ours, 10) == b"later"
+    finally:
+        os.close(ours)
+        os.close(theirs)
