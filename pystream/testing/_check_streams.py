@@ -1,6 +1,6 @@
 """The stream conformance suite: does a Stream keep pystream's contract?
 This module: one direction (``check_one_way_stream``); two-way streams and
-half-close are in ``_check_two_way``.
+half-close are in ``_check_two_way``, steps both take in ``_check_steps``.
 
 Each check makes a fresh pair with the caller's maker, exercises one
 behaviour, and closes both ends.  A violation raises ``AssertionError`` whose
@@ -20,7 +20,6 @@ from typing import Optional
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from .._util import aclose_forcefully
 from ._check_kit import (
-    CLOGGED_SEND,
     Maker,
     Pair,
     drain_until,
@@ -33,6 +32,15 @@ from ._check_kit import (
     within,
     yield_many,
 )
+from ._check_steps import (
+    cancel_blocked,
+    clog,
+    random_bytes,
+    send_received,
+    sends_raise_closed,
+    started,
+    unclog,
+)
 
 __all__ = ["check_one_way_stream"]
 
@@ -40,12 +48,15 @@ __all__ = ["check_one_way_stream"]
 async def _check_transfer(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         for data in (b"bytes", bytearray(b"bytearray"), memoryview(b"xmemoryviewx")[1:-1]):
-            sender = spawn(s.send_all(data))
-            got = await receive_exactly(
-                r, len(data), f"send_all({type(data).__name__}) delivers it"
+            kind = type(data).__name__
+            await send_received(
+                s,
+                r,
+                data,
+                f"send_all({kind}) delivers it",
+                f"send_all({kind}) delivers the same bytes",
+                "send_all returns once the peer received the data",
             )
-            await within(sender, "send_all returns once the peer received the data")
-            expect(got == bytes(data), f"send_all({type(data).__name__}) delivers the same bytes")
 
 
 async def _check_empty_send_is_not_eof(maker: Maker) -> None:
@@ -63,11 +74,8 @@ async def _check_arguments(maker: Maker) -> None:
             await raises(ValueError, r.receive_some(bad), f"receive_some({bad}) raises ValueError")
         await raises(TypeError, r.receive_some(1.5), "receive_some(1.5) raises TypeError")
         await raises(TypeError, s.send_all("text"), "send_all(str) raises TypeError")
-        # The stream still works afterwards.
-        sender = spawn(s.send_all(b"ok"))
-        got = await receive_exactly(r, 2, "the stream works after bad arguments")
-        expect(got == b"ok", "the stream works after bad arguments")
-        await within(sender, "send_all returns")
+        works = "the stream works after bad arguments"
+        await send_received(s, r, b"ok", works, works)
 
 
 async def _check_checkpoints(maker: Maker) -> None:
@@ -123,16 +131,7 @@ async def _check_use_after_close(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
         await within(s.aclose(), "aclose returns")
         await within(s.aclose(), "a second aclose returns (aclose is idempotent)")
-        await raises(
-            ClosedResourceError,
-            s.send_all(b"x"),
-            "send_all after aclose raises ClosedResourceError",
-        )
-        await raises(
-            ClosedResourceError,
-            s.send_all(b""),
-            "send_all(b'') after aclose raises ClosedResourceError",
-        )
+        await sends_raise_closed(s, "after aclose")
         await raises(
             ClosedResourceError,
             s.wait_send_all_might_not_block(),
@@ -167,11 +166,7 @@ async def _check_peer_closed_breaks_sending(maker: Maker) -> None:
 
 
 async def _check_graceful_close_delivers(maker: Maker) -> None:
-    data = (
-        random.Random(1).randbytes(200_000)
-        if hasattr(random.Random, "randbytes")
-        else bytes(random.Random(1).getrandbits(8) for _ in range(200_000))
-    )
+    data = random.Random(1).randbytes(200_000)  # (Python 3.9+, as _check_forceful_close)
     async with Pair(maker) as (s, r):
 
         async def send_and_close() -> None:
@@ -238,8 +233,7 @@ async def _check_forceful_close(maker: Maker) -> None:
 
 async def _check_close_wakes_receive(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        receiver = spawn(r.receive_some())
-        await yield_many()
+        receiver = await started(r.receive_some())
         expect(not receiver.done(), "receive_some blocks while there is no data")
         await within(r.aclose(), "aclose returns")
         await raises(
@@ -251,21 +245,21 @@ async def _check_close_wakes_receive(maker: Maker) -> None:
 
 async def _check_cancelled_receive_leaves_closable(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        receiver = spawn(r.receive_some())
-        await yield_many()
-        receiver.cancel()
-        await asyncio.wait([receiver])
-        expect(receiver.cancelled(), "a blocked receive_some can be cancelled")
-        sender = spawn(s.send_all(b"after"))
-        got = await receive_exactly(r, 5, "receive after a cancelled receive")
-        expect(got == b"after", "a cancelled receive_some leaves the stream usable")
-        await within(sender, "send_all returns")
+        receiver = await started(r.receive_some())
+        await cancel_blocked(receiver, "a blocked receive_some can be cancelled")
+        await send_received(
+            s,
+            r,
+            b"after",
+            "receive after a cancelled receive",
+            "a cancelled receive_some leaves the stream usable",
+        )
         await within(r.aclose(), "aclose after a cancelled receive_some")
 
 
 async def _check_random_chunks(maker: Maker) -> None:
     rng = random.Random(2)
-    data = bytes(rng.getrandbits(8) for _ in range(1 << 20))
+    data = random_bytes(rng, 1 << 20)
     async with Pair(maker) as (s, r):
         await random_transfer(s, r, data, rng, "1 MiB in random chunks with random max_bytes")
 
@@ -275,17 +269,15 @@ async def _check_random_chunks(maker: Maker) -> None:
 
 async def _check_clogged_send_blocks(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
+        sender = await clog(s)
         expect(not sender.done(), "send_all blocks while the peer does not read")
-        await drain_until(r, sender, "send_all returns once the peer reads")
+        await unclog(r, sender)
         sender.result()
 
 
 async def _check_clogged_wait_blocks(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        waiter = spawn(s.wait_send_all_might_not_block())
-        await yield_many()
+        waiter = await started(s.wait_send_all_might_not_block())
         expect(
             not waiter.done(), "wait_send_all_might_not_block blocks while the peer does not read"
         )
@@ -295,8 +287,7 @@ async def _check_clogged_wait_blocks(maker: Maker) -> None:
 
 async def _check_clogged_conflicts(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
+        sender = await clog(s)
         await raises(
             BusyResourceError,
             s.wait_send_all_might_not_block(),
@@ -307,10 +298,9 @@ async def _check_clogged_conflicts(maker: Maker) -> None:
             s.send_all(b"y"),
             "send_all during a blocked send_all raises BusyResourceError",
         )
-        await drain_until(r, sender, "send_all returns once the peer reads")
+        await unclog(r, sender)
     async with Pair(maker) as (s, r):
-        waiter = spawn(s.wait_send_all_might_not_block())
-        await yield_many()
+        waiter = await started(s.wait_send_all_might_not_block())
         await raises(
             BusyResourceError,
             s.send_all(b"y"),
@@ -321,8 +311,7 @@ async def _check_clogged_conflicts(maker: Maker) -> None:
 
 async def _check_clogged_close_wakes_send(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
+        sender = await clog(s)
         await within(s.aclose(), "aclose with a send_all blocked in another task returns")
         await raises(
             ClosedResourceError,
@@ -333,11 +322,8 @@ async def _check_clogged_close_wakes_send(maker: Maker) -> None:
 
 async def _check_clogged_cancelled_send_closable(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
-        sender.cancel()
-        await asyncio.wait([sender])
-        expect(sender.cancelled(), "a blocked send_all can be cancelled")
+        sender = await clog(s)
+        await cancel_blocked(sender, "a blocked send_all can be cancelled")
         await within(s.aclose(), "aclose after a cancelled send_all returns")
 
 

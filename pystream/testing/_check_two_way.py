@@ -11,19 +11,16 @@ from typing import Optional
 from .._errors import BusyResourceError, ClosedResourceError
 from ..abc import HalfCloseableStream
 from ._check_kit import (
-    CLOGGED_SEND,
     Maker,
     Pair,
-    drain_until,
     expect,
     flipped,
     raises,
     random_transfer,
-    receive_exactly,
     spawn,
     within,
-    yield_many,
 )
+from ._check_steps import clog, random_bytes, send_received, sends_raise_closed, started, unclog
 from ._check_streams import check_one_way_stream
 
 __all__ = ["check_two_way_stream", "check_half_closeable_stream"]
@@ -34,8 +31,8 @@ __all__ = ["check_two_way_stream", "check_half_closeable_stream"]
 
 async def _check_both_ways_at_once(maker: Maker) -> None:
     rng = random.Random(3)
-    one = bytes(rng.getrandbits(8) for _ in range(1 << 20))
-    two = bytes(rng.getrandbits(8) for _ in range(1 << 20))
+    one = random_bytes(rng, 1 << 20)
+    two = random_bytes(rng, 1 << 20)
     async with Pair(maker) as (a, b):
         await within(
             asyncio.gather(
@@ -52,12 +49,14 @@ async def _check_both_ways_at_once(maker: Maker) -> None:
 
 async def _check_send_and_receive_together(maker: Maker) -> None:
     async with Pair(maker) as (a, b):
-        receiver = spawn(a.receive_some())
-        await yield_many()
-        sender = spawn(a.send_all(b"out"))
-        got = await receive_exactly(b, 3, "sending while a receive waits on the same end")
-        expect(got == b"out", "send_all and receive_some on one end do not conflict")
-        await within(sender, "send_all returns")
+        receiver = await started(a.receive_some())
+        await send_received(
+            a,
+            b,
+            b"out",
+            "sending while a receive waits on the same end",
+            "send_all and receive_some on one end do not conflict",
+        )
         back = spawn(b.send_all(b"in"))
         expect(
             await within(receiver, "the waiting receive gets data") in (b"in", b"i"),
@@ -88,30 +87,23 @@ async def _check_send_eof(maker: Maker) -> None:
             isinstance(a, HalfCloseableStream) or hasattr(a, "send_eof"),
             "a half-closeable stream has send_eof",
         )
-        sender = spawn(a.send_all(b"last words"))
-        got = await receive_exactly(b, 10, "data sent before send_eof")
-        await within(sender, "send_all returns")
+        await send_received(
+            a,
+            b,
+            b"last words",
+            "data sent before send_eof",
+            "data sent before send_eof arrives before EOF",
+        )
         await within(a.send_eof(), "send_eof returns")
         expect(
             await within(b.receive_some(), "receive after send_eof") == b"",
             "after send_eof the peer reads b''",
         )
-        expect(got == b"last words", "data sent before send_eof arrives before EOF")
         await within(a.send_eof(), "send_eof again (it is idempotent)")
-        await raises(
-            ClosedResourceError,
-            a.send_all(b"x"),
-            "send_all after send_eof raises ClosedResourceError",
+        await sends_raise_closed(a, "after send_eof")
+        await send_received(
+            b, a, b"reply", "receiving after our send_eof", "after send_eof, receiving still works"
         )
-        await raises(
-            ClosedResourceError,
-            a.send_all(b""),
-            "send_all(b'') after send_eof raises ClosedResourceError",
-        )
-        back = spawn(b.send_all(b"reply"))
-        got = await receive_exactly(a, 5, "receiving after our send_eof")
-        expect(got == b"reply", "after send_eof, receiving still works")
-        await within(back, "send_all returns")
         await within(b.send_eof(), "send_eof the other way")
         expect(
             await within(a.receive_some(), "receive after the peer's send_eof") == b"",
@@ -125,14 +117,13 @@ async def _check_send_eof(maker: Maker) -> None:
 
 async def _check_clogged_send_eof_busy(maker: Maker) -> None:
     async with Pair(maker) as (s, r):
-        sender = spawn(s.send_all(b"x" * CLOGGED_SEND))
-        await yield_many()
+        sender = await clog(s)
         await raises(
             BusyResourceError,
             s.send_eof(),
             "send_eof during a blocked send_all raises BusyResourceError",
         )
-        await drain_until(r, sender, "send_all returns once the peer reads")
+        await unclog(r, sender)
 
 
 async def check_half_closeable_stream(maker: Maker, clogged_maker: Optional[Maker]) -> None:
