@@ -100,6 +100,9 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         # broken then, but what the peer sent before can still be received).
         self._send_failure: Optional[BaseException] = None
         self._close_notify_seen = False
+        # A TLS error met after the records a receive returned: the next
+        # receive raises it.
+        self._read_failure: Optional[BaseException] = None
 
     def __repr__(self) -> str:
         return (
@@ -264,11 +267,14 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         self._check_usable()
+        if self._handshake_done:
+            # The read is the checkpoint: its wait for the transport, or a
+            # yield (_retry).  One loop iteration less per receive.
+            return await self._receive_records(max_bytes, checkpoint=True)
         await CHECKPOINT
         self._check_usable()
         await self._ensure_handshake()
-        data: bytes = await self._retry(self._ssl.read, max_bytes)
-        return data
+        return await self._receive_records(max_bytes, checkpoint=False)
 
     # -- closing ----------------------------------------------------------
     async def unwrap(self) -> tuple[Stream, bytes]:

@@ -7,16 +7,22 @@ flush, shielded so a cancelled caller never cuts a record) and one reads
 the transport into it (the feed, which a second reader waits for rather
 than duplicates).  ``_retry`` runs a TLS call until it completes, flushing
 and feeding as it asks.  ``TLSStream`` (``_tls.py``) is the API on top.
+
+The common cases take no task of their own, as asyncio's ``SSLProtocol``
+takes none: ``send_all`` sends its records from the caller's task (a
+cancellation there breaks the stream in any case), and a receive decrypts
+every complete record the transport's bytes hold, up to ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from ._errors import BrokenResourceError, ClosedResourceError
 from ._state import BREAK, CLOSED, Direction
+from ._util import CHECKPOINT
 from .abc import Stream
 
 __all__ = ["TLSEngine"]
@@ -38,6 +44,8 @@ class TLSEngine:
     _sending: Optional[asyncio.Future[None]]
     _send_failure: Optional[BaseException]
     _close_notify_seen: bool
+    _read_failure: Optional[BaseException]
+    _pushback: bytearray
 
     # -- state ------------------------------------------------------------
     def _check_usable(self) -> None:
@@ -84,15 +92,45 @@ class TLSEngine:
 
     async def _send_pending(self) -> None:
         async with self._transport_send_lock:
-            try:
-                while self._outgoing.pending:
-                    await self.transport_stream.send_all(self._outgoing.read())
-            except (BrokenResourceError, ClosedResourceError) as exc:
-                self._send_failure = exc
-                self._send_side.handle(BREAK, exc)
-                self._outgoing.read()
-                self._check_usable()
-                raise BrokenResourceError("the transport can no longer send") from exc
+            await self._send_out()
+
+    async def _send_out(self) -> None:
+        """Send the TLS object's output; the caller holds the send lock."""
+        transport = self.transport_stream
+        # A pystream socket or pipe writes what the kernel takes at once
+        # without a checkpoint of its own (the TLS call had one).
+        write_now = getattr(transport, "_write_now", None)
+        try:
+            while self._outgoing.pending:
+                data = self._outgoing.read()
+                if write_now is not None:
+                    written = write_now(data)
+                    if written == len(data):
+                        continue
+                    data = data[written:]
+                await transport.send_all(data)
+        except (BrokenResourceError, ClosedResourceError) as exc:
+            self._send_failure = exc
+            self._send_side.handle(BREAK, exc)
+            self._outgoing.read()
+            self._check_usable()
+            raise BrokenResourceError("the transport can no longer send") from exc
+
+    async def _flush_from_writer(self) -> None:
+        """``send_all``'s flush: from the caller's task when no other flush
+        is running (the usual case), without a task or a shield.  Cut by a
+        cancellation, it leaves the stream broken, as a cancelled write
+        does anyway (``_retry``); the shield protects the handshake's and
+        close_notify's records, after which the stream stays usable."""
+        if (
+            self._sending is not None
+            or self._transport_send_lock.locked()
+            or self._send_failure is not None
+        ):
+            await self._flush()
+            return
+        async with self._transport_send_lock:
+            await self._send_out()
 
     def _sent(self, sending: asyncio.Future[None]) -> None:
         if self._sending is sending:
@@ -113,46 +151,121 @@ class TLSEngine:
             else:
                 self._incoming.write_eof()
 
-    async def _retry(self, fn: Any, *args: Any) -> Any:
-        """Run a TLS call until it finishes, moving bytes as it asks."""
+    def _nothing_to_decrypt(self) -> bool:
+        """Whether a further read could only ask for more bytes: none wait
+        in the incoming buffer or decrypted in the TLS object, and no end
+        was met.  (OpenSSL may hold more bytes than it decrypted, so True
+        does not prove that a read would fail.)"""
+        incoming = self._incoming
+        return not (
+            incoming.pending
+            or incoming.eof
+            or self._ssl.pending()
+            or self._close_notify_seen
+            or self._read_failure is not None
+        )
+
+    async def _receive_records(self, max_bytes: int, checkpoint: bool) -> bytes:
+        """Up to max_bytes of plaintext: one record, read as ``_retry``
+        reads, then every further record already in the incoming buffer
+        (``SSLObject.read`` returns one record per call, 16 KiB at most).
+        What stops the further reads (the peer's close_notify, a TLS
+        error) is for the next call to meet, after this data.  With
+        checkpoint, the call is the caller's checkpoint (see ``_retry``)."""
+        if self._read_failure is not None:
+            if checkpoint:
+                await CHECKPOINT
+            await self._fail(self._read_failure)
+        ssl_object = self._ssl
+        data: bytes = await self._retry(ssl_object.read, max_bytes, checkpoint=checkpoint)
+        got = len(data)
+        if not got or got >= max_bytes or self._nothing_to_decrypt():
+            return data
+        chunks = [data]
+        while got < max_bytes and not self._nothing_to_decrypt():
+            try:
+                more = ssl_object.read(max_bytes - got)
+            except ssl.SSLWantReadError:
+                break  # part of a record
+            except ssl.SSLZeroReturnError:
+                self._clean_eof()  # records the close_notify, if it is one
+                break
+            except (ssl.SSLError, ssl.CertificateError) as exc:
+                self._read_failure = exc
+                break
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        await self._flush(wait=False)  # what the reads wrote, if anything
+        return b"".join(chunks)
+
+    async def _fail(self, exc: BaseException) -> NoReturn:
+        """A TLS error: break, send the alert if there is one, raise."""
+        self._break(exc)
+        await self._flush_quietly()
+        raise BrokenResourceError(f"TLS failed: {exc}") from exc
+
+    async def _retry(self, fn: Any, *args: Any, checkpoint: bool = False) -> Any:
+        """Run a TLS call until it finishes, moving bytes as it asks.
+
+        With checkpoint, the call is the caller's checkpoint: unless it
+        waited for the transport (whose calls are checkpoints), it yields
+        once before it returns or raises.  (A read whose result that yield
+        cancels leaves the bytes in the pushback buffer: nothing is lost.)
+        """
+        reading = fn == self._ssl.read
+        writing = fn == self._ssl.write
+        waited = not checkpoint
         try:
             while True:
                 want_read = False
                 try:
                     result = fn(*args)
-                    if fn == self._ssl.read and not result and not self._clean_eof():
+                    if reading and not result and not self._clean_eof():
                         raise ssl.SSLEOFError(
                             ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)"
                         )
                 except ssl.SSLWantReadError:
                     want_read = True
                 except ssl.SSLZeroReturnError as exc:
-                    if fn == self._ssl.read and self._clean_eof():
+                    if not waited:
+                        await CHECKPOINT
+                    if reading and self._clean_eof():
                         return b""  # the peer's close_notify: a clean EOF
-                    self._break(exc)
-                    await self._flush_quietly()
-                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
+                    await self._fail(exc)
                 except (ssl.SSLError, ssl.CertificateError) as exc:
-                    self._break(exc)
-                    await self._flush_quietly()
-                    raise BrokenResourceError(f"TLS failed: {exc}") from exc
+                    if not waited:
+                        await CHECKPOINT
+                    await self._fail(exc)
                 try:
-                    await self._flush(wait=fn != self._ssl.read)
+                    if writing:
+                        await self._flush_from_writer()
+                    else:
+                        await self._flush(wait=not reading)
                 except BrokenResourceError:
-                    if fn == self._ssl.write or fn == self._ssl.unwrap:
+                    if writing or fn == self._ssl.unwrap:
                         raise
                     # The peer stopped reading (it may have closed right
                     # after its last bytes, before our TLS 1.3 session
                     # tickets): keep receiving what it sent.
                 if not want_read:
+                    if not waited:
+                        try:
+                            await CHECKPOINT
+                        except asyncio.CancelledError:
+                            if reading:
+                                self._pushback += result
+                            raise
                     return result
                 await self._feed()
+                waited = True
         except asyncio.CancelledError:
             # Waiting for the peer loses nothing (the transport keeps its
             # bytes, and TLS resumes where it stopped), except for a write:
             # OpenSSL wants it retried with the same data.  A cancelled send
             # of TLS bytes broke the stream already (in _flush).
-            if fn == self._ssl.write:
+            if writing:
                 self._break(None)
             raise
         except (BrokenResourceError, ClosedResourceError) as exc:

@@ -360,3 +360,61 @@ async def test_tls_listener_closes_a_stream_it_cannot_wrap():
     with pytest.raises(TypeError, match="transport_stream"):
         await listener.accept()
     assert accepted.closed, "the accepted connection was left open"
+
+
+async def test_tls_receive_returns_every_record_it_has():
+    # SSLObject.read gives one record (16 KiB at most) per call; a receive
+    # decrypts every whole record the transport's bytes hold, as asyncio's
+    # SSLProtocol does, up to max_bytes.
+    client, server = await handshaken(tls_over(memory_maker))()
+    data = bytes(range(256)) * 240  # 61,440 bytes: four records
+    await client.send_all(data)
+    first = await server.receive_some(65536)
+    assert len(first) > 3 * 16384, f"one receive returned {len(first)} bytes"
+    rest = await receive_exactly(server, len(data) - len(first))
+    assert first + rest == data
+    await client.send_all(data)
+    assert len(await server.receive_some(1000)) == 1000, "max_bytes is the limit"
+    assert await receive_exactly(server, len(data) - 1000) == data[1000:]
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_tls_error_behind_records_comes_after_them():
+    # A receive that decrypts several records and then meets a bad one
+    # returns the good ones; the next receive raises, and the alert goes
+    # out (the peer does not hang).
+    client, server = await handshaken(tls_over(socket_pair_maker))()
+    await client.send_all(b"first")
+    await client.send_all(b"second")
+    forged = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, bad MAC
+    await client.transport_stream.send_all(forged)
+    received = b""
+    with pytest.raises(pystream.BrokenResourceError) as failure:
+        while True:
+            received += await server.receive_some()
+    assert received == b"firstsecond"
+    assert isinstance(failure.value.__cause__, ssl.SSLError)
+    with pytest.raises(pystream.BrokenResourceError):
+        await asyncio.wait_for(client.receive_some(), 10)
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_tls_receive_cancelled_after_decrypting_loses_nothing():
+    # When decrypted bytes are there already, the receive reads them and
+    # then yields (its checkpoint); cancelled at that yield, it keeps the
+    # bytes for the next receive.
+    client, server = await handshaken(tls_over(memory_maker))()
+    data = bytes(range(100))
+    await client.send_all(data)
+    assert await server.receive_some(10) == data[:10]
+    for _ in range(5):
+        receiving = asyncio.ensure_future(server.receive_some(10))
+        await asyncio.sleep(0)  # it runs to its checkpoint
+        receiving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiving
+    assert await receive_exactly(server, 90) == data[10:]
+    await client.aclose()
+    await server.aclose()

@@ -173,6 +173,25 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
 
     write = send_all
 
+    def _write_now(self, data: bytes) -> int:
+        """Write what the kernel takes of data at once: no checkpoint, no
+        wait.  The door for a layer above whose own call was the
+        checkpoint (``TLSStream``'s flush); it sends the rest, if any, with
+        ``send_all``.  Returns the bytes written: 0 whenever ``send_all``
+        would do more than write (busy, closed, broken, queued writes,
+        another loop or thread), so that its ``send_all`` raises or waits.
+        """
+        h = self._h
+        if (
+            self._send_conflict.held
+            or self._send_side.state is not OPEN
+            or h.ptr is None
+            or get_ident() != self._bridge.thread
+        ):
+            return 0
+        written: int = lib.ps_stream_try_write(h.ptr, data, len(data))
+        return written if written > 0 else 0
+
     async def _send(self, data: Any, view: Any, size: int, written: int) -> None:
         """The rest of send_all, when the kernel did not take everything at
         once: written bytes went (or written is an error)."""
