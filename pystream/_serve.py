@@ -71,6 +71,7 @@ async def serve_listeners(handler: Handler, listeners: Sequence[Listener[Any]]) 
         require_methods(listener, "each listener", "accept", "aclose")
     loop = asyncio.get_running_loop()
     handlers: set[asyncio.Task[None]] = set()
+    forget = handlers.discard  # one bound method, not one per connection
 
     async def accept_loop(listener: Listener[Any]) -> None:
         while True:
@@ -84,7 +85,7 @@ async def serve_listeners(handler: Handler, listeners: Sequence[Listener[Any]]) 
                 continue
             task = loop.create_task(_run_handler(handler, stream))
             handlers.add(task)
-            task.add_done_callback(handlers.discard)
+            task.add_done_callback(forget)
 
     accepters: list[asyncio.Task[None]] = [
         loop.create_task(accept_loop(listener)) for listener in listeners

@@ -177,7 +177,7 @@ ssize_t ps_stream_try_sendfile(ps_stream_t* s, int in_fd, long long offset,
  * pass's events, and the next pass records its PS_EV_CLOSE and frees it,
  * so the caller does not close it itself.  Until the writes finish it is
  * open as before, and a ps_stream_close cancels the shutdown (UV_ECANCELED)
- * along with the writes. */
+ * along with the writes.  While a connect is in progress: UV_ENOTCONN. */
 int ps_stream_shutdown(ps_stream_t* s);
 /* Closes the stream without waiting: what the kernel already took is still
  * delivered, then a FIN (set SO_LINGER to 0 first for a reset instead).

@@ -114,8 +114,13 @@ struct ps_stream_s {
   size_t low_water;
   size_t high_water;
   long writes_pending;
-  uv_connect_t connect_req;
-  uv_shutdown_t shutdown_req;
+  /* A connect ends before a shutdown can start (ps_stream_shutdown refuses
+   * one while connecting), so the two requests share their memory: most
+   * streams are accepted and never use either. */
+  union {
+    uv_connect_t connect;
+    uv_shutdown_t shutdown;
+  } req;
   /* Accepted but not yet taken: a link in the listener's queue. */
   ps_listener_t* listener;
   ps_stream_t* next_accepted;

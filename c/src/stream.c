@@ -315,7 +315,7 @@ int ps_tcp_connect(ps_loop_t* loop, int fd, const char* ip, int port,
       return err;
     }
   }
-  err = uv_tcp_connect(&s->connect_req, &s->u.tcp,
+  err = uv_tcp_connect(&s->req.connect, &s->u.tcp,
                        (const struct sockaddr*)&addr, ps__on_connect);
   if (err != 0) {
     ps__stream_abandon(s);
@@ -342,7 +342,7 @@ int ps_pipe_connect(ps_loop_t* loop, const char* path, void* data,
   err = ps__stream_new(loop, PS_KIND_PIPE, &s);
   if (err != 0)
     return err;
-  uv_pipe_connect(&s->connect_req, &s->u.pipe, path, ps__on_connect);
+  uv_pipe_connect(&s->req.connect, &s->u.pipe, path, ps__on_connect);
   s->flags |= PS__CONNECTING;
   s->data = data;
   loop->dirty = 1;
@@ -563,7 +563,9 @@ int ps_stream_shutdown(ps_stream_t* s) {
   int err;
   if (s->flags & PS__CLOSING)
     return UV_EBADF;
-  err = uv_shutdown(&s->shutdown_req, &s->u.stream, ps__on_shutdown);
+  if (s->flags & PS__CONNECTING)
+    return UV_ENOTCONN; /* (and its request is in use) */
+  err = uv_shutdown(&s->req.shutdown, &s->u.stream, ps__on_shutdown);
   if (err == 0)
     s->loop->dirty = 1;
   return err;

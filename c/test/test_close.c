@@ -25,6 +25,7 @@ static void tcp_pair(ps_loop_t* loop, ps_stream_t** a, tally_t* ta,
   CHECK_EQ(ps_listener_open(loop, fd, PS_KIND_TCP, 16, &tl, &l), 0);
   CHECK_EQ(ps_listener_address(l, &addr), 0);
   CHECK_EQ(ps_tcp_connect(loop, -1, "127.0.0.1", addr.port, 0, ta, a), 0);
+  CHECK_EQ(ps_stream_shutdown(*a), UV_ENOTCONN); /* still connecting */
   CHECK_EQ(ps_listener_accept(l, tb, b), UV_EAGAIN);
   PUMP_UNTIL(loop,
              tl.count[PS_EV_ACCEPT] == 1 && ta->count[PS_EV_CONNECT] == 1);

@@ -29,6 +29,7 @@ from typing import (
     AsyncGenerator,
     Callable,
     Optional,
+    Sequence,
 )
 
 from .._binding import ffi, lib, oserror
@@ -80,7 +81,9 @@ class Handle:
         self.op_waiter: Optional[asyncio.Future[Any]] = None
         self.close_waiter: Optional[asyncio.Future[Any]] = None
         # Buffers libuv still writes from, oldest first; kept alive here.
-        self.pending_writes: collections.deque[Any] = collections.deque()
+        # Made by the first queued write: most connections never queue one,
+        # and an empty deque costs more than half a KiB.
+        self.pending_writes: Optional[collections.deque[Any]] = None
         self.write_status = 0
 
     def arm_recv_waiter(self) -> Any:
@@ -100,15 +103,17 @@ class Handle:
         if kind == _EV_WRITE:
             # libuv is done with the buffer: unpin it now (PyPy would keep
             # a bytearray unresizable until the next collection).
-            ffi.release(self.pending_writes.popleft())
+            pending = self.pending_writes
+            assert pending is not None  # a write was queued
+            ffi.release(pending.popleft())
             if status < 0 and status != _UV_ECANCELED and not self.write_status:
                 self.write_status = status
-            if self.pending_writes and status >= 0:
+            if pending and status >= 0:
                 return
             waiter = self.send_waiter
         elif kind == _EV_CLOSE:
             self.ptr = None
-            self.pending_writes.clear()
+            self.pending_writes = None
             self.bridge.live.discard(self)
             waiter = self.close_waiter
         else:  # connect, shutdown, accept
@@ -128,7 +133,7 @@ class Handle:
     def abandon(self) -> None:
         """The bridge is gone: the C handle no longer exists."""
         self.ptr = None
-        self.pending_writes.clear()
+        self.pending_writes = None
         exc = ClosedResourceError("the event loop this belongs to was closed")
         # Closing is done, as far as anyone can tell; the rest fail.
         outcomes: tuple[tuple[Any, Optional[BaseException]], ...] = (
@@ -170,6 +175,9 @@ class Bridge:
         # methods cost more Python calls there than the loop iteration they
         # save (3% more).  Handles made while this is set keep a Waiter.
         self.eager_wake = EAGER_WAKE
+        # Where ps_stream_take_ptr puts its pointer, for every stream of
+        # this loop: each read uses it at once, in the loop's thread.
+        self.out = ffi.new("const char **")
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:
@@ -261,10 +269,11 @@ class Bridge:
         for i, waiter in enumerate(ready):
             # The first callback (the usual case: the one waiting task), then
             # any others, each in its context.
-            fn, context, more = waiter._fn, waiter._context, waiter._more
+            fn, context = waiter._fn, waiter._context
+            more: Sequence[tuple[Any, Any]] = waiter._more or ()
             waiter._fn = waiter._context = None
             if more:
-                waiter._more = []
+                waiter._more = None
             j = 0
             while True:
                 try:

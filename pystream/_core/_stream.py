@@ -10,6 +10,7 @@ bridge's poke or a scheduled pass.
 from __future__ import annotations
 
 import asyncio
+import collections
 import platform
 from threading import get_ident
 from typing import Any, Optional, Union
@@ -54,7 +55,6 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         "_send_side",
         "_send_conflict",
         "_recv_conflict",
-        "_out",
         "_writable_fd",
         "__weakref__",
     )
@@ -67,7 +67,6 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._send_side = Direction("sending")  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._recv_conflict = ConflictDetector("another task is already receiving on this stream")
-        self._out = ffi.new("const char **")
         self._writable_fd = -1
 
     def __del__(self) -> None:
@@ -214,6 +213,8 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         if err < 0:
             ffi.release(owner)
             raise self._broken_send(err)
+        if h.pending_writes is None:
+            h.pending_writes = collections.deque()
         h.pending_writes.append(owner)
         self._bridge.schedule_pass()
         waiter = h.send_waiter = self._bridge.new_future()
@@ -263,9 +264,10 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
 
     def _take(self, n: int) -> bytes:
         """Take up to n buffered bytes; b"" at EOF; raise if broken."""
-        got = lib.ps_stream_take_ptr(self._h.ptr, n, self._out)
+        out = self._bridge.out
+        got = lib.ps_stream_take_ptr(self._h.ptr, n, out)
         if got > 0:
-            data: bytes = ffi.unpack(self._out[0], got)
+            data: bytes = ffi.unpack(out[0], got)
             self._bridge.poke()
             return data
         if got == UV_EOF:
@@ -327,9 +329,10 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                     h.recv_waiter = None
             if self._closed or h.ptr is None:
                 self._check_still_open()
-            got = lib.ps_stream_take_ptr(h.ptr, max_bytes, self._out)
+            out = bridge.out
+            got = lib.ps_stream_take_ptr(h.ptr, max_bytes, out)
             if got > 0:
-                data: bytes = ffi.unpack(self._out[0], got)
+                data: bytes = ffi.unpack(out[0], got)
                 if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
                     bridge.schedule_pass()
                 return data

@@ -46,7 +46,7 @@ class Waiter:
         # The first done callback and its context, then any others.
         self._fn: Any = None
         self._context: Any = None
-        self._more: list[tuple[Any, Any]] = []
+        self._more: Optional[list[tuple[Any, Any]]] = None  # rarely needed
         self._asyncio_future_blocking = False
 
     def rearm(self) -> None:
@@ -73,6 +73,8 @@ class Waiter:
         elif self._fn is None:
             self._fn = fn
             self._context = context
+        elif self._more is None:
+            self._more = [(fn, context)]
         else:
             self._more.append((fn, context))
 
@@ -80,7 +82,7 @@ class Waiter:
         callbacks = self._take_callbacks()
         kept = [(f, c) for f, c in callbacks if f != fn]
         if kept:
-            (self._fn, self._context), self._more = kept[0], kept[1:]
+            (self._fn, self._context), self._more = kept[0], kept[1:] or None
         return len(callbacks) - len(kept)
 
     def _take_callbacks(self) -> list[tuple[Any, Any]]:
@@ -91,7 +93,7 @@ class Waiter:
         self._fn = self._context = None
         if self._more:
             callbacks += self._more
-            self._more = []
+            self._more = None
         return callbacks
 
     def result(self) -> None:
