@@ -26,7 +26,13 @@ import time
 from typing import Any, Callable
 
 from ._catalog import MIB
-from ._command import add_mib_and_rounds, check_mib_and_rounds, names_in, write_json
+from ._command import (
+    add_json_argument,
+    add_mib_and_rounds,
+    check_mib_and_rounds,
+    names_in,
+    print_result,
+)
 
 __all__ = ["IMPLS", "add_arguments", "run", "run_benchmark", "format_table"]
 
@@ -205,7 +211,7 @@ def format_table(result: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mib_and_rounds(parser, 256, "MiB through cat")
     parser.add_argument("--impls", help=f"comma-separated subset of: {','.join(IMPLS)}")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    add_json_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,9 +224,7 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"pystream bench-pipes: {exc}", file=sys.stderr)
         return 1
-    print(format_table(result))
-    if args.json:
-        write_json(result, args.json)
+    print_result(result, format_table, args.json)
     return 0
 
 
