@@ -216,4 +216,14 @@ def test_bench_pipes_moves_every_byte(tmp_path):
         text=True,
         timeout=TIMEOUT,
     )
-    assert bad.returncode != 0 and "unknown nope" in bad.stderr
+    assert bad.returncode != 0 and "unknown implementation(s) nope" in bad.stderr
+    to_stdout = subprocess.run(
+        pystream_cmd(
+            "bench-pipes", "--mib", "1", "--rounds", "1", "--impls", "pystream", "--json", "-"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert to_stdout.returncode == 0, exit_report(to_stdout)
+    assert set(json.loads(to_stdout.stdout)["medians"]) == {"pystream"}
