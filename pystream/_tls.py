@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
 from ._state import CLOSE, CLOSED, EOF_SENT, OPEN, SEND_EOF, Direction
-from ._tls_engine import TLSEngine
+from ._tls_engine import TLSEngine, clear_openssl_errors
 from ._util import (
     CHECKPOINT,
     aclose_forcefully,
@@ -100,9 +100,6 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         # broken then, but what the peer sent before can still be received).
         self._send_failure: Optional[BaseException] = None
         self._close_notify_seen = False
-        # A TLS error met after the records a receive returned: the next
-        # receive raises it.
-        self._read_failure: Optional[BaseException] = None
 
     def __repr__(self) -> str:
         return (
@@ -339,6 +336,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             await aclose_forcefully(self.transport_stream)
             raise
         except (BrokenResourceError, ClosedResourceError, ssl.SSLError):
+            clear_openssl_errors()
             await aclose_forcefully(self.transport_stream)
             return
         await self.transport_stream.aclose()
@@ -365,7 +363,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             self._ssl.unwrap()
             self._close_notify_seen = True  # both ways: the peer's was read
         except ssl.SSLError:
-            pass  # it wants the peer's close_notify: ours is written
+            clear_openssl_errors()  # it wants the peer's: ours is written
         if held:
             self._incoming.write(held)
 

@@ -3,7 +3,8 @@
 the state rules TLS adds to the table in ``_state``.
 
 One task at a time sends the TLS object's output to the transport (the
-flush, shielded so a cancelled caller never cuts a record) and one reads
+flush; a handshake's or close_notify's is shielded, so a cancelled caller
+never cuts those records and the stream stays usable) and one reads
 the transport into it (the feed, which a second reader waits for rather
 than duplicates).  ``_retry`` runs a TLS call until it completes, flushing
 and feeding as it asks.  ``TLSStream`` (``_tls.py``) is the API on top.
@@ -17,6 +18,8 @@ every complete record the transport's bytes hold, up to ``max_bytes``.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import platform
 import ssl
 from typing import Any, NoReturn, Optional
 
@@ -25,7 +28,24 @@ from ._state import BREAK, CLOSED, Direction
 from ._util import CHECKPOINT
 from .abc import Stream
 
-__all__ = ["TLSEngine"]
+__all__ = ["TLSEngine", "clear_openssl_errors"]
+
+
+def _openssl_error_clearer() -> Any:
+    """PyPy's ``ssl`` leaves a failed call's errors in OpenSSL's
+    per-thread queue, where the next TLS call in the thread, on any
+    connection, finds them and fails (until an ``SSLObject`` is made).
+    CPython's clears them itself."""
+    if platform.python_implementation() != "PyPy":
+        return lambda: None
+    try:
+        return importlib.import_module("_cffi_ssl._stdssl").lib.ERR_clear_error
+    except (ImportError, AttributeError):  # pragma: no cover - another PyPy
+        return lambda: None
+
+
+#: Call after catching an ``ssl.SSLError`` (other than a want-read).
+clear_openssl_errors = _openssl_error_clearer()
 
 _RECEIVE_SIZE = 65536
 
@@ -44,7 +64,6 @@ class TLSEngine:
     _sending: Optional[asyncio.Future[None]]
     _send_failure: Optional[BaseException]
     _close_notify_seen: bool
-    _read_failure: Optional[BaseException]
     _pushback: bytearray
 
     # -- state ------------------------------------------------------------
@@ -158,24 +177,17 @@ class TLSEngine:
         does not prove that a read would fail.)"""
         incoming = self._incoming
         return not (
-            incoming.pending
-            or incoming.eof
-            or self._ssl.pending()
-            or self._close_notify_seen
-            or self._read_failure is not None
+            incoming.pending or incoming.eof or self._ssl.pending() or self._close_notify_seen
         )
 
     async def _receive_records(self, max_bytes: int, checkpoint: bool) -> bytes:
         """Up to max_bytes of plaintext: one record, read as ``_retry``
         reads, then every further record already in the incoming buffer
         (``SSLObject.read`` returns one record per call, 16 KiB at most).
-        What stops the further reads (the peer's close_notify, a TLS
-        error) is for the next call to meet, after this data.  With
-        checkpoint, the call is the caller's checkpoint (see ``_retry``)."""
-        if self._read_failure is not None:
-            if checkpoint:
-                await CHECKPOINT
-            await self._fail(self._read_failure)
+        What stops the further reads is for the next call to meet, after
+        this data: the peer's close_notify, or a TLS error, which breaks
+        the stream at once (its alert goes out now).  With checkpoint, the
+        call is the caller's checkpoint (see ``_retry``)."""
         ssl_object = self._ssl
         data: bytes = await self._retry(ssl_object.read, max_bytes, checkpoint=checkpoint)
         got = len(data)
@@ -188,10 +200,12 @@ class TLSEngine:
             except ssl.SSLWantReadError:
                 break  # part of a record
             except ssl.SSLZeroReturnError:
+                clear_openssl_errors()
                 self._clean_eof()  # records the close_notify, if it is one
                 break
             except (ssl.SSLError, ssl.CertificateError) as exc:
-                self._read_failure = exc
+                clear_openssl_errors()
+                self._break(exc)
                 break
             if not more:
                 break
@@ -200,10 +214,15 @@ class TLSEngine:
         await self._flush(wait=False)  # what the reads wrote, if anything
         return b"".join(chunks)
 
-    async def _fail(self, exc: BaseException) -> NoReturn:
-        """A TLS error: break, send the alert if there is one, raise."""
+    async def _fail(self, exc: BaseException, checkpoint: bool = False) -> NoReturn:
+        """A TLS error: break, send the alert if there is one, then (with
+        checkpoint) yield, and raise.  Cancelled anywhere, the stream is
+        broken already and the alert on its way."""
+        clear_openssl_errors()
         self._break(exc)
         await self._flush_quietly()
+        if checkpoint:
+            await CHECKPOINT
         raise BrokenResourceError(f"TLS failed: {exc}") from exc
 
     async def _retry(self, fn: Any, *args: Any, checkpoint: bool = False) -> Any:
@@ -229,15 +248,14 @@ class TLSEngine:
                 except ssl.SSLWantReadError:
                     want_read = True
                 except ssl.SSLZeroReturnError as exc:
-                    if not waited:
-                        await CHECKPOINT
                     if reading and self._clean_eof():
+                        clear_openssl_errors()
+                        if not waited:
+                            await CHECKPOINT  # cancelled: the next read ends too
                         return b""  # the peer's close_notify: a clean EOF
-                    await self._fail(exc)
+                    await self._fail(exc, checkpoint=not waited)
                 except (ssl.SSLError, ssl.CertificateError) as exc:
-                    if not waited:
-                        await CHECKPOINT
-                    await self._fail(exc)
+                    await self._fail(exc, checkpoint=not waited)
                 try:
                     if writing:
                         await self._flush_from_writer()
@@ -251,11 +269,15 @@ class TLSEngine:
                     # tickets): keep receiving what it sent.
                 if not want_read:
                     if not waited:
+                        # Another task's send_eof may add later bytes to
+                        # the pushback buffer during the yield: keep this
+                        # read's in front of them.
+                        mark = len(self._pushback)
                         try:
                             await CHECKPOINT
                         except asyncio.CancelledError:
                             if reading:
-                                self._pushback += result
+                                self._pushback[mark:mark] = result
                             raise
                     return result
                 await self._feed()
@@ -273,6 +295,8 @@ class TLSEngine:
                 raise ClosedResourceError("the stream was closed during this call") from None
             if self._send_failure is None or exc.__cause__ is not self._send_failure:
                 self._break(exc.__cause__ or exc)  # not only sending failed
+            if not waited:  # the transport raised before it yielded
+                await CHECKPOINT
             raise
 
     def _clean_eof(self) -> bool:

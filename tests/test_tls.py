@@ -380,23 +380,94 @@ async def test_tls_receive_returns_every_record_it_has():
     await server.aclose()
 
 
+FORGED_RECORD = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, bad MAC
+
+
 async def test_tls_error_behind_records_comes_after_them():
-    # A receive that decrypts several records and then meets a bad one
-    # returns the good ones; the next receive raises, and the alert goes
-    # out (the peer does not hang).
-    client, server = await handshaken(tls_over(socket_pair_maker))()
+    # A receive that decrypts records and then meets a bad one returns the
+    # good ones and breaks the stream at once: its alert goes out (the peer
+    # does not hang), every later call raises BrokenResourceError with the
+    # TLS error as cause, and no other connection in the thread is touched
+    # (PyPy's ssl leaves errors in OpenSSL's per-thread queue).
+    healthy_client, healthy_server = await handshaken(tls_over(memory_maker))()
+    client, server = await handshaken(tls_over(memory_maker))()
     await client.send_all(b"first")
     await client.send_all(b"second")
-    forged = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, bad MAC
-    await client.transport_stream.send_all(forged)
-    received = b""
-    with pytest.raises(pystream.BrokenResourceError) as failure:
-        while True:
-            received += await server.receive_some()
-    assert received == b"firstsecond"
-    assert isinstance(failure.value.__cause__, ssl.SSLError)
+    await client.transport_stream.send_all(FORGED_RECORD)
+    assert await server.receive_some() == b"firstsecond"
+    for call in (server.send_eof, lambda: server.send_all(b"x"), server.receive_some):
+        with pytest.raises(pystream.BrokenResourceError) as failure:
+            await call()
+        assert getattr(failure.value.__cause__, "reason", None) == (
+            "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"
+        )
     with pytest.raises(pystream.BrokenResourceError):
         await asyncio.wait_for(client.receive_some(), 10)
+    await healthy_client.send_all(b"still fine")
+    assert await receive_exactly(healthy_server, 10) == b"still fine"
+    for stream in (client, server, healthy_client, healthy_server):
+        await stream.aclose()
+
+
+async def test_tls_error_cancelled_at_its_checkpoint_still_breaks():
+    # The bad record is in the TLS object already, so the receive meets
+    # the error without waiting and yields before it raises: cancelled
+    # there, the stream is broken all the same and the alert is sent.
+    client, server = await handshaken(tls_over(memory_maker))()
+    await client.transport_stream.send_all(FORGED_RECORD)
+    server._incoming.write(await server.transport_stream.receive_some())
+    receiving = asyncio.ensure_future(server.receive_some())
+    await asyncio.sleep(0)
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    with pytest.raises(pystream.BrokenResourceError):
+        await asyncio.wait_for(client.receive_some(), 10)  # the alert came
+    with pytest.raises(pystream.BrokenResourceError) as failure:
+        await server.receive_some()
+    assert isinstance(failure.value.__cause__, ssl.SSLError)
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_tls_receive_is_a_checkpoint_when_it_does_not_wait():
+    # Data decrypted already, or a transport that raises at once: the
+    # receive still yields before it returns or raises.
+    for transport in (memory_maker, socket_pair_maker):
+        client, server = await handshaken(tls_over(transport))()
+        await client.send_all(bytes(100))
+        assert await server.receive_some(10) == bytes(10)
+        receiving = asyncio.ensure_future(server.receive_some(10))
+        await asyncio.sleep(0)
+        assert not receiving.done(), "a receive of decrypted data did not yield"
+        assert await receiving == bytes(10)
+        await pystream.aclose_forcefully(server.transport_stream)
+        await receive_exactly(server, 80)  # what the TLS object holds
+        receiving = asyncio.ensure_future(server.receive_some())
+        await asyncio.sleep(0)
+        assert not receiving.done(), "a receive from a closed transport did not yield"
+        with pytest.raises((pystream.ClosedResourceError, pystream.BrokenResourceError)):
+            await receiving
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_tls_cancelled_receive_keeps_order_with_send_eof():
+    # A receive cancelled at its yield puts its bytes back in front of
+    # what a send_eof in another task moved to the same buffer meanwhile.
+    client, server = await handshaken(tls_over(memory_maker))()
+    data = bytes(range(100))
+    await client.send_all(data)
+    got = await server.receive_some(10)
+    eof = asyncio.ensure_future(server.send_eof())
+    receiving = asyncio.ensure_future(server.receive_some(10))
+    await asyncio.sleep(0)
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    await eof
+    got += await receive_exactly(server, len(data) - len(got))
+    assert got == data
     await client.aclose()
     await server.aclose()
 

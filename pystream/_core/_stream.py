@@ -186,6 +186,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             or self._send_side.state is not OPEN
             or h.ptr is None
             or get_ident() != self._bridge.thread
+            or not self._bridge.loop.is_running()
         ):
             return 0
         written: int = lib.ps_stream_try_write(h.ptr, data, len(data))
