@@ -197,7 +197,8 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             self._check_send_usable()
             if not view.nbytes:
                 return  # nothing to send (and never an EOF): no handshake
-            await self._ensure_handshake()
+            if not self._handshake_done:
+                await self._ensure_handshake()
             while view.nbytes:
                 written = await self._retry(self._ssl.write, view)
                 view = view[written:]

@@ -113,21 +113,23 @@ class TLSEngine:
         async with self._transport_send_lock:
             await self._send_out()
 
-    async def _send_out(self) -> None:
-        """Send the TLS object's output; the caller holds the send lock."""
+    async def _send_out(self, first: bytes = b"") -> None:
+        """Send first, then the TLS object's output; the caller holds the
+        send lock."""
         transport = self.transport_stream
         # A pystream socket or pipe writes what the kernel takes at once
         # without a checkpoint of its own (the TLS call had one).
         write_now = getattr(transport, "_write_now", None)
+        data = first
         try:
-            while self._outgoing.pending:
-                data = self._outgoing.read()
+            while data or self._outgoing.pending:
+                if not data:
+                    data = self._outgoing.read()
                 if write_now is not None:
-                    written = write_now(data)
-                    if written == len(data):
-                        continue
-                    data = data[written:]
-                await transport.send_all(data)
+                    data = data[write_now(data) :]
+                if data:
+                    await transport.send_all(data)
+                    data = b""
         except (BrokenResourceError, ClosedResourceError) as exc:
             self._send_failure = exc
             self._send_side.handle(BREAK, exc)
@@ -137,10 +139,11 @@ class TLSEngine:
 
     async def _flush_from_writer(self) -> None:
         """``send_all``'s flush: from the caller's task when no other flush
-        is running (the usual case), without a task or a shield.  Cut by a
-        cancellation, it leaves the stream broken, as a cancelled write
-        does anyway (``_retry``); the shield protects the handshake's and
-        close_notify's records, after which the stream stays usable."""
+        is running (the usual case), without a task or a shield; and when
+        the transport's kernel takes the records at once, without the lock.
+        Cut by a cancellation, it leaves the stream broken, as a cancelled
+        write does anyway (``_retry``); the shield protects the handshake's
+        and close_notify's records, after which the stream stays usable."""
         if (
             self._sending is not None
             or self._transport_send_lock.locked()
@@ -148,8 +151,16 @@ class TLSEngine:
         ):
             await self._flush()
             return
+        data = self._outgoing.read()
+        if not data:
+            return
+        write_now = getattr(self.transport_stream, "_write_now", None)
+        if write_now is not None:
+            data = data[write_now(data) :]  # nothing awaited: still in order
+            if not data:
+                return
         async with self._transport_send_lock:
-            await self._send_out()
+            await self._send_out(data)
 
     def _sent(self, sending: asyncio.Future[None]) -> None:
         if self._sending is sending:
