@@ -222,7 +222,8 @@ class TLSEngine:
                 break
             chunks.append(more)
             got += len(more)
-        await self._flush(wait=False)  # what the reads wrote, if anything
+        if self._outgoing.pending:  # what the reads wrote (an alert, a reply)
+            await self._flush(wait=False)
         return b"".join(chunks)
 
     async def _fail(self, exc: BaseException, checkpoint: bool = False) -> NoReturn:
@@ -270,7 +271,7 @@ class TLSEngine:
                 try:
                     if writing:
                         await self._flush_from_writer()
-                    else:
+                    elif self._outgoing.pending:  # (a read seldom writes)
                         await self._flush(wait=not reading)
                 except BrokenResourceError:
                     if writing or fn == self._ssl.unwrap:
