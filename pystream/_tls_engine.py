@@ -297,8 +297,8 @@ class TLSEngine:
         except asyncio.CancelledError:
             # Waiting for the peer loses nothing (the transport keeps its
             # bytes, and TLS resumes where it stopped), except for a write:
-            # OpenSSL wants it retried with the same data.  A cancelled send
-            # of TLS bytes broke the stream already (in _flush).
+            # OpenSSL wants it retried with the same data, and its records
+            # may have been cut on the way out.  So a write breaks here.
             if writing:
                 self._break(None)
             raise
