@@ -380,6 +380,16 @@ async def test_tls_receive_returns_every_record_it_has():
     await server.aclose()
 
 
+async def cancel_at_its_first_yield(call):
+    """Run call until it first yields to the loop, cancel it there, and
+    check that it raised CancelledError."""
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # it runs to its first yield
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 FORGED_RECORD = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, bad MAC
 
 
@@ -416,11 +426,7 @@ async def test_tls_error_cancelled_at_its_checkpoint_still_breaks():
     client, server = await handshaken(tls_over(memory_maker))()
     await client.transport_stream.send_all(FORGED_RECORD)
     server._incoming.write(await server.transport_stream.receive_some())
-    receiving = asyncio.ensure_future(server.receive_some())
-    await asyncio.sleep(0)
-    receiving.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await receiving
+    await cancel_at_its_first_yield(server.receive_some())
     with pytest.raises(pystream.BrokenResourceError):
         await asyncio.wait_for(client.receive_some(), 10)  # the alert came
     with pytest.raises(pystream.BrokenResourceError) as failure:
@@ -460,11 +466,7 @@ async def test_tls_cancelled_receive_keeps_order_with_send_eof():
     await client.send_all(data)
     got = await server.receive_some(10)
     eof = asyncio.ensure_future(server.send_eof())
-    receiving = asyncio.ensure_future(server.receive_some(10))
-    await asyncio.sleep(0)
-    receiving.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await receiving
+    await cancel_at_its_first_yield(server.receive_some(10))
     await eof
     got += await receive_exactly(server, len(data) - len(got))
     assert got == data
@@ -481,11 +483,7 @@ async def test_tls_receive_cancelled_after_decrypting_loses_nothing():
     await client.send_all(data)
     assert await server.receive_some(10) == data[:10]
     for _ in range(5):
-        receiving = asyncio.ensure_future(server.receive_some(10))
-        await asyncio.sleep(0)  # it runs to its checkpoint
-        receiving.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await receiving
+        await cancel_at_its_first_yield(server.receive_some(10))
     assert await receive_exactly(server, 90) == data[10:]
     await client.aclose()
     await server.aclose()
