@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import signal
+import stat
 import subprocess
 import warnings
 from typing import IO, Any, Mapping, Optional, Sequence, Union
@@ -27,6 +29,9 @@ __all__ = ["Process", "open_process", "StrOrBytesPath"]
 
 # run_process, cancelled: how long a terminated child gets before SIGKILL.
 _TERMINATE_GRACE = 5.0
+
+# The access mode bits of the file status flags (PyPy's os lacks the name).
+_ACCMODE = getattr(os, "O_ACCMODE", os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 
 StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 StdioSpec = Union[None, int, IO[Any]]
@@ -248,6 +253,43 @@ def _stdio_fd(spec: StdioSpec, name: str) -> int:
     return fd
 
 
+def _blocking_description(fd: int, name: str, explicit: bool) -> Optional[int]:
+    """A blocking open file description of fd's pipe or FIFO for a child,
+    as a new fd the caller closes after the spawn; None to give fd itself.
+
+    O_NONBLOCK belongs to the description, which a child given fd shares:
+    a non-blocking one makes its writes fail with EAGAIN once the pipe is
+    full (and its reads once it is empty), and programs rarely retry.  A
+    pipe or FIFO opened anew through ``/proc/self/fd/N`` is a description
+    of its own, in the same direction, which the child may have blocking.
+    Another non-blocking fd (a socket, say) cannot be reopened: one given
+    explicitly is refused; an inherited one (``None``) is the caller's
+    own stdio, passed as it is.
+    """
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None  # closed: the spawn reports it (EBADF)
+    if not flags & os.O_NONBLOCK or stat.S_ISREG(mode):
+        return None  # blocking, or a file, where O_NONBLOCK does nothing
+    if stat.S_ISFIFO(mode):
+        access = flags & _ACCMODE
+        try:
+            own = os.open(f"/proc/self/fd/{fd}", access | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            own = -1  # no /proc, or a write end with no reader left (ENXIO)
+        if own >= 0:
+            os.set_blocking(own, True)  # its own description: nobody else's mode
+            return own
+    if explicit:
+        raise ValueError(
+            f"{name}: fd {fd} is in non-blocking mode, which a child shares (its "
+            f"reads or writes would fail with EAGAIN); give it a blocking fd, or PIPE"
+        )
+    return None
+
+
 # -- open_process ---------------------------------------------------------
 
 
@@ -270,14 +312,16 @@ async def open_process(
     ``fileno()`` (not a pystream stream, which has read ahead: connect two
     children with an ``os.pipe()``); ``stderr`` may be
     ``subprocess.STDOUT``.  The fds the child inherits keep their blocking
-    mode in this process.  libuv forks and execs the child, in this thread:
+    mode in this process; the child never shares a non-blocking one (a
+    pipe's end, ``open_pipe``'s say, is opened anew for it, blocking).  libuv forks and execs the child, in this thread:
     the loop waits for the exec (a large parent makes that slower).
 
     Raises:
         FileNotFoundError: no such program (``filename`` names it), or no
             such ``cwd``.
         PermissionError: the program cannot be run.
-        TypeError, ValueError: bad arguments.
+        TypeError, ValueError: bad arguments, or an fd in non-blocking
+            mode that cannot be opened anew (a socket).
         OSError: the system refused (too many processes or fds, say).
         In every case nothing is left running or open.
 
@@ -308,7 +352,12 @@ async def open_process(
                 child_fds.append(child_fds[1])
                 parent_fds.append(None)
             else:
-                child_fds.append(_stdio_fd(spec, name))
+                fd = _stdio_fd(spec, name)
+                own = None if fd < 0 else _blocking_description(fd, name, spec is not None)
+                if own is not None:
+                    made.append(own)
+                    fd = own
+                child_fds.append(fd)
                 parent_fds.append(None)
         # libuv makes the child's fd 0-2 blocking, which changes the open
         # file description the parent shares: put the parent's mode back.

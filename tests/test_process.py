@@ -151,6 +151,62 @@ async def test_inherited_fds_keep_their_blocking_mode():
         os.close(w)
 
 
+async def _late_read_of_child_output(child_end) -> int:
+    """Start head writing 10 MB into child_end, read it only 0.5 s later
+    (the pipe fills long before), and return how many bytes came."""
+    r, w = await pystream.open_pipe()
+    async with r:
+        try:
+            proc = await pystream.open_process(
+                ["head", "-c", "10000000", "/dev/zero"], stdout=child_end(w)
+            )
+        finally:
+            await w.aclose()
+        await asyncio.sleep(0.5)  # the late reader: the child meets a full pipe
+        total = 0
+        while chunk := await r.receive_some(1 << 20):
+            total += len(chunk)
+        assert await proc.wait() == 0
+        await proc.aclose()
+    return total
+
+
+async def test_a_child_given_a_pipe_streams_fd_gets_a_blocking_description():
+    # Faults issue: the child shared the parent's non-blocking open file
+    # description and failed with EAGAIN after 512 KiB; it gets its own.
+    assert await _late_read_of_child_output(lambda w: w.fileno()) == 10_000_000
+
+
+async def test_a_child_given_a_non_blocking_os_pipe_gets_everything():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        proc = await pystream.open_process(["head", "-c", "3000000", "/dev/zero"], stdout=w)
+    finally:
+        os.close(w)
+    reader = await pystream.wrap_fd(r)
+    async with reader:
+        await asyncio.sleep(0.5)
+        assert len(await reader.read()) == 3_000_000
+    assert await proc.wait() == 0
+    await proc.aclose()
+
+
+async def test_a_non_blocking_socket_is_refused_as_stdio():
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        with pytest.raises(ValueError, match="non-blocking"):
+            await pystream.open_process(["true"], stdout=a)
+        assert not a.getblocking()
+        a.setblocking(True)
+        done = await pystream.run_process(["echo", "hi"], stdout=a)
+        assert done.returncode == 0 and b.recv(10) == b"hi\n"
+    assert not children()
+
+
 def test_returncode_after_the_loop_closed():
     loop = asyncio.new_event_loop()
     try:
