@@ -11,6 +11,7 @@ from ._channels import (
     WouldBlock,
     open_memory_channel,
 )
+from ._checkpoint import get_schedule_interval, set_schedule_interval
 from ._core import counters as _counters  # noqa: F401 (tests, benchmarks)
 from ._errors import (
     BrokenResourceError,
@@ -55,6 +56,7 @@ __all__ = [
     "TLSStream",
     "WouldBlock",
     "aclose_forcefully",
+    "get_schedule_interval",
     "open_memory_channel",
     "open_pipe",
     "open_process",
@@ -69,6 +71,7 @@ __all__ = [
     "run_process",
     "serve_listeners",
     "serve_tcp",
+    "set_schedule_interval",
     "wrap_fd",
     "wrap_socket",
 ]

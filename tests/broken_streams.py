@@ -30,6 +30,20 @@ class NoCheckpointOnFastPath(MemoryStream):
         return await super().receive_some(max_bytes)
 
 
+class YieldsOnlyWhenCancelled(MemoryStream):
+    """A cancel point at every call, but a schedule point never on its fast
+    path: a task sending in a loop starves every other task."""
+
+    async def send_all(self, data):
+        task = asyncio.current_task()
+        if task._must_cancel:
+            await asyncio.sleep(0)  # the pending cancellation is raised here
+        with self._send_conflict:
+            self._check_send()
+            self._out.data += data
+            self._out.wake_reader()
+
+
 class LosesDataOnClose(MemoryStream):
     async def aclose(self):
         self._out.data.clear()  # drops what the peer has not read
@@ -105,6 +119,7 @@ def no_busy_maker():
 BROKEN = {
     "no-checkpoint": maker_of(NoCheckpointOnFastPath),
     "loses-data": maker_of(LosesDataOnClose),
+    "never-yields": maker_of(YieldsOnlyWhenCancelled),
     "no-busy": no_busy_maker(),
     "empty-before-eof": maker_of(EmptyBeforeEof),
     "aclose-cancel": maker_of(AcloseHangsWhenCancelled),
@@ -112,3 +127,52 @@ BROKEN = {
     "cancelled-receive-drops-data": maker_of(CancelledReceiveDropsData),
     "loses-last-byte": maker_of(LosesLastByteOfLargeSends),
 }
+
+
+def _xor(data: bytes, position: int) -> bytes:
+    """A rolling key: byte k of the stream is XORed with a function of k."""
+    return bytes(b ^ ((position + k) * 31 + 7) & 0xFF for k, b in enumerate(data))
+
+
+class KeyAdvancedBeforeSend:
+    """A wrapper stream (a rolling-key XOR over a memory stream) that moves
+    its key position before awaiting the inner send_all: a send cancelled
+    at that await sends nothing, yet the key moved, so every later byte
+    arrives garbled (the faults issue's new user found this one)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self._send_position = 0
+        self._receive_position = 0
+
+    async def send_all(self, data):
+        data = bytes(data)
+        position = self._send_position
+        self._send_position += len(data)  # the bug: before the send is done
+        await self._inner.send_all(_xor(data, position))
+
+    async def wait_send_all_might_not_block(self):
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self):
+        await self._inner.send_eof()
+
+    async def receive_some(self, max_bytes=None):
+        data = await self._inner.receive_some(max_bytes)
+        plain = _xor(data, self._receive_position)
+        self._receive_position += len(data)
+        return plain
+
+    async def aclose(self):
+        await self._inner.aclose()
+
+    def _close_now(self):
+        self._inner._close_now()
+
+
+async def key_advanced_maker():
+    a, b = memory_stream_pair()
+    return KeyAdvancedBeforeSend(a), KeyAdvancedBeforeSend(b)
+
+
+BROKEN["key-advanced-before-send"] = key_advanced_maker

@@ -177,6 +177,7 @@ def test_chunkings_join_back(data, payload):
         ("forceful-loses-data", "EOF before all the data"),
         ("cancelled-receive-drops-data", "not what end . sent|EOF before all the data"),
         ("loses-last-byte", "not what end . sent|EOF before all the data"),
+        ("key-advanced-before-send", "not what end . sent|EOF before all the data"),
     ],
 )
 def test_state_machine_catches(broken, behaviour):

@@ -15,6 +15,7 @@ from broken_streams import BROKEN
     [
         ("no-checkpoint", "receive_some\\(\\) is a checkpoint even with data buffered"),
         ("loses-data", "aclose delivers all data send_all accepted"),
+        ("never-yields", "with the schedule interval at 0, send_all yields"),
         ("no-busy", "one raises BusyResourceError"),
         ("empty-before-eof", "returned b'' \\(EOF\\)"),
         ("aclose-cancel", "a cancelled aclose\\(\\) still closes"),

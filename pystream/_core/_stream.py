@@ -16,10 +16,10 @@ from threading import get_ident
 from typing import Any, Optional, Union
 
 from .._binding import UV_EOF, ffi, lib, oserror
+from .._checkpoint import CHECKPOINT, note_resumed
 from .._errors import ClosedResourceError, ConflictDetector, stream_error
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
 from .._state import BREAK, CLOSE, OPEN, Direction
-from .._util import CHECKPOINT
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle
@@ -223,6 +223,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             await waiter
         finally:
             h.send_waiter = None
+        note_resumed()
         if h.write_status:
             raise self._broken_send(h.write_status)
 
@@ -240,6 +241,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         finally:
             h.send_waiter = None
             self._stop_watching_fd()
+        note_resumed()
 
     def _stop_watching_fd(self) -> None:
         if self._writable_fd >= 0:
@@ -261,6 +263,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                 await waiter
             finally:
                 h.recv_waiter = None
+            note_resumed()
         self._check_still_open()
 
     def _take(self, n: int) -> bytes:
@@ -328,6 +331,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                     await waiter
                 finally:
                     h.recv_waiter = None
+                note_resumed()
             if self._closed or h.ptr is None:
                 self._check_still_open()
             out = bridge.out

@@ -32,6 +32,7 @@ from ._check_kit import (
     within,
     yield_many,
 )
+from ._check_schedule import check_schedule_points
 from ._check_steps import (
     cancel_blocked,
     clog,
@@ -332,6 +333,7 @@ _ONE_WAY = [
     _check_empty_send_is_not_eof,
     _check_arguments,
     _check_checkpoints,
+    check_schedule_points,
     _check_busy,
     _check_use_after_close,
     _check_peer_closed_breaks_sending,

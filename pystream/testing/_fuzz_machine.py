@@ -12,6 +12,7 @@ import asyncio
 import functools
 from typing import Any, Awaitable, Callable, Optional
 
+from hypothesis import event
 from hypothesis.stateful import RuleBasedStateMachine
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
@@ -236,18 +237,28 @@ class StreamMachineBase(RuleBasedStateMachine):
             self._reap()
 
     def _cancelled_after(self, task: asyncio.Task[Any], steps: int) -> None:
-        """Let task run for steps loop iterations, then cancel it: over
-        0, 1, 2, ... steps, the cancellation lands at every await."""
+        """Cancel task, which has not run yet, once it has run exactly
+        steps steps (loop iterations): over 0, 1, 2, ... steps the
+        cancellation lands before the task starts, at its first await, at
+        its second, and so on.  A callback chain, not a task, counts the
+        iterations: it runs right after the task's own step in each one,
+        whatever wrappers ``_run`` adds."""
+        if steps == 0:
+            event("cancelled before its first step")
+            task.cancel()
+        else:
 
-        async def body() -> None:
-            for _ in range(steps):
+            def tick(left: int) -> None:
                 if task.done():
                     return
-                await asyncio.sleep(0)
-            task.cancel()
-            await asyncio.wait([task])
+                if left:
+                    self.loop.call_soon(tick, left - 1)
+                else:
+                    event("cancelled after a step" if steps == 1 else "cancelled after steps")
+                    task.cancel()
 
-        self._run(body())
+            self.loop.call_soon(tick, steps - 1)
+        self._settle(task)
         self._reap()
 
     # -- the end ----------------------------------------------------------

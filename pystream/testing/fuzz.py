@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Optional
 
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
@@ -63,6 +64,7 @@ from ._check_kit import Maker
 from ._fuzz_machine import StreamMachineBase, guarded
 from ._fuzz_model import (
     LARGE_SEND,
+    MAYBE,
     PREFIX,
     SENT,
     chunkings,
@@ -196,14 +198,23 @@ def stream_state_machine(
         )
         @guarded
         def start_send(self, i: int, size: int, kind: str) -> None:
+            if self._new_send(i, size, kind) is not None:
+                self._steps(1)  # let it start: it holds the send direction now
+                self._reap()
+
+        def _new_send(self, i: int, size: int, kind: str) -> Optional[asyncio.Task[None]]:
+            """End i's send_all of a new payload, as a task not yet run (None
+            if end i cannot send now)."""
             end, peer = self.ends[i], self._peer(i)
             size = min(size, max_send)
             if not self._can_send(i):
-                return
+                return None
             if max_in_flight is not None:
                 in_flight = sum(len(d) for _, d in end.segments) - len(peer.received)
                 if in_flight + size > max_in_flight:
-                    return
+                    return None
+            if any(k == MAYBE for k, _ in end.segments):
+                event("a send after a cancelled send on the same end")
             data = end.payload(size)
             end.segments.append((PREFIX, data))
             arg: Any = data
@@ -211,9 +222,8 @@ def stream_state_machine(
                 arg = bytearray(data)
             elif kind == "memoryview":
                 arg = memoryview(bytearray(data))
-            end.send_task = self.loop.create_task(self._send(i, arg), name="send_all")
-            self._steps(1)  # let it start: it holds the send direction now
-            self._reap()
+            task = end.send_task = self.loop.create_task(self._send(i, arg), name="send_all")
+            return task
 
         @rule(i=st.integers(0, 1))
         @guarded
@@ -270,8 +280,7 @@ def stream_state_machine(
         @rule(i=st.integers(0, 1), size=payloads(), steps=st.integers(0, 12))
         @guarded
         def send_cancelled_after(self, i: int, size: int, steps: int) -> None:
-            self.start_send(i, size, "bytes")
-            task = self.ends[i].send_task
+            task = self._new_send(i, size, "bytes")
             if task is not None:
                 self._cancelled_after(task, steps)
 
