@@ -35,7 +35,8 @@ from ._serve import serve_listeners, serve_tcp
 from ._socket import SocketStream
 from ._stapled import StapledStream
 from ._stdio import open_stderr, open_stdin, open_stdout
-from ._tls import TLSListener, TLSStream
+from ._tls import TLSStream
+from ._tls_listener import TLSListener
 from ._util import aclose_forcefully
 from ._version import __version__ as __version__
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Union
 
-from ._errors import ClosedResourceError, ConflictDetector, stream_error
+from ._errors import ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
+from ._state import EOF_SENT, OPEN, StreamState
 from ._util import CHECKPOINT
 from .abc import HalfCloseableStream
 
@@ -38,8 +38,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self._closed = False  # the stream (both sides) was closed
-        self._send_side = Direction("sending")  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
@@ -53,9 +52,10 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
 
     # -- sending ----------------------------------------------------------
     def _check_send(self) -> None:
-        if self._send_side.state is OPEN and self.writer.transport.is_closing():
-            self._send_side.handle(BREAK, ConnectionResetError("the transport is closed"))
-        self._send_side.check()
+        state = self._state
+        if state.send is OPEN and self.writer.transport.is_closing():
+            state.break_send(ConnectionResetError("the transport is closed"))
+        state.check_send()
 
     async def _drain(self) -> None:
         """Wait until the transport is below its high-water mark, or until
@@ -75,9 +75,8 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         try:
             draining.result()
         except OSError as exc:
-            self._send_side.handle(BREAK, exc)
-            raise stream_error(exc, "sending", closed=self._closed) from exc
-        if self._closed:
+            raise self._state.send_failed(exc) from exc
+        if self._state.closed:
             raise ClosedResourceError("the stream was closed during this call")
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -153,26 +152,25 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             without waiting.
         """
         with self._send_conflict:
-            if self._closed:
-                raise ClosedResourceError("this stream was closed")
+            if self._state.closed:
+                raise self._state.send_error()
             await CHECKPOINT
-            if self._send_side.state is EOF_SENT:
+            if self._state.send is EOF_SENT:
                 return
             if not self.writer.can_write_eof():
                 # SSL transports, for one: the peer would never see EOF.
                 raise NotImplementedError(f"{type(self.writer.transport).__name__} cannot send EOF")
             self._check_send()
-            self._send_side.handle(SEND_EOF)
+            self._state.send_eof()
             try:
                 self.writer.write_eof()
             except OSError as exc:  # e.g. ENOTCONN after a reset
-                self._send_side.handle(BREAK, exc)
-                raise stream_error(exc, "sending") from exc
+                raise self._state.send_failed(exc) from exc
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.receive is not OPEN:
+            raise self._state.receive_error()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         self._check_receive_open()
@@ -182,7 +180,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         try:
             data = await self.reader.read(max_bytes)
         except OSError as exc:
-            raise stream_error(exc, "receiving", closed=self._closed) from exc
+            raise self._state.receive_failed(exc) from exc
         self._check_receive_open()
         return data
 
@@ -210,6 +208,9 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         self._close_now()
         await CHECKPOINT
 
+    def _send_guard(self) -> ConflictDetector:
+        return self._send_conflict
+
     def _close_now(self) -> None:
         """Close without waiting.  Forceful or not, this does not discard
         what send_all handed to the transport (``transport.abort()`` would):
@@ -217,10 +218,8 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
         kernel does with a socket closed with unread incoming data, the
         connection is aborted instead when data we received is unread:
         that is the peer's loss, and it frees a peer stuck writing to us."""
-        if self._closed:
+        if not self._state.close():
             return
-        self._closed = True
-        self._send_side.handle(CLOSE)
         unread = self._pushback or getattr(self.reader, "_buffer", None)
         self._wake_waiters()
         transport = self.writer.transport

@@ -1,8 +1,8 @@
-"""pystream's exceptions and the per-direction conflict detector."""
+"""pystream's exceptions and the per-direction conflict detector.  (Which
+exception a failure becomes is decided in one place: ``_state.translate``.)"""
 
 from __future__ import annotations
 
-import errno
 from types import TracebackType
 from typing import Optional
 
@@ -12,7 +12,6 @@ __all__ = [
     "BusyResourceError",
     "EndOfChannel",
     "ConflictDetector",
-    "stream_error",
 ]
 
 
@@ -37,24 +36,6 @@ class BusyResourceError(Exception):
 class EndOfChannel(Exception):
     """Every sending end of a channel was closed and its buffer is empty:
     ``receive`` raises it (``async for`` ends on it)."""
-
-
-# OS errors that mean the descriptor is gone because we closed it.
-_CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
-
-
-def stream_error(cause: OSError, doing: str, *, closed: bool = False) -> Exception:
-    """The one place where an OS error met while ``doing`` something on a
-    stream becomes the stream error the contract names (every stream uses
-    it): ``ClosedResourceError`` if we closed the stream meanwhile (closed,
-    or the OS says the descriptor is gone), else ``BrokenResourceError``.
-    The ``OSError`` is the ``__cause__`` either way."""
-    if closed or cause.errno in _CLOSED_ERRNOS:
-        exc: Exception = ClosedResourceError(f"the stream was closed while {doing}")
-    else:
-        exc = BrokenResourceError(f"the stream broke while {doing}")
-    exc.__cause__ = cause
-    return exc
 
 
 class ConflictDetector:

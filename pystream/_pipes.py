@@ -46,7 +46,7 @@ class PipeStream(CoreStream):
     _writable: bool
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self.fileno()}"
+        state = "closed" if self._state.closed else f"fd={self.fileno()}"
         mode = "r" * self._readable + "w" * self._writable
         return f"<pystream.PipeStream {mode} {state}>"
 
@@ -59,15 +59,15 @@ class PipeStream(CoreStream):
         return self._writable
 
     def _need(self, direction: bool, what: str) -> None:
-        if not direction and not self._closed:
+        if not direction and not self._state.closed:
             raise io.UnsupportedOperation(f"this pipe end is not {what}")
 
     # The direction checks come first: after send_eof, the C stream is
     # gone, and the error to give is the sending side's.
     def _check_sending(self) -> None:
         self._need(self._writable, "writable")
-        if self._send_side.state is not OPEN and not self._closed:
-            self._send_side.check()
+        if self._state.send is not OPEN and not self._state.closed:
+            self._state.check_send()
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         self._check_sending()
@@ -92,7 +92,7 @@ class PipeStream(CoreStream):
                 "a pipe end open for reading and writing has no half-close: "
                 "closing its writing would close its reading too; use aclose()"
             )
-        if self._send_side.state is EOF_SENT and not self._closed:
+        if self._state.send is EOF_SENT:
             with self._send_conflict:
                 self._bridge.check_loop()
                 await CHECKPOINT

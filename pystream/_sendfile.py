@@ -83,22 +83,23 @@ def file_range(file: Any, offset: Any, count: Any) -> FileRange:
     return FileRange(fd, offset, count)
 
 
-async def send_file_by_reading(stream: Any, where: FileRange) -> int:
+async def send_file_by_reading(
+    stream: Any, guard: Optional[ConflictDetector], where: FileRange
+) -> int:
     """Read chunks (in a thread) and send_all them: the path of streams
     that have no kernel copy.  Returns the bytes sent.
 
     It holds the stream's sending direction from start to end, so that
     another task's send_all between two chunks is busy, as during one
-    send_all: for pystream's streams by holding their conflict detector
-    (and letting each chunk's send_all through); a stream that has none is
-    not protected between chunks.  Cancelled, part of the range may have
-    been sent (each chunk follows the stream's send_all rule)."""
-    conflict = getattr(stream, "_send_conflict", None)
-    if not isinstance(conflict, ConflictDetector):
-        conflict = None
-    elif conflict.held:
-        raise conflict.busy()
-    else:
+    send_all: by holding guard, the stream's sending conflict detector
+    (its ``_send_guard()``), and letting each chunk's send_all through; a
+    stream without one (guard None) is not protected between chunks.
+    Cancelled, part of the range may have been sent (each chunk follows
+    the stream's send_all rule)."""
+    conflict = guard
+    if conflict is not None:
+        if conflict.held:
+            raise conflict.busy()
         conflict.held = True
     try:
         return await read_and_send(stream, conflict, where)

@@ -42,7 +42,7 @@ class SocketStream(CoreStream):
     __slots__ = ()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self.fileno()}"
+        state = "closed" if self._state.closed else f"fd={self.fileno()}"
         kind = "tcp" if self._kind == KIND_TCP else "unix"
         return f"<pystream.SocketStream {kind} {state}>"
 

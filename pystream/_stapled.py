@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional, Union
 
-from ._errors import ClosedResourceError, ConflictDetector
+from ._errors import ConflictDetector
 from ._readers import BufferedReceiveMixin
+from ._state import StreamState
 from ._util import close_now, require_methods
 from .abc import HalfCloseableStream, ReceiveStream, SendStream
 
@@ -43,7 +44,8 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
             "another task is already receiving on this stream"
         )
         self._pushback = bytearray()
-        self._closed = False
+        # Only "closed" is its own (the two streams keep their directions).
+        self._state = StreamState()
 
     def __repr__(self) -> str:
         return f"<pystream.StapledStream {self.send_stream!r} {self.receive_stream!r}>"
@@ -68,7 +70,8 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         if send_file is None:  # not a pystream stream: read and send_all
             from ._sendfile import file_range, send_file_by_reading
 
-            return await send_file_by_reading(self.send_stream, file_range(file, offset, count))
+            where = file_range(file, offset, count)
+            return await send_file_by_reading(self.send_stream, None, where)
         result: int = await send_file(file, offset, count)
         return result
 
@@ -85,14 +88,13 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
     def _check_receive_open(self) -> None:
         # Only for data a reading helper left here: the receive stream
         # checks for itself otherwise.
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        self._state.check_receive()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         return await self.receive_stream.receive_some(max_bytes)
 
     def _close_now(self) -> None:
-        self._closed = True
+        self._state.close()
         close_now(self.send_stream)
         close_now(self.receive_stream)
 
@@ -107,7 +109,7 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
             Both closes are cancelled, which closes each forcefully; once
             both have ended, the cancellation is raised.
         """
-        self._closed = True
+        self._state.close()
         closes = [
             asyncio.ensure_future(self.send_stream.aclose()),
             asyncio.ensure_future(self.receive_stream.aclose()),

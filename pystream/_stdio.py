@@ -27,10 +27,10 @@ import threading
 from typing import Any, Callable, Optional, Union
 
 from ._core import get_bridge
-from ._errors import ClosedResourceError, ConflictDetector, stream_error
+from ._errors import ClosedResourceError, ConflictDetector
 from ._pipes import PipeStream, pipe_stream
 from ._readers import BufferedReceiveMixin
-from ._state import BREAK, CLOSE, EOF_SENT, SEND_EOF, Direction
+from ._state import EOF_SENT, OPEN, StreamState
 from ._util import CHECKPOINT
 from .abc import Stream
 
@@ -177,8 +177,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         self._loop = asyncio.get_running_loop()
         self._readable = readable
         self._writable = writable
-        self._closed = False
-        self._send_side = Direction("sending")
+        self._state = StreamState()  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
@@ -192,7 +191,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
 
     def __repr__(self) -> str:
         mode = "r" * self._readable + "w" * self._writable
-        state = "closed" if self._closed else f"fd={self._fd}"
+        state = "closed" if self._state.closed else f"fd={self._fd}"
         return f"<pystream.ThreadFdStream {mode} {state}>"
 
     @property
@@ -204,7 +203,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         return self._writable
 
     def fileno(self) -> int:
-        return -1 if self._closed else self._fd
+        return -1 if self._state.closed else self._fd
 
     async def _until(self, job: asyncio.Future[Any]) -> None:
         """Wait for a thread's job; ClosedResourceError if the stream is
@@ -224,13 +223,13 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
             finally:
                 job.remove_done_callback(wake)
                 self._waiter = None
-        if self._closed:
+        if self._state.closed:
             raise ClosedResourceError("the stream was closed during this call")
 
     # -- receiving ------------------------------------------------------------
     def _check_receive_open(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.receive is not OPEN:
+            raise self._state.receive_error()
         if not self._readable:
             raise io.UnsupportedOperation("this stream is not readable")
 
@@ -256,17 +255,17 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
             # (None: send_eof closed a two-way stream's fd under the read.)
             data = reading.result() or b""
         except OSError as exc:
-            raise stream_error(exc, "receiving") from None
+            raise self._state.receive_failed(exc) from None
         self._surplus = data[max_bytes:]
         return data[:max_bytes]
 
     # -- sending --------------------------------------------------------------
     def _check_send(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.closed:
+            raise self._state.send_error()
         if not self._writable:
             raise io.UnsupportedOperation("this stream is not writable")
-        self._send_side.check()
+        self._state.check_send()
 
     async def _previous_write(self) -> None:
         """Wait for a write a cancelled send_all left running; raise if it
@@ -278,8 +277,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         self._writing = None
         exc = writing.exception()
         if isinstance(exc, OSError):
-            self._send_side.handle(BREAK, exc)
-            self._send_side.check()
+            raise self._state.send_failed(exc)
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         if isinstance(data, str):
@@ -308,20 +306,20 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         sent is written (for a duplicate of fd 1, the reader sees EOF once
         fd 1 is closed too).  Idempotent."""
         with self._send_conflict:
-            if self._send_side.state is EOF_SENT and not self._closed:
+            if self._state.send is EOF_SENT:
                 await CHECKPOINT
                 return
             self._check_send()
             await CHECKPOINT
             await self._previous_write()
-            self._send_side.handle(SEND_EOF)
-            self._close_fd()
+            if self._state.send_eof():  # (sent meanwhile: nothing to do)
+                self._close_fd()
 
     # -- closing --------------------------------------------------------------
     async def aclose(self) -> None:
         """Close: what send_all accepted is written first (waiting at most
         5 s for it); cancelled, it closes at once and re-raises."""
-        if self._closed:
+        if self._state.closed:
             await CHECKPOINT
             return
         try:
@@ -334,11 +332,12 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         finally:
             self._close_now()
 
+    def _send_guard(self) -> ConflictDetector:
+        return self._send_conflict
+
     def _close_now(self) -> None:
-        if self._closed:
+        if not self._state.close():
             return
-        self._closed = True
-        self._send_side.handle(CLOSE)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)  # wakes into ClosedResourceError
         self._close_fd()

@@ -1,5 +1,5 @@
 """TLSStream: TLS over any pystream Stream, with ``ssl.MemoryBIO`` (works on
-CPython and PyPy), and TLSListener to serve it."""
+CPython and PyPy).  TLSListener, to serve it, is in ``_tls_listener``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from ._readers import BufferedReceiveMixin
-from ._state import CLOSE, CLOSED, EOF_SENT, OPEN, SEND_EOF, Direction
+from ._state import EOF_SENT, OPEN, StreamState
 from ._tls_engine import TLSEngine, clear_openssl_errors
 from ._util import (
     CHECKPOINT,
@@ -18,15 +18,15 @@ from ._util import (
     require_methods,
     wait_bounded,
 )
-from .abc import Listener, Stream
+from .abc import Stream
 
-__all__ = ["TLSStream", "TLSListener"]
+__all__ = ["TLSStream", "check_ssl_context"]
 
 # aclose sends close_notify, but gives a peer that does not read this long.
 _CLOSE_NOTIFY_TIMEOUT = 5.0
 
 
-def _check_ssl_context(ssl_context: Any) -> None:
+def check_ssl_context(ssl_context: Any) -> None:
     if not isinstance(ssl_context, ssl.SSLContext):
         raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
 
@@ -71,8 +71,9 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         server_hostname: Optional[str] = None,
     ) -> None:
         require_methods(transport_stream, "transport_stream", "send_all", "receive_some", "aclose")
-        _check_ssl_context(ssl_context)
+        check_ssl_context(ssl_context)
         self.transport_stream = transport_stream
+        self._try_send = transport_stream.try_send if isinstance(transport_stream, Stream) else None
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = ssl_context.wrap_bio(
@@ -84,8 +85,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         # The two directions' states (the rules: pystream/_state.py).  A TLS
         # error or a cancelled send_all breaks both; the transport failing
         # to send breaks only sending.
-        self._receive_side = Direction("receiving")
-        self._send_side = Direction("sending")
+        self._state = StreamState()
         self._handshake_done = False
         self._handshake_lock = asyncio.Lock()
         self._transport_send_lock = asyncio.Lock()
@@ -103,7 +103,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
 
     def __repr__(self) -> str:
         return (
-            f"<pystream.TLSStream {self._receive_side.state}/{self._send_side.state} "
+            f"<pystream.TLSStream {self._state.receive}/{self._state.send} "
             f"over {self.transport_stream!r}>"
         )
 
@@ -247,7 +247,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         with self._send_conflict:
             self._check_usable()
             await CHECKPOINT
-            if self._send_side.state is EOF_SENT:
+            if self._state.send is EOF_SENT:
                 return
             self._check_send_usable()
             await self._ensure_handshake()
@@ -255,7 +255,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
                 raise NotImplementedError(
                     f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()"
                 )
-            self._send_side.handle(SEND_EOF)
+            self._state.send_eof()
             self._write_close_notify()
             await self._flush()  # shielded: a cancellation still sends it
 
@@ -302,8 +302,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             return self.transport_stream, self._incoming.read()
 
     def _closing(self) -> None:
-        self._receive_side.handle(CLOSE)
-        self._send_side.handle(CLOSE)
+        self._state.close()
 
     async def aclose(self) -> None:
         """Send close_notify, without waiting for the peer's, then close the
@@ -319,12 +318,12 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             The transport is closed forcefully, then the cancellation is
             raised.
         """
-        if self._receive_side.state is CLOSED:
+        if self._state.closed:
             await CHECKPOINT
             return
         # (After send_eof, this only waits for the close_notify in flight.)
         send_notify = (
-            self._receive_side.state is OPEN and self._handshake_done and self._send_failure is None
+            self._state.receive is OPEN and self._handshake_done and self._send_failure is None
         )
         self._closing()
         try:
@@ -342,9 +341,12 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             return
         await self.transport_stream.aclose()
 
+    def _send_guard(self) -> ConflictDetector:
+        return self._send_conflict
+
     def _close_now(self) -> None:
         """Forceful close: no close_notify, the transport closed at once."""
-        if self._receive_side.state is not CLOSED:
+        if not self._state.closed:
             self._closing()
             close_now(self.transport_stream)
 
@@ -374,42 +376,3 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             data = self._outgoing.read()
             if data:
                 await self.transport_stream.send_all(data)
-
-
-class TLSListener(Listener[TLSStream]):
-    """Wraps each stream ``transport_listener`` accepts in a server-side
-    ``TLSStream`` (handshake on first use), so ``serve_listeners`` serves
-    TLS.
-
-    Raises:
-        TypeError: ``ssl_context`` is not an ``ssl.SSLContext``.
-
-    Attributes:
-        transport_listener: the listener whose streams are wrapped.
-    """
-
-    def __init__(self, transport_listener: Listener[Any], ssl_context: ssl.SSLContext) -> None:
-        _check_ssl_context(ssl_context)
-        self.transport_listener = transport_listener
-        self._ssl_context = ssl_context
-
-    async def accept(self) -> TLSStream:
-        """Accept a connection from ``transport_listener`` and return it as
-        a server-side ``TLSStream``.  The handshake happens on the stream's
-        first use, so a failing client does not make ``accept`` fail.
-
-        It raises what ``transport_listener.accept`` raises, and a
-        cancellation does what it does there.  If wrapping the accepted
-        stream fails, that stream is closed and the error raised.
-        """
-        stream = await self.transport_listener.accept()
-        try:
-            return TLSStream(stream, self._ssl_context, server_side=True)
-        except BaseException:
-            close_now(stream)
-            raise
-
-    async def aclose(self) -> None:
-        """Close ``transport_listener`` (streams already accepted stay
-        open)."""
-        await self.transport_listener.aclose()

@@ -21,10 +21,10 @@ import asyncio
 import importlib
 import platform
 import ssl
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from ._errors import BrokenResourceError, ClosedResourceError
-from ._state import BREAK, CLOSED, Direction
+from ._state import StreamState
 from ._util import CHECKPOINT
 from .abc import Stream
 
@@ -57,8 +57,9 @@ class TLSEngine:
     _ssl: ssl.SSLObject
     _incoming: ssl.MemoryBIO
     _outgoing: ssl.MemoryBIO
-    _receive_side: Direction
-    _send_side: Direction
+    _state: StreamState
+    # The transport's try_send, or None for a duck-typed stream without it.
+    _try_send: Optional[Callable[[bytes], int]]
     _transport_send_lock: asyncio.Lock
     _transport_receive_lock: asyncio.Lock
     _sending: Optional[asyncio.Future[None]]
@@ -68,16 +69,16 @@ class TLSEngine:
 
     # -- state ------------------------------------------------------------
     def _check_usable(self) -> None:
-        self._receive_side.check()
+        self._state.check_receive()
 
     def _check_send_usable(self) -> None:
-        self._receive_side.check()
-        self._send_side.check()
+        self._state.check_send()  # first: a send says what broke sending
+        self._state.check_receive()
 
     def _break(self, cause: Optional[BaseException]) -> None:
-        """A TLS error: both directions break."""
-        self._receive_side.handle(BREAK, cause)
-        self._send_side.handle(BREAK, cause)
+        """A TLS error or a cut write: both directions break."""
+        self._state.break_send(cause)
+        self._state.break_receive(cause)
 
     # -- the engine -------------------------------------------------------
     async def _flush(self, wait: bool = True) -> None:
@@ -97,9 +98,7 @@ class TLSEngine:
             self._outgoing.read()  # the transport takes no more: drop it
             if wait:
                 self._check_usable()
-                raise BrokenResourceError(
-                    "the transport can no longer send"
-                ) from self._send_failure
+                raise self._state.send_error()  # its cause: the failure
             return
         if not wait and self._transport_send_lock.locked():
             return
@@ -119,7 +118,7 @@ class TLSEngine:
         transport = self.transport_stream
         # A pystream socket or pipe writes what the kernel takes at once
         # without a checkpoint of its own (the TLS call had one).
-        write_now = getattr(transport, "_write_now", None)
+        write_now = self._try_send
         data = first
         try:
             while data or self._outgoing.pending:
@@ -132,10 +131,10 @@ class TLSEngine:
                     data = b""
         except (BrokenResourceError, ClosedResourceError) as exc:
             self._send_failure = exc
-            self._send_side.handle(BREAK, exc)
+            error = self._state.send_failed(exc)
             self._outgoing.read()
             self._check_usable()
-            raise BrokenResourceError("the transport can no longer send") from exc
+            raise error from exc
 
     async def _flush_from_writer(self) -> None:
         """``send_all``'s flush: from the caller's task when no other flush
@@ -154,7 +153,7 @@ class TLSEngine:
         data = self._outgoing.read()
         if not data:
             return
-        write_now = getattr(self.transport_stream, "_write_now", None)
+        write_now = self._try_send
         if write_now is not None:
             data = data[write_now(data) :]  # nothing awaited: still in order
             if not data:
@@ -231,11 +230,11 @@ class TLSEngine:
         checkpoint) yield, and raise.  Cancelled anywhere, the stream is
         broken already and the alert on its way."""
         clear_openssl_errors()
-        self._break(exc)
+        error = self._state.both_failed(exc, "talking TLS")
         await self._flush_quietly()
         if checkpoint:
             await CHECKPOINT
-        raise BrokenResourceError(f"TLS failed: {exc}") from exc
+        raise error from exc
 
     async def _retry(self, fn: Any, *args: Any, checkpoint: bool = False) -> Any:
         """Run a TLS call until it finishes, moving bytes as it asks.
@@ -303,7 +302,7 @@ class TLSEngine:
                 self._break(None)
             raise
         except (BrokenResourceError, ClosedResourceError) as exc:
-            if self._receive_side.state is CLOSED:
+            if self._state.closed:
                 raise ClosedResourceError("the stream was closed during this call") from None
             if self._send_failure is None or exc.__cause__ is not self._send_failure:
                 self._break(exc.__cause__ or exc)  # not only sending failed

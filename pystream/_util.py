@@ -50,24 +50,10 @@ async def aclose_forcefully(resource: AsyncResource) -> None:
 
 def close_now(resource: AsyncResource) -> None:
     """Close resource forcefully, synchronously (no checkpoint)."""
-    forceful = getattr(resource, "_close_now", None)
-    if forceful is not None:
-        forceful()
-    else:
-        _run_cancelled(resource.aclose())
-
-
-def _run_cancelled(coro: Any) -> None:
-    """Run a coroutine, cancelling it at every await, until it finishes."""
-    try:
-        coro.send(None)
-        for _ in range(100):
-            coro.throw(asyncio.CancelledError())
-    except (StopIteration, asyncio.CancelledError):
-        return
-    finally:
-        coro.close()
-    raise RuntimeError(f"{coro!r} kept running after 100 cancellations")
+    if isinstance(resource, AsyncResource):
+        resource._close_now()
+    else:  # duck-typed: the default, aclose cancelled at every await
+        AsyncResource._close_now(resource)
 
 
 async def wait_bounded(awaitable: Awaitable[Any], timeout: float) -> bool:

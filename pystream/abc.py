@@ -20,7 +20,7 @@ import asyncio
 from types import TracebackType
 from typing import Any, Generic, Optional, TypeVar, Union
 
-from ._errors import EndOfChannel
+from ._errors import ConflictDetector, EndOfChannel
 
 __all__ = [
     "AsyncResource",
@@ -60,6 +60,27 @@ class AsyncResource(abc.ABC):
             waiting for anything more), then the cancellation is raised.
             The same holds if closing fails.
         """
+
+    def _close_now(self) -> None:
+        """Close at once, synchronously, waiting for nothing: what
+        ``aclose_forcefully`` and the wrappers' forceful closes call.
+        Package-internal (pystream's resources override it); this default
+        runs ``aclose()`` cancelled at every await, which the contract
+        says closes forcefully.
+
+        Raises:
+            RuntimeError: ``aclose()`` still ran after 100 cancellations.
+        """
+        coro = self.aclose()
+        try:
+            coro.send(None)
+            for _ in range(100):
+                coro.throw(asyncio.CancelledError())
+        except (StopIteration, asyncio.CancelledError):
+            return
+        finally:
+            coro.close()
+        raise RuntimeError(f"{coro!r} kept running after 100 cancellations")
 
     async def __aenter__(self: R) -> R:
         return self
@@ -130,7 +151,28 @@ class SendStream(AsyncResource):
         """
         from ._sendfile import file_range, send_file_by_reading
 
-        return await send_file_by_reading(self, file_range(file, offset, count))
+        where = file_range(file, offset, count)
+        return await send_file_by_reading(self, self._send_guard(), where)
+
+    def try_send(self, data: bytes) -> int:
+        """Send what the transport takes of ``data`` at once, without a
+        checkpoint and without waiting; return how many bytes it took.
+
+        For a layer above whose own call was the checkpoint (``TLSStream``
+        sends its records through it, and ``send_all`` for the rest).  0
+        whenever ``send_all`` would do more than write: busy, closed,
+        broken, queued writes, another loop or thread; and always 0 by
+        default, for a stream that cannot tell.  Socket and pipe streams
+        write what the kernel takes.
+        """
+        return 0
+
+    def _send_guard(self) -> Optional[ConflictDetector]:
+        """The conflict detector of this stream's sending direction, for
+        a sender that holds it across several ``send_all`` (``send_file``'s
+        reading path), or None.  Package-internal: pystream's streams
+        return theirs."""
+        return None
 
     @abc.abstractmethod
     async def wait_send_all_might_not_block(self) -> None:

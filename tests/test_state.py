@@ -1,6 +1,9 @@
-"""pystream._state: the one table of a direction's states."""
+"""pystream._state: one state object per stream, its table, the translator."""
 
 from __future__ import annotations
+
+import errno
+import ssl
 
 import pytest
 
@@ -12,53 +15,110 @@ from pystream._state import (
     CLOSED,
     EOF_SENT,
     OPEN,
+    RECEIVING,
     SEND_EOF,
-    TRANSITIONS,
-    Direction,
+    SENDING,
+    StateError,
+    StreamState,
+    translate,
 )
 
 
-def test_every_state_answers_every_event():
-    states = {OPEN, EOF_SENT, BROKEN, CLOSED}
-    assert set(TRANSITIONS) == states
-    for state, moves in TRANSITIONS.items():
-        assert set(moves) == {SEND_EOF, BREAK, CLOSE}, state
-        assert set(moves.values()) <= states
+def test_the_tables_stay_within_their_states_and_events():
+    for table, states in (
+        (SENDING, {OPEN, EOF_SENT, BROKEN, CLOSED}),
+        (RECEIVING, {OPEN, BROKEN, CLOSED}),
+    ):
+        assert set(table) == states
+        for moves in table.values():
+            assert set(moves) <= {SEND_EOF, BREAK, CLOSE}
+            assert set(moves.values()) <= states
+            assert moves[CLOSE] == CLOSED  # closing: from everywhere, final
+            assert moves[BREAK] in (BROKEN, CLOSED)
+        assert set(table[CLOSED].values()) == {CLOSED}
 
 
-def test_closed_is_final_and_reachable_from_everywhere():
-    for state in TRANSITIONS:
-        assert TRANSITIONS[state][CLOSE] == CLOSED
-    assert set(TRANSITIONS[CLOSED].values()) == {CLOSED}
-
-
-def test_broken_stays_broken_and_keeps_its_first_cause():
-    d = Direction("sending")
-    first, second = ConnectionResetError(), BrokenPipeError()
-    assert d.handle(BREAK, first) == BROKEN
-    assert d.handle(SEND_EOF) == BROKEN
-    assert d.handle(BREAK, second) == BROKEN
-    with pytest.raises(BrokenResourceError) as info:
-        d.check()
-    assert info.value.__cause__ is first
-
-
-def test_errors_by_state():
-    d = Direction("sending")
-    d.check()  # open: nothing
-    d.handle(SEND_EOF)
-    with pytest.raises(ClosedResourceError, match="send_eof"):
-        d.check()
-    d.handle(BREAK, ConnectionResetError())  # the shutdown failed
-    with pytest.raises(BrokenResourceError):
-        d.check()
-    d.handle(CLOSE)
+def test_close_closes_both_directions_once():
+    state = StreamState()
+    assert not state.closed
+    assert state.close() is True
+    assert state.closed and state.send is CLOSED and state.receive is CLOSED
+    assert state.close() is False  # twice: answered by the table, nothing new
+    state.break_send(ConnectionResetError())  # a failure racing the close
+    assert state.send is CLOSED and state.send_cause is None
     with pytest.raises(ClosedResourceError, match="closed"):
-        d.check()
+        state.check_send()
+    with pytest.raises(ClosedResourceError, match="closed"):
+        state.check_receive()
 
 
-def test_a_non_os_cause_still_gives_broken():
-    d = Direction("receiving")
-    d.handle(BREAK, None)  # a TLS send cancelled mid-record
+def test_send_eof_is_idempotent_and_then_sending_is_closed():
+    state = StreamState()
+    assert state.send_eof() is True
+    assert state.send_eof() is False
+    assert state.send is EOF_SENT and state.receive is OPEN
+    with pytest.raises(ClosedResourceError, match="send_eof"):
+        state.check_send()
+    state.check_receive()  # receiving goes on
+    state.break_send(BrokenPipeError())  # the shutdown failed
     with pytest.raises(BrokenResourceError):
-        d.check()
+        state.check_send()
+
+
+def test_broken_stays_broken_keeps_its_first_cause_and_send_eof_raises_it():
+    state = StreamState()
+    first, second = ConnectionResetError(), BrokenPipeError()
+    state.break_send(first)
+    state.break_send(second)
+    with pytest.raises(BrokenResourceError, match="while sending") as info:
+        state.send_eof()
+    assert info.value.__cause__ is first
+    state.check_receive()  # one direction only
+
+
+def test_send_eof_on_a_closed_stream_raises_closed():
+    state = StreamState()
+    state.close()
+    with pytest.raises(ClosedResourceError):
+        state.send_eof()
+
+
+def test_an_event_the_table_does_not_list_is_a_bug():
+    from pystream._state import _apply
+
+    with pytest.raises(StateError, match="a bug in pystream"):
+        _apply(SENDING, BROKEN, SEND_EOF, "sending")
+    with pytest.raises(StateError):
+        _apply(RECEIVING, OPEN, SEND_EOF, "receiving")
+    with pytest.raises(StateError):
+        StreamState().send_error()  # an open direction has no error
+
+
+def test_failures_translate_in_one_place():
+    state = StreamState()
+    reset = ConnectionResetError(errno.ECONNRESET, "reset")
+    exc = state.send_failed(reset)
+    assert isinstance(exc, BrokenResourceError) and exc.__cause__ is reset
+    assert state.send is BROKEN and state.receive is OPEN
+    # EBADF means we closed the descriptor: Closed, in either direction,
+    # and no break recorded.
+    for failed in (StreamState().send_failed, StreamState().receive_failed):
+        gone = OSError(errno.EBADF, "bad fd")
+        exc = failed(gone)
+        assert isinstance(exc, ClosedResourceError) and exc.__cause__ is gone
+    closed = StreamState()
+    closed.close()
+    assert isinstance(closed.receive_failed(reset), ClosedResourceError)
+
+
+def test_tls_errors_and_transport_errors_translate_too():
+    bad = ssl.SSLError(9, "bad record mac")  # errno 9: OpenSSL's, not EBADF
+    exc = translate(bad, "receiving")
+    assert isinstance(exc, BrokenResourceError) and "TLS failed" in str(exc)
+    transport = BrokenResourceError("under")
+    exc = translate(transport, "sending")
+    assert isinstance(exc, BrokenResourceError) and exc.__cause__ is transport
+    state = StreamState()
+    state.both_failed(bad, "talking TLS")
+    assert state.send is BROKEN and state.receive is BROKEN
+    assert state.receive_cause is bad and state.send_cause is bad

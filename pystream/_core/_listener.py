@@ -70,7 +70,7 @@ class CoreListener(Listener[S], Generic[S]):
         self._stream_class = stream_class
 
     def __del__(self) -> None:
-        warn_unclosed(self, lib.ps_listener_close)
+        warn_unclosed(self, getattr(self, "_closed", True), lib.ps_listener_close)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -33,8 +33,7 @@ class CReadingMixin:
     def _check_open(self) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    def _broken_receive(code: int) -> Exception:
+    def _broken_receive(self, code: int) -> Exception:
         raise NotImplementedError
 
     async def receive_into(self, buffer: Union[bytearray, memoryview]) -> int:

@@ -1,4 +1,5 @@
-"""The rest of ``CoreStream``'s sending side: waiting for room
+"""The rest of ``CoreStream``'s sending side: what the kernel did not take
+at once (queued in libuv, or waiting for room), waiting for room
 (``wait_send_all_might_not_block``), half-closing (``send_eof``) and the
 kernel path of ``send_file`` (``sendfile(2)`` from the file to the socket
 or pipe, driven by writability, the data never passing through Python).
@@ -7,16 +8,21 @@ The hot path, ``send_all``, is in ``_stream``."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
+import platform
 from typing import Any, Optional
 
-from .._binding import UV_EAGAIN, UV_ECANCELED, lib
+from .._binding import UV_EAGAIN, UV_ECANCELED, ffi, lib
+from .._checkpoint import CHECKPOINT, note_resumed
 from .._errors import ConflictDetector
 from .._sendfile import FileRange, file_range, read_and_send
-from .._state import BREAK, EOF_SENT, OPEN, SEND_EOF, Direction
-from .._util import CHECKPOINT
+from .._state import OPEN, StreamState
 
-__all__ = ["CSendingMixin"]
+__all__ = ["CSendingMixin", "byte_view"]
+
+# PyPy lets a buffer pinned by ffi.from_buffer be resized (see _send).
+_RESIZABLE_WHILE_PINNED = platform.python_implementation() == "PyPy"
 
 # Asked of one sendfile(2) call; a socket takes what its buffer has room
 # for.  Between calls the loop gets a turn every _YIELD_EVERY bytes, so a
@@ -42,7 +48,7 @@ async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
     remaining = where.count
     try:
         while remaining is None or remaining > 0:
-            if stream._send_side.state is not OPEN or h.ptr is None:
+            if stream._state.send is not OPEN or h.ptr is None:
                 stream._check_still_sendable()
             size = _CHUNK if remaining is None else min(_CHUNK, remaining)
             n = lib.ps_stream_try_sendfile(h.ptr, where.fd, position, size)
@@ -72,20 +78,22 @@ async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
             raise stream._broken_send(n)
     except asyncio.CancelledError:
         if sent:
-            stream._send_side.handle(BREAK, None)
+            stream._state.break_send(None)
         raise
     return sent
 
 
 class CSendingMixin:
-    """``wait_send_all_might_not_block``, ``send_eof`` and ``send_file`` for
-    ``CoreStream``."""
+    """The rest of ``send_all``, ``wait_send_all_might_not_block``,
+    ``send_eof`` and ``send_file`` for ``CoreStream``."""
 
-    __slots__ = ()
+    # The socket asyncio watches for room (-1: none), while the kernel's
+    # send buffer is full.
+    __slots__ = ("_writable_fd",)
     _h: Any
     _bridge: Any
     _send_conflict: ConflictDetector
-    _send_side: Direction
+    _state: StreamState
 
     def _check_open(self) -> None:
         raise NotImplementedError
@@ -99,8 +107,61 @@ class CSendingMixin:
     def _broken_send(self, code: int) -> Exception:
         raise NotImplementedError
 
+    async def _send(self, data: Any, view: Any, size: int, written: int) -> None:
+        """The rest of send_all, when the kernel did not take everything at
+        once: written bytes went (or written is an error)."""
+        h = self._h
+        if written < 0:
+            raise self._broken_send(written)
+        # The rest waits in libuv's queue, which keeps a pointer into the
+        # buffer: hold it (pinned, through from_buffer) until the write's
+        # completion, even if this call is cancelled.  On CPython the pin
+        # also stops a bytearray from being resized meanwhile (BufferError);
+        # PyPy resizes it all the same, which would leave libuv writing
+        # from freed memory, so there a mutable buffer's rest is copied.
+        start = written
+        if view is not data and _RESIZABLE_WHILE_PINNED:
+            owner = ffi.from_buffer(view[written:].tobytes())
+            start = 0
+        else:
+            owner = ffi.from_buffer(view)
+        err = lib.ps_stream_write(h.ptr, owner + start, size - written)
+        if err < 0:
+            ffi.release(owner)
+            raise self._broken_send(err)
+        if h.pending_writes is None:
+            h.pending_writes = collections.deque()
+        h.pending_writes.append(owner)
+        self._bridge.schedule_pass()
+        waiter = h.send_waiter = self._bridge.new_future()
+        try:
+            await waiter
+        finally:
+            h.send_waiter = None
+        note_resumed()
+        if h.write_status:
+            raise self._broken_send(h.write_status)
+
     async def _wait_fd_writable(self) -> None:
-        raise NotImplementedError
+        """The kernel's send buffer is full: let the asyncio loop watch the
+        socket for room (libuv only watches it while a write is queued)."""
+        h = self._h
+        loop = self._bridge.loop
+        fd = lib.ps_stream_fileno(h.ptr)
+        waiter = h.send_waiter = loop.create_future()
+        loop.add_writer(fd, _resolve, waiter)
+        self._writable_fd = fd
+        try:
+            await waiter
+        finally:
+            h.send_waiter = None
+            self._stop_watching_fd()
+        note_resumed()
+
+    def _stop_watching_fd(self) -> None:
+        if self._writable_fd >= 0:
+            self._bridge.loop.remove_writer(self._writable_fd)
+            self._writable_fd = -1
 
     async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
         """Send up to ``count`` bytes (None: to the end) of a regular file
@@ -197,12 +258,9 @@ class CSendingMixin:
         """
         with self._send_conflict:
             self._check_open()
-            send = self._send_side
-            if send.state is EOF_SENT:
+            if not self._state.send_eof():  # sent before (closed or broken: raises)
                 await CHECKPOINT
                 return
-            send.check()  # broken stays broken (rule 3)
-            send.handle(SEND_EOF)
             h = self._h
             err = lib.ps_stream_shutdown(h.ptr)
             if err < 0:
@@ -215,3 +273,25 @@ class CSendingMixin:
                 h.op_waiter = None
             if status < 0 and status != UV_ECANCELED:
                 raise self._broken_send(status)
+
+
+def byte_view(data: Any) -> memoryview:
+    """A flat byte view of a bytes-like object, or TypeError."""
+    if isinstance(data, str):
+        raise TypeError("send_all needs bytes-like data, not str")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"send_all needs bytes, bytearray or memoryview, not {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    return view
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -10,26 +10,21 @@ bridge's poke or a scheduled pass.
 from __future__ import annotations
 
 import asyncio
-import collections
-import platform
 from threading import get_ident
 from typing import Any, Optional, Union
 
 from .._binding import UV_EOF, ffi, lib, oserror
 from .._checkpoint import CHECKPOINT, note_resumed
-from .._errors import ClosedResourceError, ConflictDetector, stream_error
+from .._errors import ClosedResourceError, ConflictDetector
 from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
-from .._state import BREAK, CLOSE, OPEN, Direction
+from .._state import OPEN, StreamState
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle
 from ._reading import CReadingMixin
-from ._sending import CSendingMixin
+from ._sending import CSendingMixin, byte_view
 
 __all__ = ["CoreStream", "KIND_TCP", "KIND_PIPE", "wait_closed"]
-
-# PyPy lets a buffer pinned by ffi.from_buffer be resized (see _send).
-_RESIZABLE_WHILE_PINNED = platform.python_implementation() == "PyPy"
 
 KIND_TCP: int = lib.PS_KIND_TCP
 KIND_PIPE: int = lib.PS_KIND_PIPE
@@ -51,11 +46,9 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         "_h",
         "_bridge",
         "_kind",
-        "_closed",
-        "_send_side",
+        "_state",
         "_send_conflict",
         "_recv_conflict",
-        "_writable_fd",
         "__weakref__",
     )
 
@@ -63,14 +56,14 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._h = handle
         self._bridge: Bridge = handle.bridge
         self._kind = kind
-        self._closed = False  # the stream (both sides) was closed
-        self._send_side = Direction("sending")  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._recv_conflict = ConflictDetector("another task is already receiving on this stream")
         self._writable_fd = -1
 
     def __del__(self) -> None:
-        warn_unclosed(self, lib.ps_stream_close)
+        state = getattr(self, "_state", None)  # (None: __init__ failed)
+        warn_unclosed(self, state is None or state.closed, lib.ps_stream_close)
 
     # -- state checks -----------------------------------------------------
     def _check_open(self) -> None:
@@ -80,8 +73,8 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
     def _check_still_open(self) -> None:
         """_check_open without the loop check: after an await in a call
         that made it (the loop cannot change meanwhile)."""
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.receive is not OPEN:
+            raise self._state.receive_error()
         if self._h.ptr is None:
             raise ClosedResourceError("the event loop of this stream was closed")
 
@@ -91,15 +84,13 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
 
     def _check_still_sendable(self) -> None:
         self._check_still_open()
-        self._send_side.check()
+        self._state.check_send()
 
     def _broken_send(self, code: int) -> Exception:
-        self._send_side.handle(BREAK, oserror(code))
-        return self._send_side.error()
+        return self._state.send_failed(oserror(code))
 
-    @staticmethod
-    def _broken_receive(code: int) -> Exception:
-        return stream_error(oserror(code), "receiving")
+    def _broken_receive(self, code: int) -> Exception:
+        return self._state.receive_failed(oserror(code))
 
     # -- sending ----------------------------------------------------------
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -137,7 +128,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             size = len(data)
             view: Any = data
         else:
-            view = _byte_view(data)
+            view = byte_view(data)
             size = view.nbytes
         busy = self._send_conflict
         if busy.held:
@@ -145,13 +136,13 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         busy.held = True
         try:
             h = self._h
-            if self._send_side.state is not OPEN or h.ptr is None:
+            if self._state.send is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             bridge = self._bridge
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
             await CHECKPOINT
-            if self._send_side.state is not OPEN or h.ptr is None:
+            if self._state.send is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             if not size:
                 return
@@ -172,18 +163,19 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
 
     write = send_all
 
-    def _write_now(self, data: bytes) -> int:
+    def try_send(self, data: bytes) -> int:
         """Write what the kernel takes of data at once: no checkpoint, no
-        wait.  The door for a layer above whose own call was the
-        checkpoint (``TLSStream``'s flush); it sends the rest, if any, with
-        ``send_all``.  Returns the bytes written: 0 whenever ``send_all``
-        would do more than write (busy, closed, broken, queued writes,
-        another loop or thread), so that its ``send_all`` raises or waits.
+        wait (``SendStream.try_send``).  The door for a layer above whose
+        own call was the checkpoint (``TLSStream``'s flush); it sends the
+        rest, if any, with ``send_all``.  Returns the bytes written: 0
+        whenever ``send_all`` would do more than write (busy, closed,
+        broken, queued writes, another loop or thread), so that its
+        ``send_all`` raises or waits.
         """
         h = self._h
         if (
             self._send_conflict.held
-            or self._send_side.state is not OPEN
+            or self._state.send is not OPEN
             or h.ptr is None
             or get_ident() != self._bridge.thread
             or not self._bridge.loop.is_running()
@@ -191,62 +183,6 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             return 0
         written: int = lib.ps_stream_try_write(h.ptr, data, len(data))
         return written if written > 0 else 0
-
-    async def _send(self, data: Any, view: Any, size: int, written: int) -> None:
-        """The rest of send_all, when the kernel did not take everything at
-        once: written bytes went (or written is an error)."""
-        h = self._h
-        if written < 0:
-            raise self._broken_send(written)
-        # The rest waits in libuv's queue, which keeps a pointer into the
-        # buffer: hold it (pinned, through from_buffer) until the write's
-        # completion, even if this call is cancelled.  On CPython the pin
-        # also stops a bytearray from being resized meanwhile (BufferError);
-        # PyPy resizes it all the same, which would leave libuv writing
-        # from freed memory, so there a mutable buffer's rest is copied.
-        start = written
-        if view is not data and _RESIZABLE_WHILE_PINNED:
-            owner = ffi.from_buffer(view[written:].tobytes())
-            start = 0
-        else:
-            owner = ffi.from_buffer(view)
-        err = lib.ps_stream_write(h.ptr, owner + start, size - written)
-        if err < 0:
-            ffi.release(owner)
-            raise self._broken_send(err)
-        if h.pending_writes is None:
-            h.pending_writes = collections.deque()
-        h.pending_writes.append(owner)
-        self._bridge.schedule_pass()
-        waiter = h.send_waiter = self._bridge.new_future()
-        try:
-            await waiter
-        finally:
-            h.send_waiter = None
-        note_resumed()
-        if h.write_status:
-            raise self._broken_send(h.write_status)
-
-    async def _wait_fd_writable(self) -> None:
-        """The kernel's send buffer is full: let the asyncio loop watch the
-        socket for room (libuv only watches it while a write is queued)."""
-        h = self._h
-        loop = self._bridge.loop
-        fd = lib.ps_stream_fileno(h.ptr)
-        waiter = h.send_waiter = loop.create_future()
-        loop.add_writer(fd, _resolve, waiter)
-        self._writable_fd = fd
-        try:
-            await waiter
-        finally:
-            h.send_waiter = None
-            self._stop_watching_fd()
-        note_resumed()
-
-    def _stop_watching_fd(self) -> None:
-        if self._writable_fd >= 0:
-            self._bridge.loop.remove_writer(self._writable_fd)
-            self._writable_fd = -1
 
     # -- receiving --------------------------------------------------------
     async def _wait_readable(self, want: int) -> None:
@@ -311,7 +247,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         busy.held = True
         try:
             h = self._h
-            if self._closed or h.ptr is None:
+            if self._state.receive is not OPEN or h.ptr is None:
                 self._check_still_open()
             bridge = self._bridge
             if get_ident() != bridge.thread or not bridge.loop.is_running():
@@ -332,7 +268,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                 finally:
                     h.recv_waiter = None
                 note_resumed()
-            if self._closed or h.ptr is None:
+            if self._state.receive is not OPEN or h.ptr is None:
                 self._check_still_open()
             out = bridge.out
             got = lib.ps_stream_take_ptr(h.ptr, max_bytes, out)
@@ -368,20 +304,21 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             The stream is closed all the same: only the wait for the C core
             to release it is cut short.
         """
-        if not self._closed:
+        if not self._state.closed:
             if self._h.ptr is not None:
                 self._bridge.check_loop()
             self._close_now()
         await wait_closed(self._h)
 
+    def _send_guard(self) -> ConflictDetector:
+        return self._send_conflict
+
     def _close_now(self) -> None:
         """Start closing at once.  What the kernel already took is still
         delivered, then a FIN: no reset, unless the caller set SO_LINGER to
         0 (or the socket has unread incoming data, the kernel's rule)."""
-        if self._closed:
+        if not self._state.close():
             return
-        self._closed = True
-        self._send_side.handle(CLOSE)
         h = self._h
         self._stop_watching_fd()
         h.wake_all(ClosedResourceError("the stream was closed during this call"))
@@ -391,13 +328,13 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
 
     # -- the handle's other C calls ----------------------------------------
     def _ptr(self) -> Any:
-        if self._closed or self._h.ptr is None:
+        if self._state.closed or self._h.ptr is None:
             raise ClosedResourceError("this stream was closed")
         return self._h.ptr
 
     def fileno(self) -> int:
         """The file descriptor, or -1 once closed."""
-        if self._closed or self._h.ptr is None:
+        if self._state.closed or self._h.ptr is None:
             return -1
         return int(lib.ps_stream_fileno(self._h.ptr))
 
@@ -422,28 +359,6 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         out = ffi.new("ps_address_t *")
         check(lib.ps_stream_address(self._ptr(), 1 if peer else 0, out))
         return decode_address(out)
-
-
-def _byte_view(data: Any) -> memoryview:
-    """A flat byte view of a bytes-like object, or TypeError."""
-    if isinstance(data, str):
-        raise TypeError("send_all needs bytes-like data, not str")
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise TypeError(
-            f"send_all needs bytes, bytearray or memoryview, not {type(data).__name__}"
-        ) from None
-    if not view.c_contiguous:
-        view = memoryview(view.tobytes())
-    if view.ndim != 1 or view.itemsize != 1:
-        view = view.cast("B")
-    return view
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def wait_closed(h: Handle) -> None:

@@ -7,9 +7,9 @@ import asyncio
 import errno
 from typing import Awaitable, Callable, Optional, Union
 
-from .._errors import ClosedResourceError, ConflictDetector, stream_error
+from .._errors import ClosedResourceError, ConflictDetector
 from .._readers import BufferedReceiveMixin
-from .._state import BREAK, CLOSE, EOF_SENT, OPEN, SEND_EOF, Direction
+from .._state import OPEN, StreamState
 from .._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
@@ -68,8 +68,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         self._out = outgoing
         self._in = incoming
         self._lockstep = lockstep
-        self._closed = False  # the stream (both sides) was closed
-        self._send_side = Direction("sending")  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
@@ -81,13 +80,14 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
 
     def __repr__(self) -> str:
         kind = "lockstep" if self._lockstep else "memory"
-        return f"<pystream.testing.MemoryStream {kind}{' closed' if self._closed else ''}>"
+        return f"<pystream.testing.MemoryStream {kind}{' closed' if self._state.closed else ''}>"
 
     # -- sending ----------------------------------------------------------
     def _check_send(self) -> None:
-        if self._send_side.state is OPEN and self._out.receiver_closed:
-            self._send_side.handle(BREAK, _peer_closed())
-        self._send_side.check()
+        state = self._state
+        if state.send is OPEN and self._out.receiver_closed:
+            state.break_send(_peer_closed())
+        state.check_send()
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         if isinstance(data, str):
@@ -115,10 +115,10 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
             await pipe.writer
         finally:
             pipe.writer = None
-        if self._closed:
+        if self._state.closed:
             raise ClosedResourceError("the stream was closed during this call")
         if pipe.receiver_closed:
-            raise stream_error(_peer_closed(), "sending")
+            raise self._state.send_failed(_peer_closed())
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
@@ -131,19 +131,17 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
 
     async def send_eof(self) -> None:
         with self._send_conflict:
-            if self._closed:
-                raise ClosedResourceError("this stream was closed")
+            if self._state.closed:
+                raise self._state.send_error()
             await CHECKPOINT
-            if self._send_side.state is not EOF_SENT:
-                self._send_side.check()  # broken stays broken
-                self._send_side.handle(SEND_EOF)
+            if self._state.send_eof():  # the first (broken or closed: raises)
                 self._out.eof = True
                 self._out.wake_reader()
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.receive is not OPEN:
+            raise self._state.receive_error()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         self._check_receive_open()
@@ -174,13 +172,14 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         return chunk
 
     # -- closing ----------------------------------------------------------
+    def _send_guard(self) -> ConflictDetector:
+        return self._send_conflict
+
     def _close_now(self) -> None:
         """Close at once, gracefully or not: what ``send_all`` put in the
         peer's buffer stays there for the peer to read, then EOF."""
-        if self._closed:
+        if not self._state.close():
             return
-        self._closed = True
-        self._send_side.handle(CLOSE)
         closed = ClosedResourceError("the stream was closed during this call")
         self._out.eof = True
         self._out.wake_reader()
