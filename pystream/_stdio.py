@@ -22,6 +22,7 @@ import asyncio
 import io
 import os
 import select
+import socket
 import stat
 import threading
 from typing import Any, Callable, Optional, Union
@@ -87,20 +88,27 @@ async def _open_std(fd: int, writing: bool) -> Union[PipeStream, ThreadFdStream]
             pass  # no /proc, or a pipe with no reader left (ENXIO): a thread
         else:
             return pipe_stream(own)
-    return ThreadFdStream(os.dup(fd), readable=not writing, writable=writing)
+    own = os.dup(fd)
+    try:
+        return ThreadFdStream(own, readable=not writing, writable=writing)
+    except BaseException:
+        os.close(own)
+        raise
 
 
 # -- the threaded stream ------------------------------------------------------
 
 
-def _wait(fd: int, event: int) -> None:
-    """Block until fd is ready (poll, not select: any fd number)."""
+def _wait(fd: int, event: int, stop: int) -> bool:
+    """Block until fd is ready (poll, not select: any fd number); True if
+    the stream closed first (stop, its pipe's read end, hung up)."""
     poller = select.poll()
     poller.register(fd, event)
-    poller.poll()
+    poller.register(stop, select.POLLIN)
+    return stop in dict(poller.poll())
 
 
-def _read(fd: int, size: int, stop: int) -> Optional[bytes]:
+def _read(fd: int, size: int, stop: int, is_socket: bool) -> Optional[bytes]:
     """Read once fd is readable; None, having read nothing, if the stream
     closes first (it closes the write end of the pipe whose read end is
     stop: poll then reports stop hung up).
@@ -115,22 +123,54 @@ def _read(fd: int, size: int, stop: int) -> Optional[bytes]:
         if stop in dict(poller.poll()):
             return None
         # A close from here on dup2s /dev/null over fd first, so a read not
-        # yet begun gets b"".  (Still open: another holder of the same
-        # description taking the input between poll and read; then this
-        # read blocks, as before, and may take later input.)
+        # yet begun gets b"".  Another holder of the same description may
+        # take the input between poll and read: a socket's read is then
+        # non-blocking for this call alone (MSG_DONTWAIT) and polls again.
+        # (Any other fd here is a file, /dev/null or a fallback for a pipe
+        # or terminal that could not be opened anew; its read blocks then,
+        # until input comes, and may take that input after a close.)
         try:
+            if is_socket:
+                return _receive_now(fd, size)
             return os.read(fd, size)
-        except BlockingIOError:  # someone made the description non-blocking
+        except BlockingIOError:  # taken by another holder, or non-blocking
             pass
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _receive_now(fd: int, size: int) -> bytes:
+    """recv(2) with MSG_DONTWAIT on fd, which stays ours (not detached)."""
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.recv(size, socket.MSG_DONTWAIT)
+    finally:
+        sock.detach()
+
+
+def _write_all(fd: int, data: bytes, stop: int, is_socket: bool) -> None:
+    """Write all of data; stop early if the stream closes (the write end of
+    stop's pipe is closed).  A socket's writes never block (MSG_DONTWAIT:
+    the peer may never read) but wait in poll, which the close ends; any
+    other fd here (a file, /dev/null, or a fallback for a pipe or
+    terminal that could not be opened anew) is written as it is."""
     view = memoryview(data)
     while view:
         try:
-            view = view[os.write(fd, view) :]
+            if is_socket:
+                view = view[_send_now(fd, view) :]
+            else:
+                view = view[os.write(fd, view) :]
         except BlockingIOError:
-            _wait(fd, select.POLLOUT)
+            if _wait(fd, select.POLLOUT, stop):
+                return  # closed: what is left is dropped with the stream
+
+
+def _send_now(fd: int, data: memoryview) -> int:
+    """send(2) with MSG_DONTWAIT on fd, which stays ours (not detached)."""
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.send(data, socket.MSG_DONTWAIT)
+    finally:
+        sock.detach()
 
 
 def _in_thread(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> Any:
@@ -184,7 +224,12 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         )
         self._pushback = bytearray()
         self._reading: Optional[asyncio.Future[Optional[bytes]]] = None  # a read in its thread
-        self._stop = (-1, -1)  # a pipe: closing its write end stops a waiting read
+        # A pipe: closing its write end stops a waiting read or a socket's
+        # waiting write.  Made here, so
+        # that running out of fds fails the open (OSError, documented), not
+        # a receive (which may raise only stream errors).
+        self._stop = os.pipe2(os.O_CLOEXEC)
+        self._is_socket = stat.S_ISSOCK(os.fstat(fd).st_mode)
         self._surplus = b""  # what a read got beyond what its caller asked
         self._writing: Optional[asyncio.Future[None]] = None  # a write in its thread
         self._waiter: Optional[asyncio.Future[None]] = None  # what a call waits on
@@ -244,10 +289,13 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         if reading is None:
             await CHECKPOINT  # cancelled here, nothing was read
             self._check_receive_open()
-            if self._stop[0] < 0:
-                self._stop = os.pipe2(os.O_CLOEXEC)
             reading = self._reading = _in_thread(
-                self._loop, _read, self._fd, max(max_bytes, _READ_SIZE), self._stop[0]
+                self._loop,
+                _read,
+                self._fd,
+                max(max_bytes, _READ_SIZE),
+                self._stop[0],
+                self._is_socket,
             )
         await self._until(reading)
         self._reading = None
@@ -290,7 +338,9 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
             await self._previous_write()
             if not payload:
                 return
-            self._writing = _in_thread(self._loop, _write_all, self._fd, payload)
+            self._writing = _in_thread(
+                self._loop, _write_all, self._fd, payload, self._stop[0], self._is_socket
+            )
             await self._previous_write()
 
     write = send_all

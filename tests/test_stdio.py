@@ -5,6 +5,7 @@ and 2 are each kind of file: a pipe, a regular file, a socket, a terminal,
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import select
@@ -20,7 +21,7 @@ import pystream
 from pystream._stdio import ThreadFdStream
 from pystream.testing import check_one_way_stream
 
-from helpers import LOOP_KINDS
+from helpers import LOOP_KINDS, wait_until
 
 CHILD = textwrap.dedent(
     """
@@ -239,3 +240,97 @@ async def test_thread_fd_stream_close_during_a_blocked_read(make_fds):
     finally:
         os.close(ours)
         os.close(theirs)
+
+
+async def test_no_fd_for_the_stop_pipe_fails_the_open_not_a_receive(monkeypatch, tmp_path):
+    # Faults issue: the stop pipe was made by the first receive, whose
+    # bare OSError (EMFILE) the stream contract does not allow there.
+    path = tmp_path / "input"
+    path.write_bytes(b"data")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def no_more_fds(flags=0):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(os, "pipe2", no_more_fds)
+    with pytest.raises(OSError) as info:
+        ThreadFdStream(fd, readable=True, writable=False)
+    assert info.value.errno == errno.EMFILE
+    os.fstat(fd)  # still the caller's to close
+    os.close(fd)
+
+
+async def test_a_socket_read_whose_input_another_holder_took_stops_at_close(monkeypatch):
+    # Faults issue: between the thread's poll and its read, another holder
+    # of the same socket took the input; the read then blocked, outlived
+    # the close, and took later input meant for that other holder.
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        stream = ThreadFdStream(os.dup(ours.fileno()), readable=True, writable=False)
+        real_poll = select.poll
+        stolen: list[bytes] = []
+
+        class StealingPoll:
+            """poll(), after which the other holder takes the input once."""
+
+            def __init__(self):
+                self._poll = real_poll()
+
+            def register(self, *args):
+                self._poll.register(*args)
+
+            def poll(self, *args):
+                events = self._poll.poll(*args)
+                if not stolen and any(e & select.POLLIN for _, e in events):
+                    stolen.append(ours.recv(100))
+                return events
+
+        monkeypatch.setattr(select, "poll", StealingPoll)
+        peer.sendall(b"first")
+        receive = asyncio.ensure_future(stream.receive_some(100))
+        await wait_until(lambda: stolen, "the other holder took the input")
+        # The stream's thread blocks again (in a read, or in a poll that
+        # the close can end), before the close: /proc says it is in a call.
+        reader = _stdio_thread()
+        await wait_until(lambda: _blocked(reader), "the stream's thread waits")
+        receive.cancel()
+        await asyncio.wait([receive])
+        await stream.aclose()
+        peer.sendall(b"later")
+        ours.settimeout(5)
+        assert stolen == [b"first"]
+        assert ours.recv(100) == b"later"  # not taken by the closed stream's thread
+        await wait_until(lambda: not reader.is_alive(), "the stream's thread ends")
+        await asyncio.sleep(0)  # its outcome, which closes the last fds
+
+
+def _blocked(thread: threading.Thread) -> bool:
+    """Whether a thread is blocked in a system call (Linux's /proc)."""
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
+            return f.read().split()[0] not in ("running", "-1")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+async def test_a_socket_write_the_peer_never_reads_ends_with_the_close():
+    # Faults issue: a write blocked in its thread outlived aclose (and
+    # aclose_forcefully), holding the thread and the fd for ever.
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        stream = ThreadFdStream(os.dup(ours.fileno()), readable=False, writable=True)
+        sending = asyncio.ensure_future(stream.send_all(b"x" * (16 << 20)))
+        await wait_until(lambda: _stdio_thread() is not None, "the write starts")
+        writer = _stdio_thread()
+        await wait_until(lambda: _blocked(writer), "the write waits for the peer")
+        await pystream.aclose_forcefully(stream)
+        await wait_until(lambda: not writer.is_alive(), "the writing thread ends")
+        await asyncio.wait([sending])
+        with pytest.raises(pystream.ClosedResourceError):
+            sending.result()
+        await asyncio.sleep(0)  # the thread's outcome, which closes the last fds
+
+
+def _stdio_thread():
+    """The thread of a ThreadFdStream's read or write, if one runs."""
+    return next((t for t in threading.enumerate() if t.name == "pystream-stdio"), None)
