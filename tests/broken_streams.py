@@ -105,6 +105,14 @@ class AcloseHangsWhenCancelled(MemoryStream):
         self._close_now()
 
 
+class AcloseClosesNothing(MemoryStream):
+    """An aclose that returns at once, closing nothing: the kit used to
+    call it "not a checkpoint", the symptom, not the fault."""
+
+    async def aclose(self):
+        pass
+
+
 def no_busy_maker():
     async def maker():
         a, b = memory_stream_pair()
@@ -123,6 +131,7 @@ BROKEN = {
     "no-busy": no_busy_maker(),
     "empty-before-eof": maker_of(EmptyBeforeEof),
     "aclose-cancel": maker_of(AcloseHangsWhenCancelled),
+    "aclose-closes-nothing": maker_of(AcloseClosesNothing),
     "forceful-loses-data": maker_of(ForcefulCloseLosesData),
     "cancelled-receive-drops-data": maker_of(CancelledReceiveDropsData),
     "loses-last-byte": maker_of(LosesLastByteOfLargeSends),

@@ -18,7 +18,8 @@ from broken_streams import BROKEN
         ("never-yields", "with the schedule interval at 0, send_all yields"),
         ("no-busy", "one raises BusyResourceError"),
         ("empty-before-eof", "returned b'' \\(EOF\\)"),
-        ("aclose-cancel", "a cancelled aclose\\(\\) still closes"),
+        ("aclose-cancel", "aclose\\(\\), cancelled at its start, did not close the stream"),
+        ("aclose-closes-nothing", "aclose\\(\\), cancelled at its start, did not close"),
         ("forceful-loses-data", "aclose_forcefully does not destroy data send_all accepted"),
     ],
 )

@@ -100,11 +100,11 @@ def expect(condition: bool, behaviour: str) -> None:
         raise AssertionError(behaviour)
 
 
-async def within(awaitable: Awaitable[Any], what: str) -> Any:
+async def within(awaitable: Awaitable[Any], what: str, patience: float = PATIENCE) -> Any:
     try:
-        return await asyncio.wait_for(awaitable, PATIENCE)
+        return await asyncio.wait_for(awaitable, patience)
     except asyncio.TimeoutError:
-        raise AssertionError(f"{what} (still waiting after {PATIENCE} s)") from None
+        raise AssertionError(f"{what} (still waiting after {patience} s)") from None
 
 
 async def raises(exc_type: Any, awaitable: Awaitable[Any], behaviour: str) -> BaseException:
@@ -163,7 +163,14 @@ async def yield_many(n: int = 10) -> None:
 async def receive_exactly(r: ReceiveStream, n: int, what: str) -> bytes:
     got = bytearray()
     while len(got) < n:
-        chunk = await within(r.receive_some(n - len(got)), what)
+        try:
+            chunk = await within(r.receive_some(n - len(got)), what)
+        except AssertionError:
+            # Say what was violated, not only that it waited.
+            raise AssertionError(
+                f"{what}: only {len(got)} of the {n} bytes sent arrived within "
+                f"{PATIENCE} s (lost, or held back by the stream)"
+            ) from None
         expect(
             bool(chunk), f"{what}: receive_some returned b'' (EOF) after {len(got)} of {n} bytes"
         )
