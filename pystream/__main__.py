@@ -378,7 +378,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"pystream {args.command}: {exc}", file=sys.stderr)
         return 2
     except (OSError, pystream.BrokenResourceError) as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        # The cause, unless the message already says it (a TLS error's
+        # does: "TLS failed: <the SSL message>").
+        reason = exc.__cause__
+        cause = f" ({reason})" if reason is not None and str(reason) not in str(exc) else ""
         print(f"pystream {args.command}: {exc}{cause}", file=sys.stderr)
         return 1
     return 0

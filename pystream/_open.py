@@ -197,6 +197,11 @@ async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(name)
+    except OSError as exc:
+        sock.close()
+        if exc.filename is None and exc.errno is not None:  # bind names no path
+            raise type(exc)(exc.errno, exc.strerror, name) from None
+        raise
     except BaseException:
         sock.close()
         raise

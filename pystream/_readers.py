@@ -18,6 +18,7 @@ from ._util import CHECKPOINT
 __all__ = [
     "BufferedReceiveMixin",
     "check_max_bytes",
+    "MAX_RECEIVE_SIZE",
     "check_readuntil_args",
     "DEFAULT_RECEIVE_SIZE",
 ]
@@ -25,15 +26,26 @@ __all__ = [
 DEFAULT_RECEIVE_SIZE = 65536
 
 
+# The most one receive asks of a buffer (what a C size fits, with room).
+MAX_RECEIVE_SIZE = 1 << 62
+
+
 def check_max_bytes(max_bytes: Optional[int]) -> int:
-    """Validate receive_some's argument: None, or an integer >= 1."""
+    """Validate receive_some's argument: None, or an integer >= 1 (one
+    above MAX_RECEIVE_SIZE asks for no more than that: a receive returns
+    what is there, which is never more)."""
     if max_bytes is None:
         return DEFAULT_RECEIVE_SIZE
     if type(max_bytes) is not int:
-        max_bytes = operator.index(max_bytes)
+        try:
+            max_bytes = operator.index(max_bytes)
+        except TypeError:
+            raise TypeError(
+                f"max_bytes must be an integer or None, not {type(max_bytes).__name__}"
+            ) from None
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-    return max_bytes
+    return min(max_bytes, MAX_RECEIVE_SIZE)
 
 
 def check_readuntil_args(separator: bytes, limit: int) -> tuple[bytes, int]:

@@ -7,7 +7,7 @@ import errno
 import logging
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
-from ._errors import ClosedResourceError
+from ._errors import BrokenResourceError, ClosedResourceError
 from ._open import open_tcp_listeners
 from ._util import aclose_forcefully, require_methods
 from .abc import AsyncResource, Listener
@@ -29,12 +29,18 @@ async def _run_handler(handler: Handler, stream: AsyncResource) -> None:
     except asyncio.CancelledError:
         await aclose_forcefully(stream)
         raise
+    except BrokenResourceError as exc:
+        # The peer went away (a reset, a broken pipe): routine for a server,
+        # so not an ERROR with a traceback, which is for handler bugs.
+        logger.debug("connection of %r broke: %s (cause: %r)", handler, exc, exc.__cause__)
     except Exception:
         logger.exception("connection handler %r raised", handler)
     try:
         await stream.aclose()
     except asyncio.CancelledError:
         raise
+    except BrokenResourceError as exc:
+        logger.debug("closing the stream of %r: it broke: %s", handler, exc)
     except Exception:
         logger.exception("closing the stream of %r failed", handler)
 

@@ -40,6 +40,7 @@ __all__ = ["open_stdin", "open_stdout", "open_stderr", "ThreadFdStream"]
 # How long aclose() waits for a write still running in its thread.
 _CLOSE_TIMEOUT = 5.0
 _READ_SIZE = 65536
+_MAX_READ = 1 << 20
 
 
 async def open_stdin() -> Union[PipeStream, ThreadFdStream]:
@@ -293,7 +294,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
                 self._loop,
                 _read,
                 self._fd,
-                max(max_bytes, _READ_SIZE),
+                max(min(max_bytes, _MAX_READ), _READ_SIZE),  # os.read allocates it
                 self._stop[0],
                 self._is_socket,
             )

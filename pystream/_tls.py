@@ -22,6 +22,8 @@ from .abc import Stream
 
 __all__ = ["TLSStream", "check_ssl_context"]
 
+# The most one receive decrypts (SSLObject.read allocates that much).
+_MAX_READ = 1 << 20
 # aclose sends close_notify, but gives a peer that does not read this long.
 _CLOSE_NOTIFY_TIMEOUT = 5.0
 
@@ -264,6 +266,8 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         self._check_usable()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
+        # SSLObject.read allocates what it is asked for: ask a sane amount.
+        max_bytes = min(max_bytes, _MAX_READ)
         self._check_usable()
         if self._handshake_done:
             # The read is the checkpoint: its wait for the transport, or a

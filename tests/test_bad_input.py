@@ -146,3 +146,9 @@ async def test_bad_arguments_to_stream_methods(kind):
         # After all that, the stream works.
         await a.send_all(b"fine")
         assert await b.readexactly(4) == b"fine"
+        # A huge max_bytes is legal (the new user met a bare
+        # OverflowError from C): it returns what is there.
+        await a.send_all(b"huge")
+        assert await b.receive_some(2**100) == b"huge"
+        with pytest.raises(TypeError, match="max_bytes"):
+            await b.receive_some(1.5)

@@ -152,6 +152,7 @@ def test_connect_over_tls(tmp_path):
         )
         assert refused.returncode == 1
         assert b"CERTIFICATE_VERIFY_FAILED" in refused.stderr
+        assert refused.stderr.count(b"CERTIFICATE_VERIFY_FAILED") == 1  # said once
         assert b"Traceback" not in refused.stderr
     finally:
         server.terminate()

@@ -509,3 +509,10 @@ async def test_open_tcp_stream_cancelled_while_an_attempt_ends_closes_the_winner
         assert task.cancelled(), "the cancellation was lost"
         assert not returned
         assert a.fileno() == -1, "the winner was left open"
+
+
+async def test_open_unix_listener_names_the_path_it_could_not_bind(tmp_path):
+    path = str(tmp_path / "no-such-dir" / "sock")
+    with pytest.raises(FileNotFoundError) as info:
+        await pystream.open_unix_listener(path)
+    assert info.value.filename == path and path in str(info.value)

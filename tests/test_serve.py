@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import logging
 import resource
+import socket
+import struct
 
 import pytest
 
@@ -248,3 +250,27 @@ async def test_server_survives_running_out_of_file_descriptors():
         server.wait()
         server.stdout.close()
         server.stderr.close()
+
+
+async def test_a_peer_going_away_is_logged_at_debug_not_as_an_error(caplog):
+    # A client that resets mid-response is routine for a server: the
+    # handler's BrokenResourceError is no ERROR traceback (issue 23).
+    broke = asyncio.Event()
+
+    async def streams_forever(stream):
+        try:
+            while True:
+                await stream.send_all(b"x" * 65536)
+        finally:
+            broke.set()
+
+    server, port = await start_server(streams_forever)
+    with caplog.at_level(logging.DEBUG, logger="pystream"):
+        client = await pystream.open_tcp_stream("127.0.0.1", port)
+        await client.receive_some()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.aclose()  # a reset
+        await asyncio.wait_for(broke.wait(), 10)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("broke" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    await stop(server)

@@ -139,8 +139,12 @@ async def test_tls_wrong_host_name_breaks_the_handshake():
     assert isinstance(results[0], pystream.BrokenResourceError)
     assert isinstance(results[0].__cause__, ssl.SSLError)
     assert isinstance(results[1], pystream.BrokenResourceError)
-    with pytest.raises(pystream.BrokenResourceError):
+    # A send after it says sending broke (it said "while receiving").
+    with pytest.raises(pystream.BrokenResourceError, match="while sending") as info:
         await client.send_all(b"x")
+    assert isinstance(info.value.__cause__, ssl.SSLError)
+    with pytest.raises(pystream.BrokenResourceError, match="while receiving"):
+        await client.receive_some()
     await client.aclose()
     await server.aclose()
 
@@ -487,3 +491,10 @@ async def test_tls_receive_cancelled_after_decrypting_loses_nothing():
     assert await receive_exactly(server, 90) == data[10:]
     await client.aclose()
     await server.aclose()
+
+
+async def test_a_huge_max_bytes_returns_what_is_there():
+    client, server = await handshaken(tls_over(memory_maker))()
+    async with client, server:
+        await client.send_all(b"huge")
+        assert await server.receive_some(2**100) == b"huge"

@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 from .._binding import UV_EOF, ffi, lib, oserror
 from .._checkpoint import CHECKPOINT, note_resumed
 from .._errors import ClosedResourceError, ConflictDetector
-from .._readers import DEFAULT_RECEIVE_SIZE, check_max_bytes
+from .._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
 from .._state import OPEN, StreamState
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
@@ -239,7 +239,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         # bridge's poke inlined, the conflict detector used by hand.
         if max_bytes is None:
             max_bytes = DEFAULT_RECEIVE_SIZE
-        elif type(max_bytes) is not int or max_bytes < 1:
+        elif type(max_bytes) is not int or not 1 <= max_bytes <= MAX_RECEIVE_SIZE:
             max_bytes = check_max_bytes(max_bytes)
         busy = self._recv_conflict
         if busy.held:
