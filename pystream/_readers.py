@@ -62,8 +62,104 @@ def check_readuntil_args(separator: bytes, limit: int) -> tuple[bytes, int]:
     return sep, limit
 
 
-class BufferedReceiveMixin:
-    """Reading helpers over ``_receive_raw``.
+class ReadingHelpers:
+    """asyncio's reading helpers (``readexactly``, ``readuntil``,
+    ``readline``, ``read``), written once, over a receive buffer that the
+    class provides: the C core's (``CoreStream``) or a pushback buffer
+    filled by ``receive_some``'s path (``BufferedReceiveMixin``).
+
+    The buffer's primitives (no call takes data out but ``_take``, so a
+    cancelled helper has taken nothing):
+
+    - ``async _wait_buffered(want) -> bool``: a checkpoint; True once
+      ``want`` bytes are buffered, False if the stream ended (EOF) with
+      fewer; raises the stream error if receiving failed, or closed;
+    - ``_buffered() -> int``, ``_find(separator, offset) -> int`` (-1 if
+      not there), ``_take(n) -> bytes`` (1 <= n <= buffered).
+    """
+
+    __slots__ = ()
+    _receive_conflict: ConflictDetector
+
+    async def _wait_buffered(self, want: int) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _buffered(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _find(self, separator: bytes, offset: int) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _take(self, n: int) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
+        raise NotImplementedError  # pragma: no cover - the class has its own
+
+    def _take_all(self) -> bytes:
+        n = self._buffered()
+        return self._take(n) if n else b""
+
+    async def readexactly(self, n: int) -> bytes:
+        n = operator.index(n)
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        with self._receive_conflict:
+            if await self._wait_buffered(n):
+                return self._take(n) if n else b""
+            raise asyncio.IncompleteReadError(self._take_all(), n)
+
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
+        sep, limit = check_readuntil_args(separator, limit)
+        with self._receive_conflict:
+            offset = 0
+            want = len(sep)
+            while True:
+                more = await self._wait_buffered(want)
+                found = self._find(sep, offset)
+                if found >= 0:
+                    if found > limit:
+                        raise asyncio.LimitOverrunError(
+                            "Separator is found, but chunk is longer than limit", found
+                        )
+                    return self._take(found + len(sep))
+                buffered = self._buffered()
+                # The separator may start in the last len(sep) - 1 bytes.
+                offset = max(0, buffered + 1 - len(sep))
+                if offset > limit:
+                    raise asyncio.LimitOverrunError(
+                        "Separator is not found, and chunk exceed the limit", offset
+                    )
+                if not more:
+                    raise asyncio.IncompleteReadError(self._take_all(), None)
+                want = buffered + 1
+
+    async def readline(self, *, limit: int = 65536) -> bytes:
+        try:
+            return await self.readuntil(b"\n", limit=limit)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial  # asyncio's: the last line without its newline
+
+    async def read(self, n: int = -1) -> bytes:
+        n = operator.index(n)
+        if n > 0:
+            return await self.receive_some(n)
+        with self._receive_conflict:
+            if n == 0:
+                await self._wait_buffered(0)
+                return b""
+            # Everything stays buffered until EOF, then goes out in one
+            # piece: cancelled on the way, the call has taken nothing.
+            want = 1
+            while await self._wait_buffered(want):
+                want = self._buffered() + 1
+            return self._take_all()
+
+
+class BufferedReceiveMixin(ReadingHelpers):
+    """``receive_some`` and the reading helpers over ``_receive_raw``,
+    with a pushback buffer for what a helper received beyond what it
+    returned.
 
     The class using it sets ``_receive_conflict`` (a ``ConflictDetector``)
     and ``_pushback`` (a ``bytearray``), and implements:
@@ -73,7 +169,6 @@ class BufferedReceiveMixin:
       bytes or ``b""`` at EOF, losing nothing if cancelled.
     """
 
-    _receive_conflict: ConflictDetector
     _pushback: bytearray
 
     def _check_receive_open(self) -> None:  # pragma: no cover - abstract
@@ -87,11 +182,22 @@ class BufferedReceiveMixin:
         del self._pushback[:n]
         return data
 
-    async def _fill(self) -> bool:
-        """Receive more into the pushback buffer; False at EOF."""
-        chunk = await self._receive_raw(DEFAULT_RECEIVE_SIZE)
-        self._pushback += chunk
-        return bool(chunk)
+    def _buffered(self) -> int:
+        return len(self._pushback)
+
+    def _find(self, separator: bytes, offset: int) -> int:
+        return self._pushback.find(separator, offset)
+
+    async def _wait_buffered(self, want: int) -> bool:
+        if len(self._pushback) >= want:
+            await self._buffered_checkpoint()
+            return True
+        while len(self._pushback) < want:
+            chunk = await self._receive_raw(DEFAULT_RECEIVE_SIZE)
+            if not chunk:
+                return False
+            self._pushback += chunk
+        return True
 
     async def _buffered_checkpoint(self) -> None:
         self._check_receive_open()
@@ -105,65 +211,3 @@ class BufferedReceiveMixin:
                 await self._buffered_checkpoint()
                 return self._take(max_bytes)
             return await self._receive_raw(max_bytes)
-
-    async def readexactly(self, n: int) -> bytes:
-        n = operator.index(n)
-        if n < 0:
-            raise ValueError("readexactly size can not be less than zero")
-        with self._receive_conflict:
-            if len(self._pushback) >= n:
-                await self._buffered_checkpoint()
-            while len(self._pushback) < n:
-                if not await self._fill():
-                    raise asyncio.IncompleteReadError(self._take(n), n)
-            return self._take(n)
-
-    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
-        sep, limit = check_readuntil_args(separator, limit)
-        with self._receive_conflict:
-            offset = 0
-            checkpointed = False
-            while True:
-                found = self._pushback.find(sep, offset)
-                if found >= 0:
-                    if found > limit:
-                        raise asyncio.LimitOverrunError(
-                            "Separator is found, but chunk is longer than limit",
-                            found,
-                        )
-                    if not checkpointed:
-                        await self._buffered_checkpoint()
-                    return self._take(found + len(sep))
-                offset = max(0, len(self._pushback) + 1 - len(sep))
-                if offset > limit:
-                    raise asyncio.LimitOverrunError(
-                        "Separator is not found, and chunk exceed the limit",
-                        offset,
-                    )
-                checkpointed = True
-                if not await self._fill():
-                    partial = self._take(len(self._pushback))
-                    raise asyncio.IncompleteReadError(partial, None)
-
-    async def readline(self) -> bytes:
-        try:
-            return await self.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial
-
-    async def read(self, n: int = -1) -> bytes:
-        n = operator.index(n)
-        if n == 0:
-            with self._receive_conflict:
-                await self._buffered_checkpoint()
-                return b""
-        if n > 0:
-            return await self.receive_some(n)
-        with self._receive_conflict:
-            if not self._pushback:
-                await self._fill()
-            else:
-                await self._buffered_checkpoint()
-            while await self._fill():
-                pass
-            return self._take(len(self._pushback))

@@ -348,17 +348,18 @@ class Stream(SendStream, ReceiveStream):
             Nothing is lost: the bytes stay buffered for the next call.
         """
 
-    async def readline(self) -> bytes:
-        """``readuntil(b"\\n")``, except that at the end of file it returns
-        what is left (``b""`` when nothing is) instead of raising.
+    async def readline(self, *, limit: int = 65536) -> bytes:
+        """``readuntil(b"\\n", limit=limit)``, except that at the end of
+        file it returns what is left (``b""`` when nothing is) instead of
+        raising.
 
         Unlike asyncio's, it keeps the data when it raises
-        ``asyncio.LimitOverrunError`` (more than 65536 bytes before the
+        ``asyncio.LimitOverrunError`` (more than ``limit`` bytes before the
         newline).  It raises what ``readuntil`` raises but
         ``asyncio.IncompleteReadError``.
         """
         try:
-            return await self.readuntil(b"\n")
+            return await self.readuntil(b"\n", limit=limit)
         except asyncio.IncompleteReadError as exc:
             return exc.partial
 

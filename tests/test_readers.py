@@ -89,6 +89,19 @@ async def test_readline_overrun_keeps_the_line(kind):
         assert await b.readuntil(b"\n", limit=100000) == line
 
 
+async def test_readline_takes_a_limit_and_keeps_the_data_on_overrun(kind):
+    a, b, _ = await make(kind)
+    async with a, b:
+        await a.send_all(b"0123456789\nshort\n")
+        with pytest.raises(asyncio.LimitOverrunError) as info:
+            await b.readline(limit=5)
+        assert info.value.consumed > 5
+        assert await b.readline(limit=10) == b"0123456789\n"  # exactly at the limit
+        assert await b.readline(limit=5) == b"short\n"
+        with pytest.raises(ValueError):
+            await b.readline(limit=0)
+
+
 async def test_readexactly_at_eof_raises_incomplete_read(kind):
     a, b, _ = await make(kind)
     async with a, b:

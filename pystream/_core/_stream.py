@@ -48,7 +48,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         "_kind",
         "_state",
         "_send_conflict",
-        "_recv_conflict",
+        "_receive_conflict",
         "__weakref__",
     )
 
@@ -58,7 +58,9 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._kind = kind
         self._state = StreamState()  # the rules: pystream/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
-        self._recv_conflict = ConflictDetector("another task is already receiving on this stream")
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream"
+        )
         self._writable_fd = -1
 
     def __del__(self) -> None:
@@ -241,7 +243,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             max_bytes = DEFAULT_RECEIVE_SIZE
         elif type(max_bytes) is not int or not 1 <= max_bytes <= MAX_RECEIVE_SIZE:
             max_bytes = check_max_bytes(max_bytes)
-        busy = self._recv_conflict
+        busy = self._receive_conflict
         if busy.held:
             raise busy.busy()
         busy.held = True
