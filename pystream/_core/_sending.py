@@ -34,55 +34,6 @@ _UV_EBUSY = -errno.EBUSY  # writes are still queued ahead of us
 _NOT_SENDFILE_ABLE = (-errno.EINVAL, -errno.ENOSYS, -errno.EOPNOTSUPP)
 
 
-async def send_file_by_kernel(stream: Any, where: FileRange) -> int:
-    """Send the range; the caller holds the send conflict detector and has
-    checked the stream and made the checkpoint.  Returns the bytes sent.
-
-    Cancelled (only while waiting for room or for queued writes, or at the
-    periodic yield): if nothing was sent, nothing happened; else the peer
-    got a prefix of the range, and sending is broken from then on."""
-    h = stream._h
-    sent = 0
-    since_yield = 0
-    position = where.offset
-    remaining = where.count
-    try:
-        while remaining is None or remaining > 0:
-            if stream._state.send is not OPEN or h.ptr is None:
-                stream._check_still_sendable()
-            size = _CHUNK if remaining is None else min(_CHUNK, remaining)
-            n = lib.ps_stream_try_sendfile(h.ptr, where.fd, position, size)
-            if n > 0:
-                sent += n
-                position += n
-                since_yield += n
-                if remaining is not None:
-                    remaining -= n
-                if since_yield >= _YIELD_EVERY:
-                    since_yield = 0
-                    await CHECKPOINT
-                continue
-            if n == 0:
-                break  # the end of the file
-            if n == UV_EAGAIN:
-                since_yield = 0
-                await stream._wait_fd_writable()
-                continue
-            if n == _UV_EBUSY:  # send_all's queued rest goes first
-                await stream._wait_queued_writes()
-                continue
-            if n in _NOT_SENDFILE_ABLE and sent == 0:
-                # A file sendfile cannot read (many /proc files, some FUSE
-                # file systems): nothing went, so read it instead.
-                return await read_and_send(stream, stream._send_conflict, where)
-            raise stream._broken_send(n)
-    except asyncio.CancelledError:
-        if sent:
-            stream._state.break_send(None)
-        raise
-    return sent
-
-
 class CSendingMixin:
     """The rest of ``send_all``, ``wait_send_all_might_not_block``,
     ``send_eof`` and ``send_file`` for ``CoreStream``."""
@@ -163,6 +114,54 @@ class CSendingMixin:
             self._bridge.loop.remove_writer(self._writable_fd)
             self._writable_fd = -1
 
+    async def _send_file_by_kernel(self, where: FileRange) -> int:
+        """Send the range; the caller holds the send conflict detector and has
+        checked the stream and made the checkpoint.  Returns the bytes sent.
+
+        Cancelled (only while waiting for room or for queued writes, or at the
+        periodic yield): if nothing was sent, nothing happened; else the peer
+        got a prefix of the range, and sending is broken from then on."""
+        h = self._h
+        sent = 0
+        since_yield = 0
+        position = where.offset
+        remaining = where.count
+        try:
+            while remaining is None or remaining > 0:
+                if self._state.send is not OPEN or h.ptr is None:
+                    self._check_still_sendable()
+                size = _CHUNK if remaining is None else min(_CHUNK, remaining)
+                n = lib.ps_stream_try_sendfile(h.ptr, where.fd, position, size)
+                if n > 0:
+                    sent += n
+                    position += n
+                    since_yield += n
+                    if remaining is not None:
+                        remaining -= n
+                    if since_yield >= _YIELD_EVERY:
+                        since_yield = 0
+                        await CHECKPOINT
+                    continue
+                if n == 0:
+                    break  # the end of the file
+                if n == UV_EAGAIN:
+                    since_yield = 0
+                    await self._wait_fd_writable()
+                    continue
+                if n == _UV_EBUSY:  # send_all's queued rest goes first
+                    await self._wait_queued_writes()
+                    continue
+                if n in _NOT_SENDFILE_ABLE and sent == 0:
+                    # A file sendfile cannot read (many /proc files, some FUSE
+                    # file systems): nothing went, so read it instead.
+                    return await read_and_send(self, self._send_conflict, where)
+                raise self._broken_send(n)
+        except asyncio.CancelledError:
+            if sent:
+                self._state.break_send(None)
+            raise
+        return sent
+
     async def send_file(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
         """Send up to ``count`` bytes (None: to the end) of a regular file
         from ``offset`` and return how many went: the kernel copies them
@@ -188,7 +187,7 @@ class CSendingMixin:
             await CHECKPOINT
             self._check_still_sendable()
             await self._wait_queued_writes()
-            return await send_file_by_kernel(self, where)
+            return await self._send_file_by_kernel(where)
 
     async def _wait_queued_writes(self) -> None:
         """Wait until libuv has written what send_all queued (raise if that
