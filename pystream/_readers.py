@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
-from ._errors import ConflictDetector
-from ._util import CHECKPOINT
+from ._checkpoint import CHECKPOINT
+from ._errors import ClosedResourceError, ConflictDetector
 
 __all__ = [
     "BufferedReceiveMixin",
+    "PushbackReader",
+    "ReadingHelpers",
     "check_max_bytes",
     "MAX_RECEIVE_SIZE",
     "check_readuntil_args",
@@ -211,3 +213,31 @@ class BufferedReceiveMixin(ReadingHelpers):
                 await self._buffered_checkpoint()
                 return self._take(max_bytes)
             return await self._receive_raw(max_bytes)
+
+
+class PushbackReader(BufferedReceiveMixin):
+    """The reading helpers of a user's ``pystream.abc.Stream`` subclass
+    that has only ``receive_some`` (``Stream``'s defaults use one per
+    stream): ``raw_receive`` is that stream's own ``receive_some``, and
+    what the helpers read ahead waits in the pushback buffer, which the
+    stream's ``receive_some`` (wrapped by ``Stream.__init_subclass__``)
+    returns first."""
+
+    def __init__(self, raw_receive: Callable[[int], Awaitable[bytes]]) -> None:
+        self._raw_receive = raw_receive
+        self._receive_conflict = ConflictDetector(
+            "another task is already receiving on this stream"
+        )
+        self._pushback = bytearray()
+        self.closed = False
+
+    def _check_receive_open(self) -> None:
+        if self.closed:
+            raise ClosedResourceError("this stream was closed")
+
+    async def _receive_raw(self, max_bytes: int) -> bytes:
+        return await self._raw_receive(max_bytes)
+
+    def close(self) -> None:
+        self.closed = True
+        self._pushback.clear()

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
+import weakref
 from types import TracebackType
-from typing import Any, Generic, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 from ._errors import ConflictDetector, EndOfChannel
+from ._readers import PushbackReader
 
 __all__ = [
     "AsyncResource",
@@ -280,9 +283,28 @@ class Stream(SendStream, ReceiveStream):
     ``readuntil``, ``readline``, ``read``) work on the same receive buffer
     as ``receive_some``, with the same busy and error rules, and lose
     nothing when cancelled.
+
+    A subclass needs only the primitives (``send_all``,
+    ``wait_send_all_might_not_block``, ``receive_some``, ``aclose``, and
+    ``send_eof`` if it can half-close): the reading helpers here work over
+    its ``receive_some``.  What they read ahead (past a separator) waits in
+    a pushback buffer, and the subclass's ``receive_some`` is wrapped so
+    that it returns that first.
     """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.readuntil is not Stream.readuntil:
+            return  # the class has reading helpers of its own
+        receive = cls.__dict__.get("receive_some")
+        if receive is not None and not getattr(receive, "_serves_pushback", False):
+            cls._raw_receive_some = receive  # type: ignore[attr-defined]
+            cls.receive_some = _serving_pushback(receive)  # type: ignore[method-assign]
+        close = cls.__dict__.get("aclose")
+        if close is not None and not getattr(close, "_drops_pushback", False):
+            cls.aclose = _dropping_pushback(close)  # type: ignore[method-assign]
 
     async def send_eof(self) -> None:
         """Half-close: the peer reads ``b""`` after the data already sent;
@@ -307,7 +329,6 @@ class Stream(SendStream, ReceiveStream):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot half-close")
 
-    @abc.abstractmethod
     async def readexactly(self, n: int) -> bytes:
         """Receive exactly ``n`` bytes (``b""`` for 0).  A checkpoint.
 
@@ -324,8 +345,8 @@ class Stream(SendStream, ReceiveStream):
         Cancellation:
             Nothing is lost: the bytes stay buffered for the next call.
         """
+        return await _reader_of(self).readexactly(n)
 
-    @abc.abstractmethod
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
         """Receive up to and including the first ``separator``.  A
         checkpoint.
@@ -347,6 +368,7 @@ class Stream(SendStream, ReceiveStream):
         Cancellation:
             Nothing is lost: the bytes stay buffered for the next call.
         """
+        return await _reader_of(self).readuntil(separator, limit=limit)
 
     async def readline(self, *, limit: int = 65536) -> bytes:
         """``readuntil(b"\\n", limit=limit)``, except that at the end of
@@ -363,7 +385,6 @@ class Stream(SendStream, ReceiveStream):
         except asyncio.IncompleteReadError as exc:
             return exc.partial
 
-    @abc.abstractmethod
     async def read(self, n: int = -1) -> bytes:
         """With ``n > 0``, 1 to ``n`` bytes, or ``b""`` at the end of file;
         with ``n < 0``, everything until the end of file; with 0, ``b""``.
@@ -379,11 +400,65 @@ class Stream(SendStream, ReceiveStream):
             Nothing is lost, ``read()`` included: what it gathered stays
             buffered for the next call.
         """
+        return await _reader_of(self).read(n)
 
 
 # Kept for code written when only some streams had send_eof: every Stream
 # has it now.
 HalfCloseableStream = Stream
+
+# The pushback readers of the streams using Stream's default helpers.
+_readers: weakref.WeakKeyDictionary[Stream, PushbackReader] = weakref.WeakKeyDictionary()
+
+
+def _reader_of(stream: Stream) -> PushbackReader:
+    reader = _readers.get(stream)
+    if reader is None:
+        raw = getattr(type(stream), "_raw_receive_some", None)
+        if raw is None:
+            raise TypeError(f"{type(stream).__name__} has no receive_some")
+        # A weak reference: the reader is the stream's, not the other way.
+        ref = weakref.ref(stream)
+
+        async def raw_receive(max_bytes: int) -> bytes:
+            owner = ref()
+            if owner is None:  # pragma: no cover - a helper keeps it alive
+                raise RuntimeError("the stream is gone")
+            data: bytes = await raw(owner, max_bytes)
+            return data
+
+        reader = _readers[stream] = PushbackReader(raw_receive)
+    return reader
+
+
+def _serving_pushback(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """receive_some that returns what the default helpers read ahead first
+    (and is busy while one of them runs)."""
+
+    @functools.wraps(receive)
+    async def receive_some(self: Stream, max_bytes: Optional[int] = None) -> bytes:
+        reader = _readers.get(self)
+        if reader is not None and (reader._pushback or reader._receive_conflict.held):
+            return await reader.receive_some(max_bytes)
+        data: bytes = await receive(self, max_bytes)
+        return data
+
+    receive_some._serves_pushback = True  # type: ignore[attr-defined]
+    return receive_some
+
+
+def _dropping_pushback(close: Callable[..., Any]) -> Callable[..., Any]:
+    """aclose that also closes the default helpers' pushback buffer."""
+
+    @functools.wraps(close)
+    async def aclose(self: Stream) -> None:
+        reader = _readers.get(self)
+        if reader is not None:
+            reader.close()
+        await close(self)
+
+    aclose._drops_pushback = True  # type: ignore[attr-defined]
+    return aclose
 
 
 class Listener(AsyncResource, Generic[T]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 import pytest
@@ -107,3 +108,57 @@ def test_aclose_forcefully_documents_raises_and_cancellation():
     doc = inspect.getdoc(pystream.aclose_forcefully)
     assert "\nRaises:\n" in doc
     assert "\nCancellation:\n" in doc
+
+
+class Xor(Stream):
+    """A user's own stream with only the primitives (a fixed-key XOR over
+    a memory stream): the reading helpers come from pystream.abc.Stream."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def send_all(self, data):
+        await self.inner.send_all(bytes(b ^ 0x5A for b in bytes(data)))
+
+    async def wait_send_all_might_not_block(self):
+        await self.inner.wait_send_all_might_not_block()
+
+    async def send_eof(self):
+        await self.inner.send_eof()
+
+    async def receive_some(self, max_bytes=None):
+        return bytes(b ^ 0x5A for b in await self.inner.receive_some(max_bytes))
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+async def xor_pair():
+    from pystream.testing import memory_stream_pair
+
+    a, b = memory_stream_pair()
+    return Xor(a), Xor(b)
+
+
+async def test_a_subclass_with_only_the_primitives_gets_working_reading_helpers():
+    a, b = await xor_pair()
+    async with a, b:
+        await a.send_all(b"first line\nsecond\nrest-of-it")
+        assert await b.readline() == b"first line\n"
+        # What readline read ahead comes back through receive_some first.
+        assert await b.receive_some(3) == b"sec"
+        assert await b.readuntil(b"\n") == b"ond\n"
+        assert await b.readexactly(4) == b"rest"
+        with pytest.raises(asyncio.LimitOverrunError):
+            await b.readline(limit=2)
+        await a.send_eof()
+        assert await b.read() == b"-of-it"  # the overrun kept the data
+        assert await b.receive_some() == b""
+    with pytest.raises(pystream.ClosedResourceError):
+        await b.receive_some()
+
+
+async def test_a_subclass_with_only_the_primitives_passes_the_conformance_kit():
+    from pystream.testing import check_half_closeable_stream
+
+    await check_half_closeable_stream(xor_pair, None)
