@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
-from .abc import Stream
+from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ..abc import Stream
 
 __all__ = ["as_anyio_stream"]
 
