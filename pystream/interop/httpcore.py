@@ -26,9 +26,7 @@ import asyncio
 import select
 import socket
 import ssl
-import sys
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from typing import Any, Optional, Union
 
 import httpcore
@@ -39,6 +37,7 @@ from .._socket import SocketStream
 from .._tcp_connect import open_tcp_stream
 from .._tls import TLSStream
 from ..abc import Stream
+from ._timeout import timeout as _timeout
 
 __all__ = ["PystreamBackend", "PystreamNetworkStream", "httpx_transport"]
 
@@ -47,37 +46,6 @@ SocketOption = Union[
 ]
 
 _STREAM_ERRORS = (BrokenResourceError, ClosedResourceError, BusyResourceError, OSError)
-
-if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-
-    @asynccontextmanager
-    async def _timeout(delay: Optional[float]) -> AsyncIterator[None]:
-        # asyncio.timeout's behaviour for one awaited call: cancel the
-        # task when the delay passes, and turn that cancellation (and only
-        # that one) into TimeoutError.
-        if delay is None:
-            yield
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
-
-        def expire() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
-
-        handle = asyncio.get_running_loop().call_later(delay, expire)
-        try:
-            yield
-        except asyncio.CancelledError as exc:
-            if fired:
-                raise TimeoutError from exc
-            raise
-        finally:
-            handle.cancel()
 
 
 class PystreamNetworkStream(httpcore.AsyncNetworkStream):
