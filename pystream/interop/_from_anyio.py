@@ -77,6 +77,10 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             "another task is already receiving on this stream"
         )
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
+        # The tasks waiting in the anyio stream's receive and send, which
+        # aclose wakes (not every anyio stream wakes them itself).
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._woken: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -107,7 +111,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
         if receive is None:
             raise NotImplementedError(f"{type(self.anyio_stream).__name__} cannot receive")
         try:
-            data = bytes(await receive(max_bytes))
+            data = bytes(await self._wakeable(receive(max_bytes)))
         except anyio.EndOfStream:
             self._eof = True
             return b""
@@ -174,7 +178,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
         if method is None:
             raise NotImplementedError(f"{type(self.anyio_stream).__name__} has no {name}")
         try:
-            await method(*args)
+            await self._wakeable(method(*args))
         except Exception as exc:
             ours = _translate(exc, "sending")
             if ours is None:
@@ -182,6 +186,25 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             if self._closed:
                 raise ClosedResourceError("this stream was closed") from exc
             raise ours from exc
+
+    async def _wakeable(self, call: Any) -> Any:
+        """Await the anyio stream's call; if aclose (another task) wakes
+        it, raise ClosedResourceError."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if task not in self._woken:
+                raise
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            raise ClosedResourceError("this stream was closed") from None
+        finally:
+            self._waiting.discard(task)
+            self._woken.discard(task)
 
     # -- closing ---------------------------------------------------------
     async def aclose(self) -> None:
@@ -194,6 +217,10 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             return
         self._closed = True
         self._pushback.clear()
+        for task in self._waiting - self._woken:
+            if task is not asyncio.current_task():
+                self._woken.add(task)
+                task.cancel()
         try:
             await self.anyio_stream.aclose()
         except asyncio.CancelledError:
