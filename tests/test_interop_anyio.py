@@ -15,7 +15,6 @@ from anyio.streams.buffered import BufferedByteStream
 from anyio.streams.tls import TLSStream as AnyioTLSStream
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
-from test_fuzz import run_machine
 
 import pystream
 from pystream.interop import AnyioStream, as_anyio_stream, from_anyio_stream
@@ -23,6 +22,7 @@ from pystream.testing import check_half_closeable_stream, check_two_way_stream
 from pystream.testing.fuzz import stream_state_machine
 
 from helpers import new_loop
+from test_fuzz import run_machine
 from tls_helpers import client_context, server_context
 
 
