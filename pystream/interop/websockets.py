@@ -2,7 +2,7 @@
 protocol objects (``websockets.server.ServerProtocol``,
 ``websockets.client.ClientProtocol``): websockets parses and builds the
 frames and runs the handshakes; this module moves their bytes over a
-pystream stream.
+pystream stream::
 
     ws = await connect("ws://127.0.0.1:8765/chat")      # a client
     await ws.send("hello"); print(await ws.recv())
