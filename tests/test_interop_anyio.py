@@ -11,14 +11,18 @@ import math
 import anyio
 import anyio.abc
 import pytest
-from anyio.streams.buffered import BufferedByteStream
+from anyio.streams.buffered import BufferedByteReceiveStream, BufferedByteStream
 from anyio.streams.tls import TLSStream as AnyioTLSStream
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 import pystream
 from pystream.interop import AnyioStream, as_anyio_stream, from_anyio_stream
-from pystream.testing import check_half_closeable_stream, check_two_way_stream
+from pystream.testing import (
+    check_half_closeable_stream,
+    check_one_way_stream,
+    check_two_way_stream,
+)
 from pystream.testing.fuzz import stream_state_machine
 
 from helpers import new_loop
@@ -144,6 +148,24 @@ async def test_the_kit_passes_on_a_memory_byte_pair():
 
 async def test_the_kit_passes_on_anyio_tls_over_memory():
     await check_two_way_stream(tls_maker, None)
+
+
+async def one_way_maker():
+    # A receive-only anyio stream (BufferedByteReceiveStream has no send)
+    # fed by the other end of a socket pair.
+    a, b = await anyio_tcp_pair()
+    return from_anyio_stream(a), from_anyio_stream(BufferedByteReceiveStream(b))
+
+
+async def test_the_one_way_kit_passes_on_a_receive_only_anyio_stream():
+    await check_one_way_stream(one_way_maker, None)
+    sender, receiver = await one_way_maker()
+    async with sender, receiver:
+        with pytest.raises(NotImplementedError):
+            await receiver.send_all(b"x")
+        # The socket underneath closes with the buffered stream's aclose.
+        await sender.send_all(b"still there")
+        assert await receiver.receive_some() == b"still there"
 
 
 async def test_the_kit_catches_a_broken_anyio_stream():
