@@ -77,7 +77,7 @@ http {{
     root {root};
     server {{ listen 127.0.0.1:{self.http}; }}
     server {{
-        listen 127.0.0.1:{self.https} ssl;
+        listen 127.0.0.1:{self.https} ssl http2;
         ssl_certificate {self.cert};
         ssl_certificate_key {key};
     }}
@@ -134,6 +134,44 @@ async def test_https_with_a_self_signed_certificate(nginx):
     async with httpx.AsyncClient(transport=httpx_transport()) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get(url)
+
+
+async def test_http2_multiplexes_on_one_tls_connection(nginx):
+    url = f"https://localhost:{nginx.https}/small.bin"
+    transport = httpx_transport(verify=nginx.tls_context(), http2=True, http1=False)
+    async with httpx.AsyncClient(transport=transport) as client:
+        responses = await asyncio.gather(*(client.get(url) for _ in range(20)))
+        addresses = {client_addr(response) for response in responses}
+        ssl_object = responses[0].extensions["network_stream"].get_extra_info("ssl_object")
+        assert ssl_object.selected_alpn_protocol() == "h2"
+    assert {r.http_version for r in responses} == {"HTTP/2"}
+    assert all(r.content == nginx.small for r in responses)
+    assert len(addresses) == 1
+
+
+async def test_pool_limits_and_retries_are_httpxs(nginx):
+    # limits: one connection for ten concurrent requests.
+    transport = httpx_transport(limits=httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(transport=transport) as client:
+        responses = await asyncio.gather(*(client.get(nginx.url("/small.bin")) for _ in range(10)))
+        assert len({client_addr(r) for r in responses}) == 1
+    # retries: a refused connection is tried 1 + retries times.
+    attempts = 0
+    backend = PystreamBackend()
+    connect_tcp = backend.connect_tcp
+
+    async def counting(*args, **kwargs):
+        nonlocal attempts
+        attempts += 1
+        return await connect_tcp(*args, **kwargs)
+
+    transport = httpx_transport(retries=2)
+    transport._pool._network_backend = backend
+    backend.connect_tcp = counting
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+    assert attempts == 3
 
 
 async def test_chunked_gzip_body(nginx):
