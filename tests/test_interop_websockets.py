@@ -120,6 +120,43 @@ async def test_pystream_client_with_the_websockets_server():
     assert received[-1] == ("closed", 1000)
 
 
+async def test_wss_both_ways():
+    from tls_helpers import client_context, server_context
+
+    async def echo_once(connection) -> None:
+        await connection.send(await connection.recv())
+
+    # Our client, their TLS server.
+    async with ws_serve(echo_once, "127.0.0.1", 0, ssl=server_context()) as server:
+        port = server.sockets[0].getsockname()[1]
+        ws = await pws.connect(f"wss://localhost:{port}/", ssl_context=client_context())
+        assert isinstance(ws.stream, pystream.TLSStream)
+        await ws.send("over tls")
+        assert await ws.recv() == "over tls"
+        await ws.close()
+        assert ws.protocol.close_code == 1000
+        server.close()
+    # Their client, our TLS server.
+    (listener,) = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    tls_listener = pystream.TLSListener(listener, server_context())
+
+    async def serve_one() -> None:
+        ws = await pws.accept(await tls_listener.accept())
+        async with ws:
+            await ws.send(await ws.recv())
+
+    serving = asyncio.ensure_future(serve_one())
+    try:
+        url = f"wss://localhost:{listener.local_address[1]}/"
+        async with ws_connect(url, ssl=client_context()) as client:
+            await client.send(b"secret")
+            assert await client.recv() == b"secret"
+        await asyncio.wait_for(serving, 10)
+    finally:
+        serving.cancel()
+        await tls_listener.aclose()
+
+
 async def test_the_server_closes_first():
     async def close_at_once(ws: pws.WebSocket) -> str:
         assert await ws.recv() == "hi"
