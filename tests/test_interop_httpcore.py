@@ -260,6 +260,7 @@ async def test_socket_options_and_local_address(nginx):
     assert isinstance(stream, PystreamNetworkStream)
     try:
         sock = stream.get_extra_info("socket")
+        assert stream.get_extra_info("socket") is sock
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
         await stream.write(b"GET /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -270,6 +271,27 @@ async def test_socket_options_and_local_address(nginx):
         assert received.endswith(nginx.small)
     finally:
         await stream.aclose()
+
+
+async def test_start_tls_by_hand(nginx):
+    # What httpcore does for https: TCP, then start_tls on it.
+    backend = PystreamBackend()
+    plain = await backend.connect_tcp("127.0.0.1", nginx.https, timeout=5)
+    sock = plain.get_extra_info("socket")  # handed to the TLS stream to close
+    secure = await plain.start_tls(nginx.tls_context(), server_hostname="localhost", timeout=5)
+    try:
+        assert secure.get_extra_info("ssl_object").server_hostname == "localhost"
+        assert secure.get_extra_info("server_addr") == ("127.0.0.1", nginx.https)
+        await secure.write(b"GET /small.bin HTTP/1.1\r\nHost: localhost\r\n\r\n", timeout=5)
+        assert (await secure.read(100, timeout=5)).startswith(b"HTTP/1.1 200")
+    finally:
+        await secure.aclose()
+    assert sock.fileno() == -1
+    # A handshake against a plain HTTP port fails as httpcore's ConnectError,
+    # and closes the connection.
+    plain = await backend.connect_tcp("127.0.0.1", nginx.http, timeout=5)
+    with pytest.raises(httpcore.ConnectError):
+        await plain.start_tls(nginx.tls_context(), server_hostname="localhost", timeout=5)
 
 
 async def test_errors_are_httpcores(nginx, tmp_path):

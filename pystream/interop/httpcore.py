@@ -109,7 +109,10 @@ class PystreamNetworkStream(httpcore.AsyncNetworkStream):
             if isinstance(exc, _STREAM_ERRORS):
                 raise httpcore.ConnectError(str(exc.__cause__ or exc)) from exc
             raise
-        return PystreamNetworkStream(tls)
+        secured = PystreamNetworkStream(tls)
+        # A socket handed out before is the new stream's to close.
+        secured._socket, self._socket = self._socket, None
+        return secured
 
     def get_extra_info(self, info: str) -> Any:
         """``ssl_object``, ``client_addr``, ``server_addr``, ``socket`` (a
