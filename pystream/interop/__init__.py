@@ -13,18 +13,25 @@ catches ``trio.BrokenResourceError`` must catch pystream's instead.
 exceptions.  ``as_anyio_stream(stream)`` wraps a pystream stream in an
 ``anyio.abc.ByteStream``, translating both, so anyio's helpers
 (``BufferedByteReceiveStream``, ``TextStream``, ...) and anyio-based
-libraries run over pystream (on anyio's asyncio backend).  It needs anyio
-installed; pystream does not depend on it.
+libraries run over pystream (on anyio's asyncio backend).
+``from_anyio_stream(stream)`` goes the other way: any anyio byte stream as a
+pystream ``Stream``, so pystream's helpers, and ``pystream.testing``'s kit
+and state machine, run on anyio streams.  Both need anyio installed;
+pystream does not depend on it (``pip install pystream[anyio]``).
+
+**httpx and httpcore**: ``pystream.interop.httpcore`` (``PystreamBackend``,
+``httpx_transport``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
-from .abc import Stream
+from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ..abc import Stream
+from ._from_anyio import AnyioStream, from_anyio_stream
 
-__all__ = ["as_anyio_stream"]
+__all__ = ["AnyioStream", "as_anyio_stream", "from_anyio_stream"]
 
 _anyio_class: Optional[type] = None
 
