@@ -58,12 +58,12 @@ void ps_counters(ps_loop_t* loop, ps_counters_t* out) {
 }
 
 int ps_loop_new(ps_loop_t** out) {
-  ps_loop_t* loop = calloc(1, sizeof(*loop));
+  ps_loop_t* loop = PS__FAULT_ALLOC(LOOP_CALLOC, calloc(1, sizeof(*loop)));
   int err;
 
   if (loop == NULL)
     return UV_ENOMEM;
-  err = uv_loop_init(&loop->uv);
+  err = PS__FAULT_CALL(LOOP_UV_LOOP_INIT, uv_loop_init(&loop->uv));
   if (err != 0) {
     free(loop);
     return err;
@@ -94,7 +94,8 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
     return;
   if (loop->n_events == loop->events_cap) {
     size_t cap = loop->events_cap ? loop->events_cap * 2 : 64;
-    ps_event_t* grown = realloc(loop->events, cap * sizeof(*grown));
+    ps_event_t* grown = PS__FAULT_ALLOC(
+        LOOP_EVENTS_REALLOC, realloc(loop->events, cap * sizeof(*grown)));
     if (grown == NULL) {
       loop->event_failure = 1;
       return;
