@@ -37,6 +37,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -121,14 +122,55 @@ async def connect_tcp() -> None:
     listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
     async with listeners[0] as listener:
         port = listener.local_address[1]
-        client = await pystream.open_tcp_stream("127.0.0.1", port)
+        # From a bound socket (ps_tcp_connect adopts it).
+        client = await pystream.open_tcp_stream("127.0.0.1", port, local_address="127.0.0.1")
         async with client:
             server = await listener.accept()
             async with server:
-                client.setsockopt(6, 1, 1)  # TCP_NODELAY
-                assert client.getsockopt(6, 1) != 0
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
                 assert client.remote_address[1] == port
+                await client.wait_send_all_might_not_block()
                 await transfer(client, server, b"hello" * 1000, "send_eof")
+        # A connected socket wrapped (ps_stream_open adopts it).
+        sock = socket.create_connection(("127.0.0.1", port))
+        async with await pystream.wrap_socket(sock) as wrapped:
+            async with await listener.accept() as server:
+                await transfer(wrapped, server, b"wrapped", "send_eof")
+
+
+@scenario
+async def many_streams() -> None:
+    # Enough handles at once that the event queue must grow before a pass.
+    pairs = []
+    try:
+        for _ in range(24):
+            pairs.append(await pystream.open_stream_pair())
+        for a, _b in pairs:
+            await a.send_all(b"many")
+        for _a, b in pairs:
+            got = bytearray()
+            while len(got) < 4:
+                chunk = await b.receive_some()
+                if not chunk:
+                    break
+                got += chunk
+            check_prefix(bytes(got), b"many", complete=True)
+    finally:
+        for pair in pairs:
+            for s in pair:
+                await s.aclose()
+
+
+@scenario
+async def second_loop() -> None:
+    # A loop of its own in another thread: its bridge makes a new C loop.
+    async def inner() -> None:
+        a, b = await pystream.open_stream_pair()
+        async with a, b:
+            await transfer(a, b, b"other loop", "send_eof")
+
+    await asyncio.get_running_loop().run_in_executor(None, asyncio.run, inner())
 
 
 @scenario
@@ -231,7 +273,11 @@ async def spawn_with_pipes() -> None:
 async def signal_and_sigchld() -> None:
     p = await pystream.open_process(["sleep", "30"])
     async with p:
-        p.send_signal(signal.SIGTERM)
+        try:
+            p.send_signal(signal.SIGTERM)
+        except OSError:
+            p.kill()  # aclose waits for the child: end it first
+            raise
         assert await p.wait() == -signal.SIGTERM
     # With a Python SIGCHLD handler in place: the exit check finds exits.
     previous = signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -396,7 +442,10 @@ def child(name: str, cases: list[tuple[str, int]]) -> None:
 
     warnings.simplefilter("ignore", ResourceWarning)  # loop_teardown's, on purpose
     for site, nth in cases:
-        print(json.dumps(run_case(name, site, nth)), flush=True)
+        start = time.monotonic()
+        result = run_case(name, site, nth)
+        result["seconds"] = round(time.monotonic() - start, 2)
+        print(json.dumps(result), flush=True)
 
 
 # -- the parent ------------------------------------------------------------
@@ -489,6 +538,7 @@ def main() -> int:
     bad_sites: set[str] = set()
     cases = 0
     bad = 0
+    slowest: list[tuple[float, str]] = []
     notes_all = ""
     for name in names:
         baseline, notes = run_child(name, [("", 0)])
@@ -507,6 +557,7 @@ def main() -> int:
         notes_all += notes
         for r in results:
             cases += 1
+            slowest.append((r.get("seconds", 0.0), f"{name} {r['site']} {r['nth']}"))
             if r.get("fired"):
                 failed_sites.add(r["site"])
             if r["problems"]:
@@ -531,6 +582,8 @@ def main() -> int:
     unreached = [s for s in all_sites if s not in reached]
     fired_not = [s for s in reached if s not in failed_sites]
     print(f"cases: {cases}, failing: {bad}, in {time.monotonic() - start:.0f} s")
+    slowest.sort(reverse=True)
+    print("slowest cases: " + ", ".join(f"{what} ({t:.1f} s)" for t, what in slowest[:5]))
     if unreached:
         print("sites no scenario reached: " + ", ".join(unreached))
     if fired_not:

@@ -7,6 +7,10 @@
  * with a chosen error on its Nth use, as SQLite's tests fail each
  * allocation in turn.  The sites are listed once, in PS__FAULT_SITES, with
  * the error a sweep injects by default: the plausible one for that call.
+ * Not sites: calls whose failure is a state, not a fault (waitid's ECHILD,
+ * a child reaped by someone else, which the process tests make for real),
+ * and calls that cannot fail as the core makes them (uv_timer_init,
+ * sigaction, pthread_*: asserted).
  *
  * The test-only API between the FAULT CDEF markers is read by build_ffi.py
  * in the fault build only. */
@@ -61,7 +65,6 @@
   X(LISTENER_GETSOCKNAME, UV_ENOBUFS)        \
   X(PROCESS_CALLOC, UV_ENOMEM)               \
   X(PROCESS_UV_SPAWN, UV_EAGAIN)             \
-  X(PROCESS_WAITID, UV_EINVAL)               \
   X(PROCESS_UV_KILL, UV_EPERM)
 
 enum {

@@ -192,8 +192,7 @@ static int ps__process_signal(ps_process_t* p, int signum) {
     return UV_ESRCH;
   memset(&info, 0, sizeof(info));
   do {
-    err = PS__FAULT_SYS(PROCESS_WAITID, waitid(P_PID, (id_t)p->pid, &info,
-                                               WEXITED | WNOHANG | WNOWAIT));
+    err = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT);
   } while (err == -1 && errno == EINTR);
   if (err == -1)
     return UV_ESRCH;
