@@ -98,7 +98,18 @@ async def transfer(sender: Any, receiver: Any, payload: bytes, eof: str) -> None
     """send_all payload then end with eof ("send_eof" or "aclose"), while the
     receiver reads to end of stream; check what arrived."""
     got = bytearray()
-    reader = asyncio.ensure_future(read_to_eof(receiver, got))
+
+    async def read() -> None:
+        try:
+            await read_to_eof(receiver, got)
+        except BaseException:
+            # As an application would: a receiver that failed is closed,
+            # which breaks the sender's send_all instead of leaving it to
+            # wait for a reader that is gone.
+            await pystream.aclose_forcefully(receiver)
+            raise
+
+    reader = asyncio.ensure_future(read())
     sent = False
     try:
         await sender.send_all(payload)
@@ -386,6 +397,7 @@ def run_case(name: str, site: str, nth: int) -> dict[str, Any]:
             fault.reset()
             if site:
                 fault.arm(site, nth)
+            started = time.monotonic()
             try:
                 await asyncio.wait_for(SCENARIOS[name](), CASE_TIMEOUT)
                 result.setdefault("outcome", "completed")
@@ -400,6 +412,10 @@ def run_case(name: str, site: str, nth: int) -> dict[str, Any]:
                     "undocumented error: "
                     + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 )
+            if time.monotonic() - started >= CASE_TIMEOUT:
+                # wait_for's cancellation can end in another error (raised
+                # by a finally block): a hang all the same.
+                problems.append(f"hang: took {CASE_TIMEOUT} s or more ({result.get('outcome')})")
             result["hits"] = {s: fault.hits(s) for s in fault.sites() if fault.hits(s)}
             result["fired"] = fault.fired(site) if site else 0
             fault.reset()
