@@ -91,6 +91,17 @@ async def read_to_eof(stream: Any, into: bytearray) -> None:
         into += chunk
 
 
+async def read_or_close(receiver: Any, into: bytearray) -> None:
+    """read_to_eof, closing the receiver if it fails, as an application
+    would: that breaks the sender's send_all instead of leaving it to wait
+    for a reader that is gone."""
+    try:
+        await read_to_eof(receiver, into)
+    except BaseException:
+        await pystream.aclose_forcefully(receiver)
+        raise
+
+
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: more than a socket takes at once
 
 
@@ -98,18 +109,7 @@ async def transfer(sender: Any, receiver: Any, payload: bytes, eof: str) -> None
     """send_all payload then end with eof ("send_eof" or "aclose"), while the
     receiver reads to end of stream; check what arrived."""
     got = bytearray()
-
-    async def read() -> None:
-        try:
-            await read_to_eof(receiver, got)
-        except BaseException:
-            # As an application would: a receiver that failed is closed,
-            # which breaks the sender's send_all instead of leaving it to
-            # wait for a reader that is gone.
-            await pystream.aclose_forcefully(receiver)
-            raise
-
-    reader = asyncio.ensure_future(read())
+    reader = asyncio.ensure_future(read_or_close(receiver, got))
     sent = False
     try:
         await sender.send_all(payload)
@@ -251,7 +251,7 @@ async def send_file() -> None:
         a, b = await pystream.open_stream_pair()
         async with a, b:
             got = bytearray()
-            reader = asyncio.ensure_future(read_to_eof(b, got))
+            reader = asyncio.ensure_future(read_or_close(b, got))
             done = False
             try:
                 sent = await a.send_file(f)
