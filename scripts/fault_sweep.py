@@ -3,8 +3,8 @@ representative scenarios (run by scripts/fault-sweep, in the fault build).
 
 For each scenario, a first run without faults counts the uses of each site
 (its "reach").  Then each reached site is made to fail on its 1st, 2nd, ...
-use (the first few by default, every one with --full), one case at a time,
-each case in a fresh asyncio loop.  A case passes when:
+use (every one; only the first N with --uses N), one case at a time, each
+case in a fresh asyncio loop.  A case passes when:
 - the process survives it (no crash, no sanitizer report);
 - it ends within CASE_TIMEOUT seconds (no hang);
 - the scenario either completes (the core absorbed the failure) with all
@@ -52,7 +52,6 @@ CASE_TIMEOUT = 10.0
 # A child process gets this long per case before it counts as hung in C
 # (where the in-process timeout cannot reach).
 CHILD_TIMEOUT_PER_CASE = 30.0
-DEFAULT_USES = 3  # uses of each site failed per scenario without --full
 
 ALLOWED = (
     OSError,
@@ -535,8 +534,9 @@ def run_child(name: str, cases: list[tuple[str, int]]) -> tuple[list[dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="fail every use of each site")
-    parser.add_argument("--uses", type=int, default=DEFAULT_USES)
+    parser.add_argument(
+        "--uses", type=int, default=0, help="fail only the first N uses of each site (0: all)"
+    )
     parser.add_argument("--scenario", action="append", help="only these scenarios")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -567,7 +567,7 @@ def main() -> int:
         todo = []
         for site, uses in base["hits"].items():
             reached[site] = reached.get(site, 0) + uses
-            count = uses if args.full else min(uses, args.uses)
+            count = min(uses, args.uses) if args.uses > 0 else uses
             todo += [(site, nth) for nth in range(1, count + 1)]
         results, notes = run_child(name, todo)
         notes_all += notes
