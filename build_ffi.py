@@ -20,6 +20,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 C_DIR = os.path.join(HERE, "c")
 HEADER = os.path.join(C_DIR, "include", "pystream.h")
+FAULT_HEADER = os.path.join(C_DIR, "src", "fault.h")
 SOURCES = [
     "loop.c",
     "stream.c",
@@ -28,6 +29,7 @@ SOURCES = [
     "process.c",
     "sendfile.c",
     "sigchld.c",
+    "fault.c",
 ]
 
 MISSING_LIBUV = (
@@ -50,12 +52,12 @@ unsigned int uv_version(void);
 """
 
 
-def _read_cdef() -> str:
-    with open(HEADER, encoding="utf-8") as f:
+def _read_cdef(header: str = HEADER, marker: str = "CDEF") -> str:
+    with open(header, encoding="utf-8") as f:
         text = f.read()
-    match = re.search(r"/\* CDEF BEGIN \*/(.*)/\* CDEF END \*/", text, re.S)
+    match = re.search(rf"/\* {marker} BEGIN \*/(.*)/\* {marker} END \*/", text, re.S)
     if match is None:
-        raise SystemExit(f"{HEADER}: no CDEF section")
+        raise SystemExit(f"{header}: no {marker} section")
     return match.group(1)
 
 
@@ -89,6 +91,20 @@ def _sanitizer_flags() -> list[str]:
     return [f"-fsanitize={wanted}", "-fno-omit-frame-pointer", "-g"]
 
 
+def _fault_build() -> bool:
+    """PYSTREAM_FAULTS=1 builds the fault build (c/src/fault.h): test-only,
+    with the ps_fault_* API that scripts/fault-sweep drives."""
+    return os.environ.get("PYSTREAM_FAULTS", "") not in ("", "0")
+
+
+def _coverage_flags() -> list[str]:
+    """PYSTREAM_COVERAGE=1 builds the core with gcov's counters, unoptimised
+    so that lines map to code (scripts/coverage)."""
+    if os.environ.get("PYSTREAM_COVERAGE", "") in ("", "0"):
+        return []
+    return ["--coverage", "-O0"]
+
+
 def _package_version() -> str:
     """The version in pystream/_version.py (read, not imported: the package
     needs this very extension to import)."""
@@ -108,11 +124,17 @@ VERSION_SOURCE = 'const char *ps_package_version(void) {{ return "{}"; }}\n'
 def _make_builder() -> FFI:
     cflags, libs = _libuv_flags()
     sanitize = _sanitizer_flags()
+    faults = _fault_build()
+    coverage = _coverage_flags()
     builder = FFI()
-    builder.cdef(_read_cdef() + UV_CDEF + VERSION_CDEF)
+    fault_cdef = _read_cdef(FAULT_HEADER, "FAULT CDEF") if faults else ""
+    builder.cdef(_read_cdef() + UV_CDEF + VERSION_CDEF + fault_cdef)
+    fault_include = '#include "fault.h"\n' if faults else ""
     builder.set_source(
         "pystream._pystream_cffi",
-        '#include <uv.h>\n#include "pystream.h"\n' + VERSION_SOURCE.format(_package_version()),
+        '#include <uv.h>\n#include "pystream.h"\n'
+        + fault_include
+        + VERSION_SOURCE.format(_package_version()),
         sources=[os.path.relpath(os.path.join(C_DIR, "src", s), HERE) for s in SOURCES],
         include_dirs=[os.path.join("c", "include"), os.path.join("c", "src")],
         extra_compile_args=[
@@ -125,8 +147,10 @@ def _make_builder() -> FFI:
             # The core's assert()s on in the sanitized build
             # (Python's CFLAGS carry -DNDEBUG).
             *(["-UNDEBUG"] if sanitize else []),
+            *(["-DPS_FAULT_INJECTION"] if faults else []),
+            *coverage,
         ],
-        extra_link_args=[*libs, *sanitize],
+        extra_link_args=[*libs, *sanitize, *coverage],
     )
     return builder
 

@@ -69,7 +69,10 @@ typedef struct {
 /* ---- Loop ---------------------------------------------------------------
  * ps_loop_run runs one non-blocking pass of libuv and returns the number of
  * events recorded during it; *events points at them until the next
- * ps_loop_run or ps_loop_close.  ps_loop_timeout says when the next pass is
+ * ps_loop_run or ps_loop_close.  Before the pass it makes room for every
+ * event the pass can record; when that fails it returns UV_ENOMEM without
+ * running the pass, so no completion is ever lost, and the caller runs it
+ * again later.  ps_loop_timeout says when the next pass is
  * due: 0 now (the caller changed what libuv watches, or callbacks are
  * pending), a positive number of milliseconds, or -1 when only I/O on the
  * backend fd can make work.  While a child process of the loop is not yet

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <uv.h>
 
+#include "fault.h"
 #include "pystream.h"
 
 /* Every handle starts with its libuv handle, so uv_handle_t.data can be

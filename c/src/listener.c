@@ -24,7 +24,10 @@ static void ps__accept_one(ps_listener_t* l) {
     l->error = err;
     return;
   }
-  err = uv_accept(&l->u.stream, &s->u.stream);
+  /* A real uv_accept failure closes the connection libuv held, as closing
+   * the stream does here: the faked one accepts first to match. */
+  err = PS__FAULT_STATUS(LISTENER_UV_ACCEPT,
+                         uv_accept(&l->u.stream, &s->u.stream));
   if (err != 0) {
     s->data = NULL;
     ps__stream_begin_close(s);
@@ -85,7 +88,7 @@ void ps__listener_begin_close(ps_listener_t* l) {
 
 int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
                      ps_listener_t** out) {
-  ps_listener_t* l = calloc(1, sizeof(*l));
+  ps_listener_t* l = PS__FAULT_ALLOC(LISTENER_CALLOC, calloc(1, sizeof(*l)));
   int err;
 
   if (l == NULL) {
@@ -93,9 +96,11 @@ int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
     return UV_ENOMEM;
   }
   if (kind == PS_KIND_TCP)
-    err = uv_tcp_init(&loop->uv, &l->u.tcp);
+    err =
+        PS__FAULT_CALL(LISTENER_UV_TCP_INIT, uv_tcp_init(&loop->uv, &l->u.tcp));
   else if (kind == PS_KIND_PIPE)
-    err = uv_pipe_init(&loop->uv, &l->u.pipe, 0);
+    err = PS__FAULT_CALL(LISTENER_UV_PIPE_INIT,
+                         uv_pipe_init(&loop->uv, &l->u.pipe, 0));
   else
     err = UV_EINVAL;
   if (err != 0) {
@@ -109,13 +114,14 @@ int ps_listener_open(ps_loop_t* loop, int fd, int kind, int backlog, void* data,
   l->loop = loop;
   ps__count_handles(loop, PS__TAG_LISTENER, 1);
   if (kind == PS_KIND_TCP)
-    err = uv_tcp_open(&l->u.tcp, fd);
+    err = PS__FAULT_CALL(LISTENER_TCP_OPEN, uv_tcp_open(&l->u.tcp, fd));
   else
-    err = uv_pipe_open(&l->u.pipe, fd);
+    err = PS__FAULT_CALL(LISTENER_PIPE_OPEN, uv_pipe_open(&l->u.pipe, fd));
   if (err != 0)
     close(fd); /* Not adopted: closing the handle would not. */
   if (err == 0)
-    err = uv_listen(&l->u.stream, backlog, ps__on_connection);
+    err = PS__FAULT_CALL(LISTENER_UV_LISTEN,
+                         uv_listen(&l->u.stream, backlog, ps__on_connection));
   if (err != 0) {
     ps__listener_begin_close(l); /* data is NULL: no event */
     return err;
@@ -171,7 +177,8 @@ int ps_listener_address(ps_listener_t* l, ps_address_t* out) {
   if (fd < 0)
     return fd;
   memset(&ss, 0, sizeof(ss));
-  if (getsockname(fd, (struct sockaddr*)&ss, &len) != 0)
+  if (PS__FAULT_SYS(LISTENER_GETSOCKNAME,
+                    getsockname(fd, (struct sockaddr*)&ss, &len)) != 0)
     return -errno;
   return ps__address(&ss, (int)len, out);
 }

@@ -58,12 +58,12 @@ void ps_counters(ps_loop_t* loop, ps_counters_t* out) {
 }
 
 int ps_loop_new(ps_loop_t** out) {
-  ps_loop_t* loop = calloc(1, sizeof(*loop));
+  ps_loop_t* loop = PS__FAULT_ALLOC(LOOP_CALLOC, calloc(1, sizeof(*loop)));
   int err;
 
   if (loop == NULL)
     return UV_ENOMEM;
-  err = uv_loop_init(&loop->uv);
+  err = PS__FAULT_CALL(LOOP_UV_LOOP_INIT, uv_loop_init(&loop->uv));
   if (err != 0) {
     free(loop);
     return err;
@@ -85,6 +85,34 @@ int ps_loop_backend_fd(ps_loop_t* loop) {
   return uv_backend_fd(&loop->uv);
 }
 
+/* The most events one handle records in a pass, besides one per write
+ * (PS_EV_WRITE, counted by writes_pending): a stream's PS_EV_READ,
+ * PS_EV_CONNECT, PS_EV_SHUTDOWN and PS_EV_CLOSE; a listener's and a
+ * process's are fewer.  A handle made during a pass (an accepted
+ * connection) has no owner yet, so records nothing. */
+#define PS__EVENTS_PER_HANDLE 4
+
+/* Grows the event queue, before a pass, to hold every event the pass can
+ * record, so that none is ever lost for want of memory in the middle of
+ * it: a failure here happens before anything ran. */
+static int ps__reserve_events(ps_loop_t* loop) {
+  size_t need = PS__EVENTS_PER_HANDLE * (size_t)loop->counters.handles +
+                (size_t)loop->counters.writes_pending;
+  size_t cap = loop->events_cap ? loop->events_cap : 64;
+  ps_event_t* grown;
+
+  if (need <= loop->events_cap)
+    return 0;
+  while (cap < need) cap *= 2;
+  grown = PS__FAULT_ALLOC(LOOP_EVENTS_REALLOC,
+                          realloc(loop->events, cap * sizeof(*grown)));
+  if (grown == NULL)
+    return UV_ENOMEM;
+  loop->events = grown;
+  loop->events_cap = cap;
+  return 0;
+}
+
 void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
   ps_event_t* ev;
 
@@ -92,15 +120,11 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
    * being torn down has nobody to tell. */
   if (data == NULL || loop->closing)
     return;
+  /* ps__reserve_events made room for every event of the pass. */
+  assert(loop->n_events < loop->events_cap);
   if (loop->n_events == loop->events_cap) {
-    size_t cap = loop->events_cap ? loop->events_cap * 2 : 64;
-    ps_event_t* grown = realloc(loop->events, cap * sizeof(*grown));
-    if (grown == NULL) {
-      loop->event_failure = 1;
-      return;
-    }
-    loop->events = grown;
-    loop->events_cap = cap;
+    loop->event_failure = 1; /* a bound above is wrong: say so, loudly */
+    return;
   }
   ev = &loop->events[loop->n_events++];
   ev->data = data;
@@ -109,7 +133,14 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
 }
 
 int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
+  int err;
+
   loop->n_events = 0;
+  /* Out of memory: nothing ran, nothing is lost; the caller may run the
+   * pass again later. */
+  err = ps__reserve_events(loop);
+  if (err != 0)
+    return err;
   loop->dirty = 0;
   ps__stream_release_queued(loop);
   ps__process_release_queued(loop);

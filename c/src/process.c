@@ -197,7 +197,7 @@ static int ps__process_signal(ps_process_t* p, int signum) {
   if (err == -1)
     return UV_ESRCH;
   /* Running, or a zombie, which takes the signal and ignores it. */
-  return uv_kill(p->pid, signum);
+  return PS__FAULT_CALL(PROCESS_UV_KILL, uv_kill(p->pid, signum));
 }
 
 void ps__process_begin_close(ps_process_t* p) {
@@ -253,6 +253,7 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
   uv_stdio_container_t stdio[3];
   struct sigaction before;
   ps_process_t* p;
+  int injected = 0;
   int err;
   int i;
 
@@ -265,14 +266,18 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
     stdio[i].flags = stdio_fds[i] == -1 ? UV_IGNORE : UV_INHERIT_FD;
     stdio[i].data.fd = stdio_fds[i];
   }
-  p = calloc(1, sizeof(*p));
+  p = PS__FAULT_ALLOC(PROCESS_CALLOC, calloc(1, sizeof(*p)));
   if (p == NULL)
     return UV_ENOMEM;
   p->tag = PS__TAG_PROCESS;
   p->loop = loop;
   memset(&options, 0, sizeof(options));
   options.exit_cb = ps__process_on_exit;
-  options.file = file;
+  /* A faked uv_spawn failure would skip libuv's registration of the
+   * handle, which every real failure makes: a program that cannot exist
+   * fails it for real. */
+  options.file = PS__FAULT_ARG(PROCESS_UV_SPAWN, &injected, file,
+                               "/nonexistent/pystream-fault");
   options.args = argv;
   options.env = envp;
   options.cwd = cwd;
@@ -284,6 +289,8 @@ int ps_process_spawn(ps_loop_t* loop, const char* file, char** argv,
    * sigchld.c). */
   ps__sigchld_enter(&before);
   err = uv_spawn(&loop->uv, &p->u.process, &options);
+  if (injected != 0 && err != 0)
+    err = injected;
   ps__sigchld_spawned(&before);
   p->u.handle.data = p;
   if (err != 0) {

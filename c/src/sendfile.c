@@ -36,7 +36,7 @@ ssize_t ps_stream_try_sendfile(ps_stream_t* s, int in_fd, long long offset,
   if (count > PS__MAX_SENDFILE)
     count = PS__MAX_SENDFILE;
   /* With an offset pointer, sendfile leaves the file's position alone. */
-  do n = sendfile(fd, in_fd, &position, count);
+  do n = PS__FAULT_SYS(SENDFILE, sendfile(fd, in_fd, &position, count));
   while (n < 0 && errno == EINTR);
   if (n >= 0)
     return n;

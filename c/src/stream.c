@@ -27,15 +27,16 @@ static size_t ps__buffered(const ps_stream_t* s) {
 }
 
 int ps__stream_new(ps_loop_t* loop, int kind, ps_stream_t** out) {
-  ps_stream_t* s = calloc(1, sizeof(*s));
+  ps_stream_t* s = PS__FAULT_ALLOC(STREAM_CALLOC, calloc(1, sizeof(*s)));
   int err;
 
   if (s == NULL)
     return UV_ENOMEM;
   if (kind == PS_KIND_TCP)
-    err = uv_tcp_init(&loop->uv, &s->u.tcp);
+    err = PS__FAULT_CALL(STREAM_UV_TCP_INIT, uv_tcp_init(&loop->uv, &s->u.tcp));
   else if (kind == PS_KIND_PIPE)
-    err = uv_pipe_init(&loop->uv, &s->u.pipe, 0);
+    err = PS__FAULT_CALL(STREAM_UV_PIPE_INIT,
+                         uv_pipe_init(&loop->uv, &s->u.pipe, 0));
   else
     err = UV_EINVAL;
   if (err != 0) {
@@ -155,7 +156,8 @@ static void ps__on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
     /* libuv calls on_read before any other on_alloc: the spare is ours
      * until then. */
     if (loop->spare == NULL)
-      loop->spare = malloc(PS__READ_CHUNK);
+      loop->spare =
+          PS__FAULT_ALLOC(STREAM_SPARE_MALLOC, malloc(PS__READ_CHUNK));
     if (loop->spare != NULL) {
       s->flags |= PS__IN_SPARE;
       s->rstart = s->rend = 0;
@@ -177,7 +179,7 @@ static void ps__on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
   }
   if (s->rcap - s->rend < PS__MIN_READ_ROOM) {
     size_t cap = s->rcap ? s->rcap * 2 : PS__READ_CHUNK;
-    char* grown = realloc(s->rbuf, cap);
+    char* grown = PS__FAULT_ALLOC(STREAM_READ_REALLOC, realloc(s->rbuf, cap));
     if (grown == NULL) {
       *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
       return;
@@ -205,7 +207,7 @@ static int ps__adopt_spare(ps_stream_t* s, size_t nread) {
     size_t cap = PS__SMALL_BUFFER_MIN;
     char* grown;
     while (cap < nread) cap *= 2;
-    grown = realloc(s->rbuf, cap);
+    grown = PS__FAULT_ALLOC(STREAM_ADOPT_REALLOC, realloc(s->rbuf, cap));
     if (grown == NULL)
       return UV_ENOMEM;
     s->rbuf = grown;
@@ -224,7 +226,9 @@ static int ps__pending_error_or_eof(ps_stream_t* s) {
   socklen_t len = sizeof(err);
   if (uv_fileno(&s->u.handle, &fd) != 0)
     return UV_EOF;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+  if (PS__FAULT_SYS(STREAM_GETSOCKOPT_SO_ERROR,
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)) != 0 ||
+      err == 0)
     return UV_EOF;
   return -err; /* libuv's codes are minus errno on Unix */
 }
@@ -234,6 +238,7 @@ static void ps__on_read(uv_stream_t* stream, ssize_t nread,
   ps_stream_t* s = stream->data;
   (void)buf;
 
+  nread = PS__FAULT_STATUS(STREAM_READ_CB, nread);
   if (s->flags & PS__IN_SPARE) {
     s->flags &= ~PS__IN_SPARE;
     if (nread > 0 && ps__adopt_spare(s, (size_t)nread) != 0)
@@ -259,7 +264,8 @@ int ps__stream_start_reading(ps_stream_t* s) {
     return 0;
   if (s->read_status != 0)
     return 0;
-  err = uv_read_start(&s->u.stream, ps__on_alloc, ps__on_read);
+  err = PS__FAULT_CALL(STREAM_UV_READ_START,
+                       uv_read_start(&s->u.stream, ps__on_alloc, ps__on_read));
   if (err != 0) {
     s->read_status = err;
     return err;
@@ -273,6 +279,7 @@ static void ps__on_connect(uv_connect_t* req, int status) {
   ps_stream_t* s = req->handle->data;
 
   s->flags &= ~PS__CONNECTING;
+  status = PS__FAULT_STATUS(STREAM_CONNECT_CB, status);
   if (status == 0 && !(s->flags & PS__CLOSING)) {
     if (s->kind == PS_KIND_TCP)
       (void)uv_tcp_nodelay(&s->u.tcp, 1);
@@ -308,15 +315,17 @@ int ps_tcp_connect(ps_loop_t* loop, int fd, const char* ip, int port,
     return err;
   }
   if (fd >= 0) {
-    err = uv_tcp_open(&s->u.tcp, fd);
+    err = PS__FAULT_CALL(STREAM_CONNECT_TCP_OPEN, uv_tcp_open(&s->u.tcp, fd));
     if (err != 0) {
       close(fd); /* Not adopted, so closing the handle leaves it open. */
       ps__stream_abandon(s);
       return err;
     }
   }
-  err = uv_tcp_connect(&s->req.connect, &s->u.tcp,
-                       (const struct sockaddr*)&addr, ps__on_connect);
+  err = PS__FAULT_CALL(
+      STREAM_UV_TCP_CONNECT,
+      uv_tcp_connect(&s->req.connect, &s->u.tcp, (const struct sockaddr*)&addr,
+                     ps__on_connect));
   if (err != 0) {
     ps__stream_abandon(s);
     return err;
@@ -360,9 +369,9 @@ int ps_stream_open(ps_loop_t* loop, int fd, int kind, void* data,
     return err;
   }
   if (kind == PS_KIND_TCP)
-    err = uv_tcp_open(&s->u.tcp, fd);
+    err = PS__FAULT_CALL(STREAM_OPEN_TCP_OPEN, uv_tcp_open(&s->u.tcp, fd));
   else
-    err = uv_pipe_open(&s->u.pipe, fd);
+    err = PS__FAULT_CALL(STREAM_OPEN_PIPE_OPEN, uv_pipe_open(&s->u.pipe, fd));
   if (err != 0) {
     close(fd);
     ps__stream_abandon(s);
@@ -479,7 +488,7 @@ ssize_t ps_stream_try_write(ps_stream_t* s, const char* buf, size_t len) {
     return 0;
   b.base = (char*)buf;
   b.len = len < PS__MAX_TRY_WRITE ? len : PS__MAX_TRY_WRITE;
-  n = uv_try_write(&s->u.stream, &b, 1);
+  n = PS__FAULT_CALL(STREAM_UV_TRY_WRITE, uv_try_write(&s->u.stream, &b, 1));
   if (n == UV_EAGAIN)
     return 0;
   return n;
@@ -491,6 +500,7 @@ static void ps__on_write(uv_write_t* req, int status) {
 
   s->writes_pending--;
   ps__count_writes(s->loop, -1);
+  status = PS__FAULT_STATUS(STREAM_WRITE_CB, status);
   ps__emit(s->loop, s->data, PS_EV_WRITE, status);
   free(w);
 }
@@ -502,13 +512,14 @@ int ps_stream_write(ps_stream_t* s, const char* buf, size_t len) {
 
   if (s->flags & PS__CLOSING)
     return UV_EBADF;
-  w = malloc(sizeof(*w));
+  w = PS__FAULT_ALLOC(STREAM_WRITE_MALLOC, malloc(sizeof(*w)));
   if (w == NULL)
     return UV_ENOMEM;
   w->stream = s;
   b.base = (char*)buf;
   b.len = len;
-  err = uv_write(&w->req, &s->u.stream, &b, 1, ps__on_write);
+  err = PS__FAULT_CALL(STREAM_UV_WRITE,
+                       uv_write(&w->req, &s->u.stream, &b, 1, ps__on_write));
   if (err != 0) {
     free(w);
     return err;
@@ -535,7 +546,7 @@ int ps_stream_writable(ps_stream_t* s) {
   p.fd = fd;
   p.events = POLLOUT;
   p.revents = 0;
-  do n = poll(&p, 1, 0);
+  do n = PS__FAULT_SYS(STREAM_POLL, poll(&p, 1, 0));
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return -errno;
@@ -545,6 +556,7 @@ int ps_stream_writable(ps_stream_t* s) {
 static void ps__on_shutdown(uv_shutdown_t* req, int status) {
   ps_stream_t* s = req->handle->data;
 
+  status = PS__FAULT_STATUS(STREAM_SHUTDOWN_CB, status);
   if (status == UV_ENOTSOCK && s->kind == PS_KIND_PIPE) {
     /* A pipe that is not a socket has no half-close: libuv wrote all that
      * was queued, then shutdown(2) failed and changed nothing.  Only
@@ -565,7 +577,9 @@ int ps_stream_shutdown(ps_stream_t* s) {
     return UV_EBADF;
   if (s->flags & PS__CONNECTING)
     return UV_ENOTCONN; /* (and its request is in use) */
-  err = uv_shutdown(&s->req.shutdown, &s->u.stream, ps__on_shutdown);
+  err = PS__FAULT_CALL(
+      STREAM_UV_SHUTDOWN,
+      uv_shutdown(&s->req.shutdown, &s->u.stream, ps__on_shutdown));
   if (err == 0)
     s->loop->dirty = 1;
   return err;
@@ -583,7 +597,8 @@ int ps_stream_setsockopt(ps_stream_t* s, int level, int name, const void* value,
   int fd = ps_stream_fileno(s);
   if (fd < 0)
     return fd;
-  if (setsockopt(fd, level, name, value, (socklen_t)len) != 0)
+  if (PS__FAULT_SYS(STREAM_SETSOCKOPT,
+                    setsockopt(fd, level, name, value, (socklen_t)len)) != 0)
     return -errno;
   return 0;
 }
@@ -594,7 +609,8 @@ int ps_stream_getsockopt(ps_stream_t* s, int level, int name, void* value,
   socklen_t n = (socklen_t)*len;
   if (fd < 0)
     return fd;
-  if (getsockopt(fd, level, name, value, &n) != 0)
+  if (PS__FAULT_SYS(STREAM_GETSOCKOPT,
+                    getsockopt(fd, level, name, value, &n)) != 0)
     return -errno;
   *len = n;
   return 0;
@@ -609,8 +625,9 @@ int ps_stream_address(ps_stream_t* s, int peer, ps_address_t* out) {
   if (fd < 0)
     return fd;
   memset(&ss, 0, sizeof(ss));
-  r = peer ? getpeername(fd, (struct sockaddr*)&ss, &len)
-           : getsockname(fd, (struct sockaddr*)&ss, &len);
+  r = PS__FAULT_SYS(STREAM_GETNAME,
+                    peer ? getpeername(fd, (struct sockaddr*)&ss, &len)
+                         : getsockname(fd, (struct sockaddr*)&ss, &len));
   if (r != 0)
     return -errno;
   return ps__address(&ss, (int)len, out);

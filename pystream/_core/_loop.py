@@ -223,7 +223,12 @@ class Bridge:
         self.passes += 1
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
-            raise oserror(n)  # only out of memory; reported by the loop
+            # Only out of memory, before the pass ran: nothing is lost.  The
+            # loop reports it; the pass is tried again shortly.
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(0.01, self.run_pass)
+            raise oserror(n)
         ready: list[Waiter] = []
         if n:
             events = self._events[0]
