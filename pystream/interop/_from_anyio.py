@@ -7,6 +7,7 @@ from typing import Any, Optional, Union
 
 from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError, ConflictDetector
 from .._readers import BufferedReceiveMixin, check_max_bytes
+from .._state import EOF_SENT, StreamState
 from .._util import CHECKPOINT
 from ..abc import Stream
 
@@ -69,9 +70,8 @@ class AnyioStream(BufferedReceiveMixin, Stream):
 
     def __init__(self, anyio_stream: Any) -> None:
         self.anyio_stream = anyio_stream
-        self._closed = False
+        self._state = StreamState()  # the rules: pystream/_state.py
         self._eof = False  # the peer's end of file was received
-        self._eof_sent = False
         self._pushback = bytearray()
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
@@ -83,17 +83,15 @@ class AnyioStream(BufferedReceiveMixin, Stream):
         self._woken: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._state.closed else "open"
         return f"<pystream.interop.AnyioStream {state} over {self.anyio_stream!r}>"
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedResourceError("this stream was closed")
+        if self._state.closed:
+            raise self._state.receive_error()
 
     def _check_send_open(self) -> None:
-        self._check_open()
-        if self._eof_sent:
-            raise ClosedResourceError("this stream's sending side was closed by send_eof")
+        self._state.check_send()  # closed, or send_eof closed the send side
 
     # -- receiving (BufferedReceiveMixin's primitives) ----------------------
     def _check_receive_open(self) -> None:
@@ -119,7 +117,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             ours = _translate(exc, "receiving")
             if ours is None:
                 raise
-            if self._closed:  # closed by another task while this waited
+            if self._state.closed:  # closed by another task while this waited
                 raise ClosedResourceError("this stream was closed") from exc
             raise ours from exc
         if len(data) > max_bytes:
@@ -169,9 +167,9 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             self._check_open()
             await CHECKPOINT
             self._check_open()
-            if not self._eof_sent:
+            if self._state.send is not EOF_SENT:
                 await self._call_send("send_eof")
-                self._eof_sent = True
+                self._state.send_eof()
 
     async def _call_send(self, name: str, *args: bytes) -> None:
         method = getattr(self.anyio_stream, name, None)
@@ -183,7 +181,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             ours = _translate(exc, "sending")
             if ours is None:
                 raise
-            if self._closed:
+            if self._state.closed:
                 raise ClosedResourceError("this stream was closed") from exc
             raise ours from exc
 
@@ -212,10 +210,9 @@ class AnyioStream(BufferedReceiveMixin, Stream):
         it still closes, forcefully, and raises the cancellation."""
         import anyio
 
-        if self._closed:
+        if not self._state.close():
             await CHECKPOINT
             return
-        self._closed = True
         self._pushback.clear()
         for task in self._waiting - self._woken:
             if task is not asyncio.current_task():
