@@ -28,6 +28,7 @@ SOURCES = [
     "process.c",
     "sendfile.c",
     "sigchld.c",
+    "poll.c",
 ]
 
 MISSING_LIBUV = (

@@ -26,6 +26,7 @@ typedef struct ps_loop_s ps_loop_t;
 typedef struct ps_stream_s ps_stream_t;
 typedef struct ps_listener_s ps_listener_t;
 typedef struct ps_process_s ps_process_t;
+typedef struct ps_poll_s ps_poll_t;
 
 /* Event types, one per kind of completion. */
 enum {
@@ -35,8 +36,12 @@ enum {
   PS_EV_CONNECT = 4,  /* ps_tcp_connect/ps_pipe_connect finished           */
   PS_EV_ACCEPT = 5,   /* an armed listener has a connection or an error    */
   PS_EV_CLOSE = 6,    /* the handle is closed: its last event              */
-  PS_EV_EXIT = 7      /* a child was reaped: read ps_process_exit_status   */
+  PS_EV_EXIT = 7,     /* a child was reaped: read ps_process_exit_status   */
+  PS_EV_POLL = 8      /* a poll handle's fd is ready: status is PS_POLL_*  */
 };
+
+/* What a poll handle watches for, and what PS_EV_POLL reports. */
+enum { PS_POLL_READABLE = 1, PS_POLL_WRITABLE = 2 };
 
 /* Stream kinds. */
 enum { PS_KIND_TCP = 1, PS_KIND_PIPE = 2 };
@@ -64,6 +69,7 @@ typedef struct {
   long writes_pending; /* queued writes libuv has not completed */
   long bytes_buffered; /* received bytes held in stream buffers */
   long processes;      /* ps_process_t objects not yet freed (in handles) */
+  long polls;          /* ps_poll_t objects not yet freed (not in handles) */
 } ps_counters_t;
 
 /* ---- Loop ---------------------------------------------------------------
@@ -90,6 +96,18 @@ int ps_loop_alive(ps_loop_t* loop);
  * started, a write queued, a handle opened or closed): a pass is due. */
 int ps_loop_dirty(ps_loop_t* loop);
 int ps_loop_close(ps_loop_t* loop);
+/* Runs one libuv iteration that may block: the loop's only poll when the
+ * caller is an event loop built on this one (ps_poll_*).  timeout_ms is the
+ * longest it waits for I/O: 0 does not wait (as ps_loop_run), -1 waits
+ * until an fd is ready or a libuv timer of the loop is due.  It does not
+ * wait at all when events are already recorded (a release from an earlier
+ * pass), when libuv has callbacks pending (a completed write), or when
+ * nothing keeps the loop alive.  Changes made since the last pass (reads
+ * started, writes queued, polls started) are applied before it waits, so
+ * no ps_loop_dirty check is needed.  Returns the number of events, as
+ * ps_loop_run; the caller's thread blocks in epoll_wait meanwhile (CFFI
+ * releases the GIL around it). */
+int ps_loop_run_once(ps_loop_t* loop, int timeout_ms, ps_event_t** events);
 
 /* Process-wide counters when loop is NULL, else this loop's. */
 void ps_counters(ps_loop_t* loop, ps_counters_t* out);
@@ -278,6 +296,35 @@ int ps_process_kill(ps_process_t* p, int signum);
  * call the caller reads nothing more from the handle, as with the other
  * kinds.  UV_EALREADY if already closing. */
 int ps_process_close(ps_process_t* p);
+
+/* ---- Polls ---------------------------------------------------------------
+ * Readiness of an fd the caller owns, in the loop's own epoll set: what an
+ * event loop built on this loop (an asyncio selector) watches for its
+ * sockets, pipes and wake-up fds.  Level-triggered like epoll: while the
+ * fd is ready for an event the poll watches, every pass records one
+ * PS_EV_POLL whose status is the PS_POLL_* mask of what is ready (an error
+ * or hang-up on the fd reports everything the poll watches, as asyncio's
+ * epoll selector does, and the poll keeps watching).  The caller keeps
+ * owning the fd: the library never reads, writes or closes it, and leaves
+ * its blocking mode as it was.  The caller must not close the fd while a
+ * poll handle watches it. */
+
+/* Opens a poll handle watching fd for events (a PS_POLL_* mask, 0 for
+ * nothing yet).  Errors: UV_EBADF for an fd that is not open, UV_EPERM for
+ * one epoll cannot watch (a regular file, a directory), UV_EEXIST for an
+ * fd a stream or listener of this loop already owns (libuv cannot watch an
+ * fd twice), UV_EINVAL for a bad mask.  *out is valid once this returns 0.
+ * Not counted in handles (ps_counters' polls). */
+int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
+                 ps_poll_t** out);
+/* Changes what the poll watches from the next pass on (0 pauses it).
+ * UV_EBADF if the fd is no longer open. */
+int ps_poll_modify(ps_poll_t* p, int events);
+/* Stops watching and releases the handle: no event recorded after this
+ * call mentions its data (events of the pass before it may still be in
+ * the array the caller reads), and no PS_EV_CLOSE follows; the memory is
+ * freed during a later pass.  The fd stays open. */
+int ps_poll_close(ps_poll_t* p);
 /* CDEF END */
 
 #ifdef __cplusplus
