@@ -18,6 +18,7 @@ from ._errors import (
     ClosedResourceError,
     EndOfChannel,
 )
+from ._eventloop import EventLoopPolicy, new_event_loop, run
 from ._listener import SocketListener
 from ._open import (
     open_stream_pair,
@@ -44,6 +45,7 @@ __all__ = [
     "BusyResourceError",
     "ClosedResourceError",
     "EndOfChannel",
+    "EventLoopPolicy",
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "PipeStream",
@@ -55,6 +57,7 @@ __all__ = [
     "TLSStream",
     "WouldBlock",
     "aclose_forcefully",
+    "new_event_loop",
     "open_memory_channel",
     "open_pipe",
     "open_process",
@@ -66,6 +69,7 @@ __all__ = [
     "open_tcp_stream",
     "open_unix_listener",
     "open_unix_stream",
+    "run",
     "run_process",
     "serve_listeners",
     "serve_tcp",

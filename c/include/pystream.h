@@ -310,11 +310,12 @@ int ps_process_close(ps_process_t* p);
  * poll handle watches it. */
 
 /* Opens a poll handle watching fd for events (a PS_POLL_* mask, 0 for
- * nothing yet).  Errors: UV_EBADF for an fd that is not open, UV_EPERM for
- * one epoll cannot watch (a regular file, a directory), UV_EEXIST for an
- * fd a stream or listener of this loop already owns (libuv cannot watch an
- * fd twice), UV_EINVAL for a bad mask.  *out is valid once this returns 0.
- * Not counted in handles (ps_counters' polls). */
+ * nothing yet).  An fd a stream or listener of this loop owns is watched
+ * through a duplicate the poll owns (libuv cannot watch one fd number
+ * twice).  Errors: UV_EBADF for an fd that is not open, UV_EPERM for one
+ * epoll cannot watch (a regular file, a directory), UV_EINVAL for a bad
+ * mask.  *out is valid once this returns 0.  Not counted in handles
+ * (ps_counters' polls). */
 int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
                  ps_poll_t** out);
 /* Changes what the poll watches from the next pass on (0 pauses it).

@@ -163,7 +163,8 @@ struct ps_process_s {
 struct ps_poll_s {
   ps__uv_t u;
   int tag;
-  int fd;
+  int fd;      /* the owner's, or the duplicate the poll owns */
+  int dup;     /* fd is a duplicate: an fd a stream or listener owns */
   int events;  /* the PS_POLL_* mask the owner asked for */
   int closing; /* ps_poll_close was called */
   ps_loop_t* loop;

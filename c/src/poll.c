@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -64,19 +65,30 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
   flags = fcntl(fd, F_GETFL);
   if (flags == -1)
     return -errno;
-  search.fd = fd;
-  search.found = 0;
-  uv_walk(&loop->uv, ps__find_fd, &search);
-  if (search.found)
-    return UV_EEXIST;
   p = calloc(1, sizeof(*p));
   if (p == NULL)
     return UV_ENOMEM;
+  search.fd = fd;
+  search.found = 0;
+  uv_walk(&loop->uv, ps__find_fd, &search);
+  if (search.found) {
+    /* libuv watches an fd number once, so the poll watches a duplicate:
+     * epoll keeps one entry per fd number and file, and reports the
+     * same readiness to both. */
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fd == -1) {
+      free(p);
+      return -errno;
+    }
+    p->dup = 1;
+  }
   /* uv_poll_init checks that epoll takes the fd (UV_EPERM for a regular
    * file) and makes it non-blocking; the owner's mode is put back, as a
    * selector leaves it. */
   err = uv_poll_init(&loop->uv, &p->u.poll, fd);
   if (err != 0) {
+    if (p->dup)
+      close(fd);
     free(p);
     return err;
   }
@@ -114,6 +126,9 @@ int ps_poll_modify(ps_poll_t* p, int events) {
 static void ps__poll_close_cb(uv_handle_t* handle) {
   ps_poll_t* p = handle->data;
 
+  /* libuv took it out of the epoll set when the poll stopped. */
+  if (p->dup)
+    close(p->fd);
   ps__count_polls(p->loop, -1);
   free(p);
 }

@@ -1,0 +1,168 @@
+"""pystream's own event loop: asyncio's selector loop on the core's libuv loop.
+
+``LibuvSelector`` is a ``selectors`` selector whose ``select(timeout)`` is
+one libuv iteration (``ps_loop_run_once``) that may block for ``timeout``:
+every fd asyncio watches is a libuv poll handle (``ps_poll_*``) in the same
+libuv loop as pystream's streams, listeners and processes, so everything
+waits in one ``epoll_wait``.  pystream's events from that iteration go to
+the loop's ``Bridge`` (``dispatch``) before ``select`` returns asyncio's;
+the bridge watches no backend fd and runs no pass of its own.
+
+Ownership: the selector makes the ``ps_loop_t``; once its asyncio loop
+exists (``attach``) the bridge owns it, and ``close`` (``loop.close()``)
+closes it through the bridge, which closes every handle, polls included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+from typing import Any, Callable, Optional
+
+from .._binding import ffi, lib, oserror
+from ._loop import Bridge, _bridges
+
+__all__ = ["EventLoop", "LibuvSelector"]
+
+_EV_POLL = lib.PS_EV_POLL
+_MAX_TIMEOUT_MS = 2**31 - 1
+
+
+class _Poll:
+    """What one registered fd's PS_EV_POLL events reach: its selector."""
+
+    __slots__ = ("selector", "fd", "ptr", "cdata")
+
+    def __init__(self, selector: LibuvSelector, fd: int) -> None:
+        self.selector = selector
+        self.fd = fd
+        self.ptr: Any = None
+        self.cdata = ffi.new_handle(self)
+
+    def on_event(self, kind: int, status: int) -> None:
+        assert kind == _EV_POLL
+        self.selector._ready.append((self.fd, status))
+
+
+class LibuvSelector(selectors._BaseSelectorImpl):
+    """A selector whose poll is a libuv iteration of pystream's C core.
+
+    ``selectors._BaseSelectorImpl`` keeps the keys (fd lookup, KeyError and
+    ValueError for bad registrations); this class keeps a poll handle per
+    key in step with them.  As with asyncio's epoll selector, a regular
+    file is refused (``PermissionError``).
+    """
+
+    # The base class's own state and lookup, which typeshed leaves out.
+    _fd_to_key: dict[int, selectors.SelectorKey]
+    _fileobj_lookup: Callable[[Any], int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        out = ffi.new("ps_loop_t **")
+        err = lib.ps_loop_new(out)
+        if err < 0:
+            raise oserror(err)
+        self._ptr: Any = out[0]
+        self._polls: dict[int, _Poll] = {}
+        self._ready: list[tuple[int, int]] = []
+        self._out = ffi.new("ps_poll_t **")
+        self.bridge: Optional[Bridge] = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the libuv loop to loop's bridge: pystream's objects made on
+        loop live in it."""
+        self.bridge = _bridges[loop] = Bridge(loop, self._ptr)
+
+    def _loop_ptr(self) -> Any:
+        if self._ptr is None or (self.bridge is not None and self.bridge.closed):
+            raise RuntimeError("the selector is closed")
+        return self._ptr
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        ptr = self._loop_ptr()
+        key = super().register(fileobj, events, data)
+        poll = _Poll(self, key.fd)
+        err = lib.ps_poll_open(ptr, key.fd, events, poll.cdata, self._out)
+        if err < 0:
+            super().unregister(fileobj)
+            raise oserror(err)
+        poll.ptr = self._out[0]
+        self._polls[key.fd] = poll
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        key = super().unregister(fileobj)
+        poll = self._polls.pop(key.fd)
+        if self._ptr is not None and not (self.bridge is not None and self.bridge.closed):
+            lib.ps_poll_close(poll.ptr)
+        return key
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        try:
+            key = self._fd_to_key[self._fileobj_lookup(fileobj)]
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+        if events != key.events:
+            if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+                raise ValueError(f"Invalid events: {events!r}")
+            self._loop_ptr()
+            err = lib.ps_poll_modify(self._polls[key.fd].ptr, events)
+            if err < 0:
+                raise oserror(err)
+            key = key._replace(events=events, data=data)
+            self._fd_to_key[key.fd] = key
+        elif data != key.data:
+            key = key._replace(data=data)
+            self._fd_to_key[key.fd] = key
+        return key
+
+    def select(self, timeout: Optional[float] = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ptr = self._loop_ptr()
+        if timeout is None:
+            ms = -1
+        elif timeout <= 0:
+            ms = 0
+        else:
+            # Rounded up: a wait that ends before asyncio's timer is due
+            # would only make it call again with a sliver of a timeout.
+            ms = min(math.ceil(timeout * 1e3), _MAX_TIMEOUT_MS)
+        bridge = self.bridge
+        assert bridge is not None, "attach() was not called"
+        n = lib.ps_loop_run_once(ptr, ms, bridge._events)
+        if n < 0:
+            raise oserror(n)  # only out of memory
+        bridge.passes += 1
+        if n:
+            bridge.dispatch(n)
+        ready, self._ready = self._ready, []
+        fd_to_key = self._fd_to_key
+        result = []
+        for fd, mask in ready:
+            key = fd_to_key.get(fd)
+            # Unregistered meanwhile, by a task that dispatch resumed.
+            if key is not None and mask & key.events:
+                result.append((key, mask & key.events))
+        return result
+
+    def close(self) -> None:
+        if self.bridge is not None:
+            self.bridge.close()  # every handle, polls included; idempotent
+        elif self._ptr is not None:
+            err = lib.ps_loop_close(self._ptr)
+            if err < 0:  # pragma: no cover - a handle libuv still uses
+                raise oserror(err)
+        self._ptr = None
+        self._polls.clear()
+        self._ready = []
+        super().close()
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """asyncio's selector event loop whose only poll is pystream's libuv loop."""
+
+    def __init__(self) -> None:
+        selector = LibuvSelector()
+        super().__init__(selector)
+        selector.attach(self)
