@@ -279,3 +279,29 @@ def test_the_suite_runs_on_pystreams_loop_too():
     if os.environ.get("PYSTREAM_TEST_LOOPS"):
         pytest.skip("PYSTREAM_TEST_LOOPS picks the loops")
     assert "pystream" in LOOP_KINDS
+
+
+CTRL_C = """
+import asyncio, os, signal, threading, time, pystream
+loop = pystream.new_event_loop()
+threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+started = time.monotonic()
+try:
+    loop.run_until_complete(asyncio.sleep(60))
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic() - started < 30)
+finally:
+    loop.close()
+print("wake-up fd left", signal.set_wakeup_fd(-1))
+"""
+
+
+def test_ctrl_c_ends_a_wait_with_no_signal_handler():
+    # libuv retries epoll_wait after EINTR: without a wake-up fd the loop
+    # would sleep through Ctrl-C until its next timer (60 s here).
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C], capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout.split("\n")[:2] == ["interrupted True", "wake-up fd left -1"], done

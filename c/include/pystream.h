@@ -36,12 +36,17 @@ enum {
   PS_EV_CONNECT = 4,  /* ps_tcp_connect/ps_pipe_connect finished           */
   PS_EV_ACCEPT = 5,   /* an armed listener has a connection or an error    */
   PS_EV_CLOSE = 6,    /* the handle is closed: its last event              */
-  PS_EV_EXIT = 7,     /* a child was reaped: read ps_process_exit_status   */
-  PS_EV_POLL = 8      /* a poll handle's fd is ready: status is PS_POLL_*  */
+  PS_EV_EXIT = 7      /* a child was reaped: read ps_process_exit_status   */
 };
 
-/* What a poll handle watches for, and what PS_EV_POLL reports. */
+/* What a poll handle watches for, and what ps_loop_polls reports. */
 enum { PS_POLL_READABLE = 1, PS_POLL_WRITABLE = 2 };
+
+/* One poll handle's readiness in a pass (see Polls). */
+typedef struct {
+  int fd;     /* the fd given to ps_poll_open */
+  int events; /* the PS_POLL_* mask of what is ready */
+} ps_poll_ready_t;
 
 /* Stream kinds. */
 enum { PS_KIND_TCP = 1, PS_KIND_PIPE = 2 };
@@ -105,9 +110,13 @@ int ps_loop_close(ps_loop_t* loop);
  * nothing keeps the loop alive.  Changes made since the last pass (reads
  * started, writes queued, polls started) are applied before it waits, so
  * no ps_loop_dirty check is needed.  Returns the number of events, as
- * ps_loop_run; the caller's thread blocks in epoll_wait meanwhile (CFFI
- * releases the GIL around it). */
+ * ps_loop_run; the readiness of polls is apart (ps_loop_polls).  The
+ * caller's thread blocks in epoll_wait meanwhile (CFFI releases the GIL
+ * around it). */
 int ps_loop_run_once(ps_loop_t* loop, int timeout_ms, ps_event_t** events);
+/* The readiness the last pass recorded for polls: returns the count and
+ * points *ready at them, valid until the next pass or ps_loop_close. */
+int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready);
 
 /* Process-wide counters when loop is NULL, else this loop's. */
 void ps_counters(ps_loop_t* loop, ps_counters_t* out);
@@ -302,29 +311,29 @@ int ps_process_close(ps_process_t* p);
  * event loop built on this loop (an asyncio selector) watches for its
  * sockets, pipes and wake-up fds.  Level-triggered like epoll: while the
  * fd is ready for an event the poll watches, every pass records one
- * PS_EV_POLL whose status is the PS_POLL_* mask of what is ready (an error
- * or hang-up on the fd reports everything the poll watches, as asyncio's
- * epoll selector does, and the poll keeps watching).  The caller keeps
- * owning the fd: the library never reads, writes or closes it, and leaves
- * its blocking mode as it was.  The caller must not close the fd while a
- * poll handle watches it. */
+ * ps_poll_ready_t for it (read with ps_loop_polls), apart from the event
+ * queue, with the PS_POLL_* mask of what is ready (an error or hang-up on
+ * the fd reports everything the poll watches, as asyncio's epoll selector
+ * does, and the poll keeps watching).  The caller keeps owning the fd: the
+ * library never reads, writes or closes it, and leaves its blocking mode
+ * as it was.  The caller must not close the fd while a poll handle
+ * watches it. */
 
 /* Opens a poll handle watching fd for events (a PS_POLL_* mask, 0 for
  * nothing yet).  An fd a stream or listener of this loop owns is watched
  * through a duplicate the poll owns (libuv cannot watch one fd number
- * twice).  Errors: UV_EBADF for an fd that is not open, UV_EPERM for one
- * epoll cannot watch (a regular file, a directory), UV_EINVAL for a bad
- * mask.  *out is valid once this returns 0.  Not counted in handles
- * (ps_counters' polls). */
-int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
-                 ps_poll_t** out);
+ * twice); its readiness is still reported as fd's.  Errors: UV_EBADF for
+ * an fd that is not open, UV_EPERM for one epoll cannot watch (a regular
+ * file, a directory), UV_EINVAL for a bad mask.  *out is valid once this
+ * returns 0.  Not counted in handles (ps_counters' polls). */
+int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out);
 /* Changes what the poll watches from the next pass on (0 pauses it).
  * UV_EBADF if the fd is no longer open. */
 int ps_poll_modify(ps_poll_t* p, int events);
-/* Stops watching and releases the handle: no event recorded after this
- * call mentions its data (events of the pass before it may still be in
- * the array the caller reads), and no PS_EV_CLOSE follows; the memory is
- * freed during a later pass.  The fd stays open. */
+/* Stops watching and releases the handle: no readiness is recorded for it
+ * after this call (that of the pass before may still be in the array the
+ * caller reads), and no PS_EV_CLOSE follows; the memory is freed during a
+ * later pass.  The fd stays open. */
 int ps_poll_close(ps_poll_t* p);
 /* CDEF END */
 

@@ -79,6 +79,9 @@ struct ps_loop_s {
   ps_event_t* events;
   size_t n_events;
   size_t events_cap;
+  ps_poll_ready_t* polls; /* readiness of ps_poll_t handles, this pass */
+  size_t n_polls;
+  size_t polls_cap;
   int dirty;         /* a change libuv applies only during the next pass */
   int closing;       /* ps_loop_close runs: record no more events */
   int event_failure; /* an event could not be recorded (out of memory) */
@@ -163,15 +166,16 @@ struct ps_process_s {
 struct ps_poll_s {
   ps__uv_t u;
   int tag;
-  int fd;      /* the owner's, or the duplicate the poll owns */
-  int dup;     /* fd is a duplicate: an fd a stream or listener owns */
-  int events;  /* the PS_POLL_* mask the owner asked for */
-  int closing; /* ps_poll_close was called */
+  int fd;       /* the owner's, or the duplicate the poll owns */
+  int owner_fd; /* the owner's: what readiness is reported for */
+  int dup;      /* fd is a duplicate: an fd a stream or listener owns */
+  int events;   /* the PS_POLL_* mask the owner asked for */
+  int closing;  /* ps_poll_close was called */
   ps_loop_t* loop;
-  void* data;
 };
 
 void ps__emit(ps_loop_t* loop, void* data, int type, int status);
+void ps__emit_poll(ps_loop_t* loop, int fd, int events);
 
 /* Counter updates, applied to the loop and to the process-wide totals.
  * tag is the PS__TAG_* of the handles counted. */

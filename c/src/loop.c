@@ -117,10 +117,36 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
   ev->status = status;
 }
 
+void ps__emit_poll(ps_loop_t* loop, int fd, int events) {
+  ps_poll_ready_t* ready;
+
+  if (loop->closing)
+    return;
+  if (loop->n_polls == loop->polls_cap) {
+    size_t cap = loop->polls_cap ? loop->polls_cap * 2 : 64;
+    ps_poll_ready_t* grown = realloc(loop->polls, cap * sizeof(*grown));
+    if (grown == NULL) {
+      loop->event_failure = 1;
+      return;
+    }
+    loop->polls = grown;
+    loop->polls_cap = cap;
+  }
+  ready = &loop->polls[loop->n_polls++];
+  ready->fd = fd;
+  ready->events = events;
+}
+
+int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready) {
+  *ready = loop->polls;
+  return (int)loop->n_polls;
+}
+
 /* The start of every pass: a fresh event array, then the releases queued
  * since the last pass, which may record PS_EV_CLOSE. */
 static void ps__begin_pass(ps_loop_t* loop) {
   loop->n_events = 0;
+  loop->n_polls = 0;
   loop->dirty = 0;
   ps__stream_release_queued(loop);
   ps__process_release_queued(loop);
@@ -235,6 +261,7 @@ int ps_loop_close(ps_loop_t* loop) {
   if (err != 0)
     return err; /* Never free a loop libuv still uses. */
   free(loop->events);
+  free(loop->polls);
   free(loop->spare);
   ps__add(&ps__process_counters.loops, -1);
   free(loop);

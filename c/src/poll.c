@@ -44,7 +44,7 @@ static void ps__poll_cb(uv_poll_t* handle, int status, int events) {
     (void)uv_poll_start(handle, p->events, ps__poll_cb);
   }
   if (ready != 0)
-    ps__emit(p->loop, p->data, PS_EV_POLL, ready);
+    ps__emit_poll(p->loop, p->owner_fd, ready);
 }
 
 /* Starts or stops libuv's watch to match p->events. */
@@ -54,8 +54,7 @@ static int ps__poll_apply(ps_poll_t* p) {
   return uv_poll_start(&p->u.poll, p->events, ps__poll_cb);
 }
 
-int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
-                 ps_poll_t** out) {
+int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
   ps__fd_search_t search;
   ps_poll_t* p;
   int flags, err;
@@ -68,6 +67,7 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
   p = calloc(1, sizeof(*p));
   if (p == NULL)
     return UV_ENOMEM;
+  p->owner_fd = fd;
   search.fd = fd;
   search.found = 0;
   uv_walk(&loop->uv, ps__find_fd, &search);
@@ -99,7 +99,6 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, void* data,
   p->fd = fd;
   p->events = events;
   p->loop = loop;
-  p->data = data;
   ps__count_polls(loop, 1);
   err = ps__poll_apply(p);
   if (err != 0) {
@@ -137,7 +136,6 @@ void ps__poll_begin_close(ps_poll_t* p) {
   if (p->closing)
     return;
   p->closing = 1;
-  p->data = NULL;
   uv_close(&p->u.handle, ps__poll_close_cb);
 }
 

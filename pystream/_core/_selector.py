@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
+import signal
+import socket
+import threading
 from typing import Any, Callable, Optional
 
 from .._binding import ffi, lib, oserror
@@ -25,24 +28,7 @@ from ._loop import Bridge, _bridges
 
 __all__ = ["EventLoop", "LibuvSelector"]
 
-_EV_POLL = lib.PS_EV_POLL
 _MAX_TIMEOUT_MS = 2**31 - 1
-
-
-class _Poll:
-    """What one registered fd's PS_EV_POLL events reach: its selector."""
-
-    __slots__ = ("selector", "fd", "ptr", "cdata")
-
-    def __init__(self, selector: LibuvSelector, fd: int) -> None:
-        self.selector = selector
-        self.fd = fd
-        self.ptr: Any = None
-        self.cdata = ffi.new_handle(self)
-
-    def on_event(self, kind: int, status: int) -> None:
-        assert kind == _EV_POLL
-        self.selector._ready.append((self.fd, status))
 
 
 class LibuvSelector(selectors._BaseSelectorImpl):
@@ -65,9 +51,9 @@ class LibuvSelector(selectors._BaseSelectorImpl):
         if err < 0:
             raise oserror(err)
         self._ptr: Any = out[0]
-        self._polls: dict[int, _Poll] = {}
-        self._ready: list[tuple[int, int]] = []
+        self._polls: dict[int, Any] = {}  # fd -> its ps_poll_t
         self._out = ffi.new("ps_poll_t **")
+        self._ready = ffi.new("ps_poll_ready_t **")
         self.bridge: Optional[Bridge] = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -83,20 +69,18 @@ class LibuvSelector(selectors._BaseSelectorImpl):
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         ptr = self._loop_ptr()
         key = super().register(fileobj, events, data)
-        poll = _Poll(self, key.fd)
-        err = lib.ps_poll_open(ptr, key.fd, events, poll.cdata, self._out)
+        err = lib.ps_poll_open(ptr, key.fd, events, self._out)
         if err < 0:
             super().unregister(fileobj)
             raise oserror(err)
-        poll.ptr = self._out[0]
-        self._polls[key.fd] = poll
+        self._polls[key.fd] = self._out[0]
         return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         key = super().unregister(fileobj)
         poll = self._polls.pop(key.fd)
         if self._ptr is not None and not (self.bridge is not None and self.bridge.closed):
-            lib.ps_poll_close(poll.ptr)
+            lib.ps_poll_close(poll)
         return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
@@ -108,7 +92,7 @@ class LibuvSelector(selectors._BaseSelectorImpl):
             if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
                 raise ValueError(f"Invalid events: {events!r}")
             self._loop_ptr()
-            err = lib.ps_poll_modify(self._polls[key.fd].ptr, events)
+            err = lib.ps_poll_modify(self._polls[key.fd], events)
             if err < 0:
                 raise oserror(err)
             key = key._replace(events=events, data=data)
@@ -135,15 +119,22 @@ class LibuvSelector(selectors._BaseSelectorImpl):
             raise oserror(n)  # only out of memory
         bridge.passes += 1
         if n:
+            # pystream's events first: keys a task unregisters meanwhile
+            # (on PyPy the bridge resumes tasks here) are left out below.
             bridge.dispatch(n)
-        ready, self._ready = self._ready, []
+        m = lib.ps_loop_polls(ptr, self._ready)
+        if not m:
+            return []
+        ready = self._ready[0]
         fd_to_key = self._fd_to_key
         result = []
-        for fd, mask in ready:
-            key = fd_to_key.get(fd)
-            # Unregistered meanwhile, by a task that dispatch resumed.
-            if key is not None and mask & key.events:
-                result.append((key, mask & key.events))
+        for i in range(m):
+            record = ready[i]
+            key = fd_to_key.get(record.fd)
+            if key is not None:
+                mask = record.events & key.events
+                if mask:
+                    result.append((key, mask))
         return result
 
     def close(self) -> None:
@@ -155,14 +146,43 @@ class LibuvSelector(selectors._BaseSelectorImpl):
                 raise oserror(err)
         self._ptr = None
         self._polls.clear()
-        self._ready = []
         super().close()
 
 
 class EventLoop(asyncio.SelectorEventLoop):
     """asyncio's selector event loop whose only poll is pystream's libuv loop."""
 
+    # The base classes' self-pipe end and signal handlers (not in typeshed).
+    _csock: socket.socket
+    _signal_handlers: dict[int, Any]
+
     def __init__(self) -> None:
         selector = LibuvSelector()
         super().__init__(selector)
         selector.attach(self)
+
+    def run_forever(self) -> None:
+        # libuv retries epoll_wait after EINTR, so a signal whose Python
+        # handler should run (Ctrl-C's KeyboardInterrupt) must also write to
+        # a watched fd to end the wait: the wake-up fd that add_signal_handler
+        # sets, set here too while the loop runs in the main thread.
+        installed = False
+        if (
+            threading.current_thread() is threading.main_thread()
+            and not self.is_closed()
+            and not self.is_running()  # (run_forever raises then)
+        ):
+            try:
+                previous = signal.set_wakeup_fd(self._csock.fileno(), warn_on_full_buffer=False)
+            except (ValueError, OSError):  # pragma: no cover - an odd host
+                previous = -2
+            if previous == -1:
+                installed = True
+            elif previous != -2:
+                signal.set_wakeup_fd(previous)  # someone else's: keep it
+        try:
+            super().run_forever()
+        finally:
+            # Unless a signal handler of this loop needs it from now on.
+            if installed and not self._signal_handlers:
+                signal.set_wakeup_fd(-1)
