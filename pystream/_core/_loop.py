@@ -233,7 +233,7 @@ class Bridge:
         n = lib.ps_loop_run(self.ptr, self._events)
         if n < 0:
             raise oserror(n)  # only out of memory; reported by the loop
-        self.dispatch(n)
+        ready = self._resolve(n)
         timeout = lib.ps_loop_timeout(self.ptr)
         if timeout == 0:
             self.schedule_pass()
@@ -241,9 +241,19 @@ class Bridge:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
+        if ready:
+            self._resume(ready)
 
     def dispatch(self, n: int) -> None:
-        """Resolve what the n events of the last pass complete."""
+        """Act on the n events of the last pass, which the selector of
+        pystream's own loop ran (``_selector``)."""
+        ready = self._resolve(n)
+        if ready:
+            self._resume(ready)
+
+    def _resolve(self, n: int) -> list[Waiter]:
+        """Resolve what the n events of the last pass complete; return the
+        Waiters whose tasks are to resume now."""
         ready: list[Waiter] = []
         if n:
             events = self._events[0]
@@ -269,8 +279,7 @@ class Bridge:
                     self.loop.call_exception_handler(
                         {"message": "pystream event failed", "exception": exc}
                     )
-        if ready:
-            self._resume(ready)
+        return ready
 
     def _resume(self, ready: list[Waiter]) -> None:
         """Run the next step of each task waiting on a waiter in ready, now
