@@ -30,6 +30,7 @@ SOURCES = [
     "sendfile.c",
     "sigchld.c",
     "fault.c",
+    "poll.c",
 ]
 
 MISSING_LIBUV = (

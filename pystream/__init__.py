@@ -19,6 +19,7 @@ from ._errors import (
     ClosedResourceError,
     EndOfChannel,
 )
+from ._eventloop import EventLoopPolicy, new_event_loop, run
 from ._listener import SocketListener
 from ._open import (
     open_stream_pair,
@@ -46,6 +47,7 @@ __all__ = [
     "BusyResourceError",
     "ClosedResourceError",
     "EndOfChannel",
+    "EventLoopPolicy",
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "PipeStream",
@@ -58,6 +60,7 @@ __all__ = [
     "WouldBlock",
     "aclose_forcefully",
     "get_schedule_interval",
+    "new_event_loop",
     "open_memory_channel",
     "open_pipe",
     "open_process",
@@ -69,6 +72,7 @@ __all__ = [
     "open_tcp_stream",
     "open_unix_listener",
     "open_unix_stream",
+    "run",
     "run_process",
     "serve_listeners",
     "serve_tcp",

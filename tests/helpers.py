@@ -15,7 +15,14 @@ try:
 except ImportError:  # PyPy: uvloop does not exist there
     uvloop = None
 
-LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+# The loops async tests run on: asyncio's default loop, uvloop where it
+# exists, and pystream's own loop (pystream.new_event_loop());
+# PYSTREAM_TEST_LOOPS="asyncio,pystream" (say) picks some.
+LOOP_KINDS = [
+    kind
+    for kind in (os.environ.get("PYSTREAM_TEST_LOOPS") or "asyncio,uvloop,pystream").split(",")
+    if kind != "uvloop" or uvloop is not None
+]
 
 # The state machine's examples per stream kind (tests/test_fuzz.py): 200
 # in CI (the variable CI set), else 30; PYSTREAM_FUZZ_EXAMPLES overrides.
@@ -36,6 +43,8 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
         assert uvloop is not None
         return uvloop.new_event_loop()
+    if kind == "pystream":
+        return pystream.new_event_loop()
     return asyncio.new_event_loop()
 
 

@@ -26,6 +26,7 @@ typedef struct ps_loop_s ps_loop_t;
 typedef struct ps_stream_s ps_stream_t;
 typedef struct ps_listener_s ps_listener_t;
 typedef struct ps_process_s ps_process_t;
+typedef struct ps_poll_s ps_poll_t;
 
 /* Event types, one per kind of completion. */
 enum {
@@ -37,6 +38,15 @@ enum {
   PS_EV_CLOSE = 6,    /* the handle is closed: its last event              */
   PS_EV_EXIT = 7      /* a child was reaped: read ps_process_exit_status   */
 };
+
+/* What a poll handle watches for, and what ps_loop_polls reports. */
+enum { PS_POLL_READABLE = 1, PS_POLL_WRITABLE = 2 };
+
+/* One poll handle's readiness in a pass (see Polls). */
+typedef struct {
+  int fd;     /* the fd given to ps_poll_open */
+  int events; /* the PS_POLL_* mask of what is ready */
+} ps_poll_ready_t;
 
 /* Stream kinds. */
 enum { PS_KIND_TCP = 1, PS_KIND_PIPE = 2 };
@@ -64,6 +74,7 @@ typedef struct {
   long writes_pending; /* queued writes libuv has not completed */
   long bytes_buffered; /* received bytes held in stream buffers */
   long processes;      /* ps_process_t objects not yet freed (in handles) */
+  long polls;          /* ps_poll_t objects not yet freed (not in handles) */
 } ps_counters_t;
 
 /* ---- Loop ---------------------------------------------------------------
@@ -93,6 +104,22 @@ int ps_loop_alive(ps_loop_t* loop);
  * started, a write queued, a handle opened or closed): a pass is due. */
 int ps_loop_dirty(ps_loop_t* loop);
 int ps_loop_close(ps_loop_t* loop);
+/* Runs one libuv iteration that may block: the loop's only poll when the
+ * caller is an event loop built on this one (ps_poll_*).  timeout_ms is the
+ * longest it waits for I/O: 0 does not wait (as ps_loop_run), -1 waits
+ * until an fd is ready or a libuv timer of the loop is due.  It does not
+ * wait at all when events are already recorded (a release from an earlier
+ * pass), when libuv has callbacks pending (a completed write), or when
+ * nothing keeps the loop alive.  Changes made since the last pass (reads
+ * started, writes queued, polls started) are applied before it waits, so
+ * no ps_loop_dirty check is needed.  Returns the number of events, as
+ * ps_loop_run; the readiness of polls is apart (ps_loop_polls).  The
+ * caller's thread blocks in epoll_wait meanwhile (CFFI releases the GIL
+ * around it). */
+int ps_loop_run_once(ps_loop_t* loop, int timeout_ms, ps_event_t** events);
+/* The readiness the last pass recorded for polls: returns the count and
+ * points *ready at them, valid until the next pass or ps_loop_close. */
+int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready);
 
 /* Process-wide counters when loop is NULL, else this loop's. */
 void ps_counters(ps_loop_t* loop, ps_counters_t* out);
@@ -281,6 +308,36 @@ int ps_process_kill(ps_process_t* p, int signum);
  * call the caller reads nothing more from the handle, as with the other
  * kinds.  UV_EALREADY if already closing. */
 int ps_process_close(ps_process_t* p);
+
+/* ---- Polls ---------------------------------------------------------------
+ * Readiness of an fd the caller owns, in the loop's own epoll set: what an
+ * event loop built on this loop (an asyncio selector) watches for its
+ * sockets, pipes and wake-up fds.  Level-triggered like epoll: while the
+ * fd is ready for an event the poll watches, every pass records one
+ * ps_poll_ready_t for it (read with ps_loop_polls), apart from the event
+ * queue, with the PS_POLL_* mask of what is ready (an error or hang-up on
+ * the fd reports everything the poll watches, as asyncio's epoll selector
+ * does, and the poll keeps watching).  The caller keeps owning the fd: the
+ * library never reads, writes or closes it, and leaves its blocking mode
+ * as it was.  The caller must not close the fd while a poll handle
+ * watches it. */
+
+/* Opens a poll handle watching fd for events (a PS_POLL_* mask, 0 for
+ * nothing yet).  An fd a stream or listener of this loop owns is watched
+ * through a duplicate the poll owns (libuv cannot watch one fd number
+ * twice); its readiness is still reported as fd's.  Errors: UV_EBADF for
+ * an fd that is not open, UV_EPERM for one epoll cannot watch (a regular
+ * file, a directory), UV_EINVAL for a bad mask.  *out is valid once this
+ * returns 0.  Not counted in handles (ps_counters' polls). */
+int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out);
+/* Changes what the poll watches from the next pass on (0 pauses it).
+ * UV_EBADF if the fd is no longer open. */
+int ps_poll_modify(ps_poll_t* p, int events);
+/* Stops watching and releases the handle: no readiness is recorded for it
+ * after this call (that of the pass before may still be in the array the
+ * caller reads), and no PS_EV_CLOSE follows; the memory is freed during a
+ * later pass.  The fd stays open. */
+int ps_poll_close(ps_poll_t* p);
 /* CDEF END */
 
 #ifdef __cplusplus

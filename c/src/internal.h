@@ -13,7 +13,8 @@
 enum {
   PS__TAG_STREAM = 0x5053,
   PS__TAG_LISTENER = 0x504c,
-  PS__TAG_PROCESS = 0x5050
+  PS__TAG_PROCESS = 0x5050,
+  PS__TAG_POLL = 0x504f
 };
 
 #define PS__READ_CHUNK (64 * 1024)
@@ -65,6 +66,7 @@ typedef union {
   uv_tcp_t tcp;
   uv_pipe_t pipe;
   uv_process_t process;
+  uv_poll_t poll;
 } ps__uv_t;
 
 /* The common start of ps_stream_t, ps_listener_t and ps_process_t. */
@@ -78,6 +80,9 @@ struct ps_loop_s {
   ps_event_t* events;
   size_t n_events;
   size_t events_cap;
+  ps_poll_ready_t* polls; /* readiness of ps_poll_t handles, this pass */
+  size_t n_polls;
+  size_t polls_cap;
   int dirty;         /* a change libuv applies only during the next pass */
   int closing;       /* ps_loop_close runs: record no more events */
   int event_failure; /* an event could not be recorded (out of memory) */
@@ -92,6 +97,8 @@ struct ps_loop_s {
   long unreaped; /* processes in that list whose child is not reaped */
   /* The exit check: runs while unreaped > 0, unref'd. */
   uv_timer_t reap_timer;
+  /* Bounds ps_loop_run_once's wait: active only during that call. */
+  uv_timer_t wait_timer;
   /* Processes the owner closed after libuv's handle was gone: the next pass
    * records their PS_EV_CLOSE and frees them (linked by next_release). */
   ps_process_t* process_release;
@@ -157,12 +164,25 @@ struct ps_process_s {
   ps_process_t* next_release; /* in the loop's process_release */
 };
 
+struct ps_poll_s {
+  ps__uv_t u;
+  int tag;
+  int fd;       /* the owner's, or the duplicate the poll owns */
+  int owner_fd; /* the owner's: what readiness is reported for */
+  int dup;      /* fd is a duplicate: an fd a stream or listener owns */
+  int events;   /* the PS_POLL_* mask the owner asked for */
+  int closing;  /* ps_poll_close was called */
+  ps_loop_t* loop;
+};
+
 void ps__emit(ps_loop_t* loop, void* data, int type, int status);
+void ps__emit_poll(ps_loop_t* loop, int fd, int events);
 
 /* Counter updates, applied to the loop and to the process-wide totals.
  * tag is the PS__TAG_* of the handles counted. */
 void ps__count_handles(ps_loop_t* loop, int tag, long delta);
 void ps__count_writes(ps_loop_t* loop, long delta);
+void ps__count_polls(ps_loop_t* loop, long delta);
 void ps__count_buffered(ps_loop_t* loop, long delta);
 
 /* Streams. */
@@ -176,6 +196,7 @@ void ps__listener_begin_close(ps_listener_t* l);
 void ps__process_begin_close(ps_process_t* p);
 void ps__process_release_queued(ps_loop_t* loop);
 void ps__process_close_all(ps_loop_t* loop);
+void ps__poll_begin_close(ps_poll_t* p);
 
 /* SIGCHLD kept for its other users (sigchld.c).  Every uv_spawn, and every
  * uv_close of a process handle, runs between ps__sigchld_enter, which takes

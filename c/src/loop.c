@@ -27,6 +27,11 @@ void ps__count_handles(ps_loop_t* loop, int tag, long delta) {
   }
 }
 
+void ps__count_polls(ps_loop_t* loop, long delta) {
+  loop->counters.polls += delta;
+  ps__add(&ps__process_counters.polls, delta);
+}
+
 void ps__count_writes(ps_loop_t* loop, long delta) {
   loop->counters.writes_pending += delta;
   ps__add(&ps__process_counters.writes_pending, delta);
@@ -55,6 +60,7 @@ void ps_counters(ps_loop_t* loop, ps_counters_t* out) {
       __atomic_load_n(&ps__process_counters.bytes_buffered, __ATOMIC_RELAXED);
   out->processes =
       __atomic_load_n(&ps__process_counters.processes, __ATOMIC_RELAXED);
+  out->polls = __atomic_load_n(&ps__process_counters.polls, __ATOMIC_RELAXED);
 }
 
 int ps_loop_new(ps_loop_t** out) {
@@ -75,6 +81,9 @@ int ps_loop_new(ps_loop_t** out) {
   /* The exit check runs only while children do, and each of them keeps the
    * loop alive by itself: the timer must never be a reason on its own. */
   uv_unref((uv_handle_t*)&loop->reap_timer);
+  /* Referenced, but active only inside ps_loop_run_once. */
+  err = uv_timer_init(&loop->uv, &loop->wait_timer);
+  assert(err == 0);
   loop->counters.loops = 1;
   ps__add(&ps__process_counters.loops, 1);
   *out = loop;
@@ -132,23 +141,94 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
   ev->status = status;
 }
 
-int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
+void ps__emit_poll(ps_loop_t* loop, int fd, int events) {
+  ps_poll_ready_t* ready;
+
+  if (loop->closing)
+    return;
+  if (loop->n_polls == loop->polls_cap) {
+    size_t cap = loop->polls_cap ? loop->polls_cap * 2 : 64;
+    ps_poll_ready_t* grown = realloc(loop->polls, cap * sizeof(*grown));
+    if (grown == NULL) {
+      loop->event_failure = 1;
+      return;
+    }
+    loop->polls = grown;
+    loop->polls_cap = cap;
+  }
+  ready = &loop->polls[loop->n_polls++];
+  ready->fd = fd;
+  ready->events = events;
+}
+
+int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready) {
+  *ready = loop->polls;
+  return (int)loop->n_polls;
+}
+
+/* The start of every pass: room for every event it can record (out of
+ * memory: nothing ran, nothing is lost, and the caller may run the pass
+ * again later), a fresh event array, then the releases queued since the
+ * last pass, which may record PS_EV_CLOSE. */
+static int ps__begin_pass(ps_loop_t* loop) {
   int err;
 
   loop->n_events = 0;
-  /* Out of memory: nothing ran, nothing is lost; the caller may run the
-   * pass again later. */
+  loop->n_polls = 0;
   err = ps__reserve_events(loop);
   if (err != 0)
     return err;
   loop->dirty = 0;
   ps__stream_release_queued(loop);
   ps__process_release_queued(loop);
+  return 0;
+}
+
+int ps_loop_run(ps_loop_t* loop, ps_event_t** events) {
+  int err = ps__begin_pass(loop);
+
+  *events = loop->events;
+  if (err != 0)
+    return err;
   uv_run(&loop->uv, UV_RUN_NOWAIT);
   *events = loop->events;
   if (loop->event_failure) {
     /* Losing a completion would leave its waiter hanging forever; report it
      * so that the owner can fail loudly instead. */
+    loop->event_failure = 0;
+    return UV_ENOMEM;
+  }
+  return (int)loop->n_events;
+}
+
+static void ps__wait_over(uv_timer_t* timer) {
+  (void)timer; /* Its only job was to end the wait. */
+}
+
+int ps_loop_run_once(ps_loop_t* loop, int timeout_ms, ps_event_t** events) {
+  int err = ps__begin_pass(loop);
+
+  *events = loop->events;
+  if (err != 0)
+    return err;
+  if (loop->n_events > 0 || timeout_ms == 0) {
+    /* The releases recorded events: the caller must see them now. */
+    uv_run(&loop->uv, UV_RUN_NOWAIT);
+  } else {
+    if (timeout_ms > 0) {
+      /* libuv's clock is cached: a timer started from a stale time would
+       * end the wait early. */
+      uv_update_time(&loop->uv);
+      uv_timer_start(&loop->wait_timer, ps__wait_over, (uint64_t)timeout_ms, 0);
+    }
+    /* One iteration: pending callbacks, then epoll_wait for at most the
+     * earliest of the caller's timeout and libuv's own timers (zero if
+     * callbacks ran or handles are closing), then due timers. */
+    uv_run(&loop->uv, UV_RUN_ONCE);
+    uv_timer_stop(&loop->wait_timer);
+  }
+  *events = loop->events;
+  if (loop->event_failure) {
     loop->event_failure = 0;
     return UV_ENOMEM;
   }
@@ -189,6 +269,8 @@ static void ps__close_any(uv_handle_t* handle, void* arg) {
     ps__listener_begin_close(handle->data);
   else if (tag == PS__TAG_PROCESS)
     ps__process_begin_close(handle->data);
+  else if (tag == PS__TAG_POLL)
+    ps__poll_begin_close(handle->data);
 }
 
 int ps_loop_close(ps_loop_t* loop) {
@@ -206,6 +288,7 @@ int ps_loop_close(ps_loop_t* loop) {
   uv_walk(&loop->uv, ps__close_any, NULL);
   if (!uv_is_closing((uv_handle_t*)&loop->reap_timer))
     uv_close((uv_handle_t*)&loop->reap_timer, NULL);
+  uv_close((uv_handle_t*)&loop->wait_timer, NULL);
   /* Close callbacks, cancelled writes and shutdowns all finish here. */
   while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
   }
@@ -218,6 +301,7 @@ int ps_loop_close(ps_loop_t* loop) {
   if (err != 0)
     return err; /* Never free a loop libuv still uses. */
   free(loop->events);
+  free(loop->polls);
   free(loop->spare);
   ps__add(&ps__process_counters.loops, -1);
   free(loop);

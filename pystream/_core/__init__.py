@@ -6,7 +6,8 @@ asyncio loop, and the ``Handle`` each C handle reports to), the stream
 (``CoreStream``: every ``ps_stream_*`` call, the Stream API on top), the
 listener (``CoreListener``: every ``ps_listener_*`` call), the child process
 (``CoreProcess``: every ``ps_process_*`` call) and the ways to make streams
-(``open_fd``, ``connect_tcp``, ``connect_pipe``).  Each C call is
+(``open_fd``, ``connect_tcp``, ``connect_pipe``), and pystream's own
+event loop (``EventLoop``: a selector made of ``ps_poll_*`` handles).  Each C call is
 made in one place, its return code checked there (``check``), and a call
 that may change what libuv watches pokes the bridge there: stream modules
 above this layer never see ``lib``, ``ffi`` or a handle's insides.
@@ -18,6 +19,7 @@ from ._connect import connect_pipe, connect_tcp, open_fd
 from ._listener import CoreListener
 from ._loop import Bridge, counters, get_bridge
 from ._process import CoreProcess
+from ._selector import EventLoop
 from ._stream import KIND_PIPE, KIND_TCP, CoreStream
 from ._waiter import Waiter
 
@@ -27,6 +29,7 @@ __all__ = [
     "CoreListener",
     "CoreProcess",
     "CoreStream",
+    "EventLoop",
     "KIND_PIPE",
     "KIND_TCP",
     "Waiter",

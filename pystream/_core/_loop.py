@@ -156,7 +156,10 @@ class Handle:
 class Bridge:
     """A libuv loop driven by one asyncio loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ptr: Any = None) -> None:
+        """With ptr (a ps_loop_t), the bridge of pystream's own event loop
+        (``_selector``): its selector runs the libuv iterations and hands
+        their events to ``dispatch``; the bridge runs no pass of its own."""
         self.loop = loop
         # Read by the streams' hot paths, which inline check_loop's fast
         # test and poke: the thread the loop runs in, and whether a pass is
@@ -178,22 +181,28 @@ class Bridge:
         # Where ps_stream_take_ptr puts its pointer, for every stream of
         # this loop: each read uses it at once, in the loop's thread.
         self.out = ffi.new("const char **")
+        self.live: set[Handle] = set()
+        self.closed = False
+        self._events = ffi.new("ps_event_t **")
+        self.passes = 0  # libuv passes run, for tests and benchmarks
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._shutdown_watch: Optional[AsyncGenerator[None, None]] = None
+        # Only a nested bridge schedules passes: with pass_pending always
+        # True, every poke and schedule_pass of its own loop's is a no-op
+        # (that loop's next iteration applies the change).
+        self.pass_pending = ptr is not None
+        if ptr is not None:
+            self.ptr = ptr
+            self._fd = -1
+            return
         out = ffi.new("ps_loop_t **")
         err = lib.ps_loop_new(out)
         if err < 0:
             raise oserror(err)
         self.ptr = out[0]
-        self.live: set[Handle] = set()
-        self.closed = False
-        self._events = ffi.new("ps_event_t **")
-        self.pass_pending = False
-        self.passes = 0  # libuv passes run, for tests and benchmarks
-        self._timer: Optional[asyncio.TimerHandle] = None
         self._fd = lib.ps_loop_backend_fd(self.ptr)
         loop.add_reader(self._fd, self.run_pass)
-        self._shutdown_watch: Optional[AsyncGenerator[None, None]] = _watch_loop_shutdown(
-            weakref.ref(self)
-        )
+        self._shutdown_watch = _watch_loop_shutdown(weakref.ref(self))
         try:
             self._shutdown_watch.asend(None).send(None)
         except StopIteration:
@@ -229,6 +238,27 @@ class Bridge:
                 self._timer.cancel()
             self._timer = self.loop.call_later(0.01, self.run_pass)
             raise oserror(n)
+        ready = self._resolve(n)
+        timeout = lib.ps_loop_timeout(self.ptr)
+        if timeout == 0:
+            self.schedule_pass()
+        elif timeout > 0:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
+        if ready:
+            self._resume(ready)
+
+    def dispatch(self, n: int) -> None:
+        """Act on the n events of the last pass, which the selector of
+        pystream's own loop ran (``_selector``)."""
+        ready = self._resolve(n)
+        if ready:
+            self._resume(ready)
+
+    def _resolve(self, n: int) -> list[Waiter]:
+        """Resolve what the n events of the last pass complete; return the
+        Waiters whose tasks are to resume now."""
         ready: list[Waiter] = []
         if n:
             events = self._events[0]
@@ -254,15 +284,7 @@ class Bridge:
                     self.loop.call_exception_handler(
                         {"message": "pystream event failed", "exception": exc}
                     )
-        timeout = lib.ps_loop_timeout(self.ptr)
-        if timeout == 0:
-            self.schedule_pass()
-        elif timeout > 0:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
-        if ready:
-            self._resume(ready)
+        return ready
 
     def _resume(self, ready: list[Waiter]) -> None:
         """Run the next step of each task waiting on a waiter in ready, now
@@ -336,7 +358,7 @@ class Bridge:
         _bridges.pop(self.loop, None)
         if self._timer is not None:
             self._timer.cancel()
-        if not self.loop.is_closed():
+        if self._fd >= 0 and not self.loop.is_closed():
             try:
                 self.loop.remove_reader(self._fd)
             except (RuntimeError, ValueError, OSError):
@@ -417,5 +439,6 @@ def counters(loop: Optional[asyncio.AbstractEventLoop] = None) -> dict[str, int]
             "writes_pending",
             "bytes_buffered",
             "processes",
+            "polls",
         )
     }

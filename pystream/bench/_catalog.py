@@ -29,8 +29,11 @@ FLOOR_UVLOOP = "floor-checkpoint-uvloop"
 SERVERS = [
     "pystream",
     "pystream-uvloop",
+    "pystream-ownloop",
     "asyncio-streams",
     "asyncio-protocol",
+    "asyncio-streams-ownloop",
+    "asyncio-protocol-ownloop",
     "uvloop-streams",
     "uvloop-protocol",
     "trio",
@@ -63,7 +66,14 @@ FLOOR_OF = {
 }
 
 # The servers with a TLS echo (pystream.bench._tls_servers).
-TLS_SERVERS = ["pystream", "pystream-uvloop", "asyncio-streams", "uvloop-streams", "trio"]
+TLS_SERVERS = [
+    "pystream",
+    "pystream-uvloop",
+    "pystream-ownloop",
+    "asyncio-streams",
+    "uvloop-streams",
+    "trio",
+]
 
 MIB = 1024 * 1024
 # Every byte a bulk source sends, and the load generator checks (loadgen.c).

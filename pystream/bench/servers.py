@@ -219,12 +219,26 @@ def _asyncio_runner(main: Callable[[str, Optional[str]], Any], uvloop: bool) -> 
     return lambda mode, path: _run_on_asyncio(main(mode, path), uvloop)
 
 
+def _run_on_own_loop(main: Coroutine[Any, Any, None]) -> None:
+    import pystream
+
+    pystream.run(main)
+
+
+def _own_loop_runner(main: Callable[[str, Optional[str]], Any]) -> Runner:
+    """main on pystream's own event loop (pystream.run)."""
+    return lambda mode, path: _run_on_own_loop(main(mode, path))
+
+
 # The Python servers; "c-libuv" (refserver.c) is the benchmark's own.
 KINDS: dict[str, Runner] = {
     "pystream": _asyncio_runner(_pystream_main, uvloop=False),
     "pystream-uvloop": _asyncio_runner(_pystream_main, uvloop=True),
+    "pystream-ownloop": _own_loop_runner(_pystream_main),
     "asyncio-streams": _asyncio_runner(_streams_main, uvloop=False),
     "asyncio-protocol": _asyncio_runner(_protocol_main, uvloop=False),
+    "asyncio-streams-ownloop": _own_loop_runner(_streams_main),
+    "asyncio-protocol-ownloop": _own_loop_runner(_protocol_main),
     "uvloop-streams": _asyncio_runner(_streams_main, uvloop=True),
     "uvloop-protocol": _asyncio_runner(_protocol_main, uvloop=True),
     "trio": _trio_run,
@@ -261,6 +275,9 @@ def _tls_kinds() -> dict[str, TLSRunner]:
     return {
         "pystream": _tls_on_asyncio(serve_pystream_tls, uvloop=False),
         "pystream-uvloop": _tls_on_asyncio(serve_pystream_tls, uvloop=True),
+        "pystream-ownloop": lambda cert, key: _run_on_own_loop(
+            serve_pystream_tls(cert, key, _ready)
+        ),
         "asyncio-streams": _tls_on_asyncio(serve_asyncio_streams_tls, uvloop=False),
         "uvloop-streams": _tls_on_asyncio(serve_asyncio_streams_tls, uvloop=True),
         "trio": _tls_on_trio,
