@@ -158,6 +158,21 @@ def test_state_machine(stream, loop):
     assert pystream._counters()["handles"] == 0
 
 
+@pytest.mark.parametrize("stream", ["memory", "pair", "tls-pair"])
+def test_state_machine_where_the_schedule_rule_skips_every_yield_it_may(stream):
+    # The machine's default is the strict rule (interval 0); here the
+    # interval is longer than any run, so every call right after a pystream
+    # resume skips its yield, and cancellations land elsewhere.
+    machine = stream_state_machine(
+        MAKERS[stream],
+        cancelled_send=CANCELLED_SEND[stream],
+        close_may_cut=stream in CLOSE_MAY_CUT,
+        schedule_interval=3600.0,
+    )
+    run_machine(machine, max(20, EXAMPLES // 4))
+    assert pystream._counters()["handles"] == 0
+
+
 @settings(max_examples=30, deadline=None)
 @given(data=st.data(), payload=st.binary(min_size=1, max_size=5000))
 def test_chunkings_join_back(data, payload):

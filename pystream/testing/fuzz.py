@@ -56,8 +56,9 @@ from typing import Any, Callable, Optional
 
 from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule
+from hypothesis.stateful import initialize, invariant, rule
 
+from .._checkpoint import set_schedule_interval
 from .._errors import BrokenResourceError, ClosedResourceError
 from .._util import aclose_forcefully
 from ._check_kit import Maker
@@ -84,6 +85,7 @@ def stream_state_machine(
     cancelled_send: str = "whole",
     max_send: int = LARGE_SEND,
     close_may_cut: bool = False,
+    schedule_interval: float = 0.0,
 ) -> type:
     """A ``RuleBasedStateMachine`` class fuzzing the pairs ``maker`` makes.
 
@@ -95,7 +97,11 @@ def stream_state_machine(
     kernel answer with a reset that drops what it had not sent yet (RFC 1122
     4.2.2.13).  ``max_send`` bounds one send (default 4 MiB); ``max_in_flight``, if
     given, bounds the bytes sent but not yet received per direction (for a
-    transport that cannot block a send).
+    transport that cannot block a send).  ``schedule_interval`` is the
+    checkpoint rule's interval on the machine's loop: 0 (the default) yields
+    at every call, a large one (3600) takes every skip the rule allows;
+    never the default 1 ms, which would make the steps depend on the clock
+    and examples not replay.
     """
     if cancelled_send not in ("whole", "prefix"):
         raise ValueError('cancelled_send must be "whole" or "prefix"')
@@ -191,6 +197,14 @@ def stream_state_machine(
             end.segments[-1] = (SENT, end.segments[-1][1])
 
         # -- rules --------------------------------------------------------
+        @initialize()
+        def schedule_rule(self) -> None:
+            # A checkpoint rule that never depends on the clock, so that a
+            # replayed example takes the same steps (hypothesis requires
+            # it): 0 yields at every call, a large interval skips every
+            # yield the rule allows.
+            set_schedule_interval(schedule_interval, loop=self.loop)
+
         @rule(
             i=st.integers(0, 1),
             size=payloads(),
