@@ -21,17 +21,15 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import select
-import socket
 import stat
-import threading
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from ._core import get_bridge
 from ._errors import ClosedResourceError, ConflictDetector
 from ._pipes import PipeStream, pipe_stream
 from ._readers import BufferedReceiveMixin
 from ._state import EOF_SENT, OPEN, StreamState
+from ._stdio_threads import in_thread, read_until_stopped, write_until_stopped
 from ._util import CHECKPOINT
 from .abc import Stream
 
@@ -98,108 +96,6 @@ async def _open_std(fd: int, writing: bool) -> Union[PipeStream, ThreadFdStream]
 
 
 # -- the threaded stream ------------------------------------------------------
-
-
-def _wait(fd: int, event: int, stop: int) -> bool:
-    """Block until fd is ready (poll, not select: any fd number); True if
-    the stream closed first (stop, its pipe's read end, hung up)."""
-    poller = select.poll()
-    poller.register(fd, event)
-    poller.register(stop, select.POLLIN)
-    return stop in dict(poller.poll())
-
-
-def _read(fd: int, size: int, stop: int, is_socket: bool) -> Optional[bytes]:
-    """Read once fd is readable; None, having read nothing, if the stream
-    closes first (it closes the write end of the pipe whose read end is
-    stop: poll then reports stop hung up).
-
-    Not a plain blocking read: that would go on after the stream closes
-    and take the next input, which the fd's other holders (``sys.stdin``,
-    a later ``open_stdin``) should get."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    poller.register(stop, select.POLLIN)
-    while True:
-        if stop in dict(poller.poll()):
-            return None
-        # A close from here on dup2s /dev/null over fd first, so a read not
-        # yet begun gets b"".  Another holder of the same description may
-        # take the input between poll and read: a socket's read is then
-        # non-blocking for this call alone (MSG_DONTWAIT) and polls again.
-        # (Any other fd here is a file, /dev/null or a fallback for a pipe
-        # or terminal that could not be opened anew; its read blocks then,
-        # until input comes, and may take that input after a close.)
-        try:
-            if is_socket:
-                return _receive_now(fd, size)
-            return os.read(fd, size)
-        except BlockingIOError:  # taken by another holder, or non-blocking
-            pass
-
-
-def _receive_now(fd: int, size: int) -> bytes:
-    """recv(2) with MSG_DONTWAIT on fd, which stays ours (not detached)."""
-    sock = socket.socket(fileno=fd)
-    try:
-        return sock.recv(size, socket.MSG_DONTWAIT)
-    finally:
-        sock.detach()
-
-
-def _write_all(fd: int, data: bytes, stop: int, is_socket: bool) -> None:
-    """Write all of data; stop early if the stream closes (the write end of
-    stop's pipe is closed).  A socket's writes never block (MSG_DONTWAIT:
-    the peer may never read) but wait in poll, which the close ends; any
-    other fd here (a file, /dev/null, or a fallback for a pipe or
-    terminal that could not be opened anew) is written as it is."""
-    view = memoryview(data)
-    while view:
-        try:
-            if is_socket:
-                view = view[_send_now(fd, view) :]
-            else:
-                view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            if _wait(fd, select.POLLOUT, stop):
-                return  # closed: what is left is dropped with the stream
-
-
-def _send_now(fd: int, data: memoryview) -> int:
-    """send(2) with MSG_DONTWAIT on fd, which stays ours (not detached)."""
-    sock = socket.socket(fileno=fd)
-    try:
-        return sock.send(data, socket.MSG_DONTWAIT)
-    finally:
-        sock.detach()
-
-
-def _in_thread(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run fn(*args) in a daemon thread of its own: a Future of its result.
-    (Not the loop's executor: a read that blocks forever, on a terminal say,
-    must not keep the program from exiting.)"""
-    future = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def run() -> None:
-        try:
-            outcome = (True, fn(*args))
-        except BaseException as exc:  # delivered to the awaiting task
-            outcome = (False, exc)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
-
-    threading.Thread(target=run, name="pystream-stdio", daemon=True).start()
-    return future
 
 
 class ThreadFdStream(BufferedReceiveMixin, Stream):
@@ -290,9 +186,9 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         if reading is None:
             await CHECKPOINT  # cancelled here, nothing was read
             self._check_receive_open()
-            reading = self._reading = _in_thread(
+            reading = self._reading = in_thread(
                 self._loop,
-                _read,
+                read_until_stopped,
                 self._fd,
                 max(min(max_bytes, _MAX_READ), _READ_SIZE),  # os.read allocates it
                 self._stop[0],
@@ -339,8 +235,8 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
             await self._previous_write()
             if not payload:
                 return
-            self._writing = _in_thread(
-                self._loop, _write_all, self._fd, payload, self._stop[0], self._is_socket
+            self._writing = in_thread(
+                self._loop, write_until_stopped, self._fd, payload, self._stop[0], self._is_socket
             )
             await self._previous_write()
 
