@@ -22,8 +22,9 @@ import weakref
 from types import TracebackType
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
-from ._errors import ConflictDetector, EndOfChannel
-from ._readers import PushbackReader
+from ._base._checkpoint import CHECKPOINT
+from ._base._errors import ConflictDetector, EndOfChannel
+from ._base._readers import PushbackReader
 
 __all__ = [
     "AsyncResource",
@@ -152,7 +153,7 @@ class SendStream(AsyncResource):
         Cancellation:
             A prefix of the range may have been sent.
         """
-        from ._sendfile import file_range, send_file_by_reading
+        from ._base._sendfile import file_range, send_file_by_reading
 
         where = file_range(file, offset, count)
         return await send_file_by_reading(self, self._send_guard(), where)
@@ -534,3 +535,38 @@ class ReceiveChannel(AsyncResource, Generic[T]):
             return await self.receive()
         except EndOfChannel:
             raise StopAsyncIteration from None
+
+
+async def aclose_forcefully(resource: AsyncResource) -> None:
+    """Close resource at once, without waiting for anything; never blocks.
+
+    Forceful means "do not wait", not "discard": what ``send_all`` already
+    handed over is still delivered (a socket's kernel sends it, then a FIN;
+    a memory stream's peer keeps its buffer).  To abort a TCP connection
+    with a reset on purpose, set ``SO_LINGER`` to 0 with ``setsockopt``
+    first.  For a resource that is not pystream's, its ``aclose()`` is run
+    as if cancelled at its first await, which the contract says makes it
+    close forcefully.  Idempotent.  A checkpoint, after the close.
+
+    Raises:
+        RuntimeError: a resource that is not pystream's still ran its
+            ``aclose()`` after 100 cancellations (it ignores them, against
+            the contract).
+        Exception: what such an ``aclose()`` raises, other than
+            ``CancelledError``.  pystream's own resources raise nothing
+            here.
+
+    Cancellation:
+        The resource is closed all the same (the close comes before the
+        checkpoint), then the cancellation is raised.
+    """
+    close_now(resource)
+    await CHECKPOINT
+
+
+def close_now(resource: AsyncResource) -> None:
+    """Close resource forcefully, synchronously (no checkpoint)."""
+    if isinstance(resource, AsyncResource):
+        resource._close_now()
+    else:  # duck-typed: the default, aclose cancelled at every await
+        AsyncResource._close_now(resource)

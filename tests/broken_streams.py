@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pystream._errors import ConflictDetector
+from pystream._base._errors import ConflictDetector
 from pystream.testing import memory_stream_pair
 from pystream.testing._memory import MemoryStream
 

@@ -1,4 +1,4 @@
-"""The checkpoint rule (pystream/_checkpoint.py): a cancel point always, a
+"""The checkpoint rule (pystream/_base/_checkpoint.py): a cancel point always, a
 schedule point unless the task resumed under the interval ago."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 import pystream
 import pystream.testing
-from pystream._checkpoint import CHECKPOINT, DEFAULT_SCHEDULE_INTERVAL
+from pystream._base._checkpoint import CHECKPOINT, DEFAULT_SCHEDULE_INTERVAL
 
 
 def spin(seconds: float) -> None:

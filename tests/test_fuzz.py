@@ -87,7 +87,7 @@ async def pipes_maker():
 async def thread_pipes_maker():
     """The same over ThreadFdStream (blocking I/O in threads: the program's
     own stdio when it is a file or a socket)."""
-    from pystream._stdio import ThreadFdStream
+    from pystream._streams._stdio import ThreadFdStream
 
     ends = []
     for _ in range(2):

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 import pystream
-from pystream import _open, _tcp_connect
+from pystream._streams import _open, _tcp_connect
 
 from helpers import receive_exactly
 

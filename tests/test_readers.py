@@ -1,5 +1,5 @@
 """The asyncio reading helpers (readexactly, readuntil, readline, read) of
-the streams that receive through Python (pystream/_readers.py): memory,
+the streams that receive through Python (pystream/_base/_readers.py): memory,
 stapled, asyncio-adapter and TLS streams."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import pystream
-import pystream._tls
+import pystream._wrappers._tls
 from pystream.testing import (
     check_half_closeable_stream,
     lockstep_stream_pair,
@@ -80,7 +80,7 @@ async def test_stapled_aclose_closes_both_at_once():
 async def test_stapled_aclose_of_two_tls_streams_takes_one_timeout(monkeypatch):
     # Two TLS streams whose peers never read: each aclose gives its
     # close_notify the whole timeout.  Together they take one, not two.
-    monkeypatch.setattr(pystream._tls, "_CLOSE_NOTIFY_TIMEOUT", 1.0)
+    monkeypatch.setattr(pystream._wrappers._tls, "_CLOSE_NOTIFY_TIMEOUT", 1.0)
     clients, servers = [], []
     for _ in range(2):
         a, b = lockstep_stream_pair()

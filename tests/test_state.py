@@ -1,4 +1,4 @@
-"""pystream._state: one state object per stream, its table, the translator."""
+"""pystream._base._state: one state object per stream, its table, the translator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ssl
 import pytest
 
 from pystream import BrokenResourceError, ClosedResourceError
-from pystream._state import (
+from pystream._base._state import (
     BREAK,
     BROKEN,
     CLOSE,
@@ -84,7 +84,7 @@ def test_send_eof_on_a_closed_stream_raises_closed():
 
 
 def test_an_event_the_table_does_not_list_is_a_bug():
-    from pystream._state import _apply
+    from pystream._base._state import _apply
 
     with pytest.raises(StateError, match="a bug in pystream"):
         _apply(SENDING, BROKEN, SEND_EOF, "sending")

@@ -18,7 +18,7 @@ import threading
 import pytest
 
 import pystream
-from pystream._stdio import ThreadFdStream
+from pystream._streams._stdio import ThreadFdStream
 from pystream.testing import check_one_way_stream
 
 from helpers import LOOP_KINDS, wait_until

@@ -14,12 +14,12 @@ above this layer never see ``lib``, ``ffi`` or a handle's insides.
 """
 
 from .._binding import oserror
+from ._accepting import CoreListener
 from ._common import Address, check, decode_address
 from ._connect import connect_pipe, connect_tcp, open_fd
-from ._listener import CoreListener
 from ._loop import Bridge, counters, get_bridge
-from ._process import CoreProcess
 from ._selector import EventLoop
+from ._spawning import CoreProcess
 from ._stream import KIND_PIPE, KIND_TCP, CoreStream
 from ._waiter import Waiter
 

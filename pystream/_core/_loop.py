@@ -32,8 +32,8 @@ from typing import (
     Sequence,
 )
 
+from .._base._errors import ClosedResourceError
 from .._binding import ffi, lib, oserror
-from .._errors import ClosedResourceError
 from ._waiter import DONE, PENDING, Waiter
 
 __all__ = ["Bridge", "Handle", "get_bridge", "counters", "EAGER_WAKE"]

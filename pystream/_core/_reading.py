@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from .._base._checkpoint import CHECKPOINT
+from .._base._readers import ReadingHelpers
 from .._binding import UV_EOF, ffi, lib
-from .._checkpoint import CHECKPOINT
-from .._readers import ReadingHelpers
 
 __all__ = ["CReadingMixin"]
 

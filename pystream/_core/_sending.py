@@ -13,11 +13,11 @@ import errno
 import platform
 from typing import Any, Optional
 
+from .._base._checkpoint import CHECKPOINT, note_resumed
+from .._base._errors import ConflictDetector
+from .._base._sendfile import FileRange, file_range, read_and_send
+from .._base._state import OPEN, StreamState
 from .._binding import UV_EAGAIN, UV_ECANCELED, ffi, lib
-from .._checkpoint import CHECKPOINT, note_resumed
-from .._errors import ConflictDetector
-from .._sendfile import FileRange, file_range, read_and_send
-from .._state import OPEN, StreamState
 
 __all__ = ["CSendingMixin", "byte_view"]
 

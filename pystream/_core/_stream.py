@@ -13,11 +13,11 @@ import asyncio
 from threading import get_ident
 from typing import Any, Optional, Union
 
+from .._base._checkpoint import CHECKPOINT, note_resumed
+from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
+from .._base._state import OPEN, StreamState
 from .._binding import UV_EOF, ffi, lib, oserror
-from .._checkpoint import CHECKPOINT, note_resumed
-from .._errors import ClosedResourceError, ConflictDetector
-from .._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
-from .._state import OPEN, StreamState
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle
@@ -56,7 +56,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._h = handle
         self._bridge: Bridge = handle.bridge
         self._kind = kind
-        self._state = StreamState()  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_base/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"

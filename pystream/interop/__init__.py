@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from .._base._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
 from ..abc import Stream
 from ._from_anyio import AnyioStream, from_anyio_stream
 

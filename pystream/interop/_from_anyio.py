@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional, Union
 
-from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError, ConflictDetector
-from .._readers import BufferedReceiveMixin, check_max_bytes
-from .._state import EOF_SENT, StreamState
-from .._util import CHECKPOINT
+from .._base._errors import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+    ConflictDetector,
+)
+from .._base._readers import BufferedReceiveMixin, check_max_bytes
+from .._base._state import EOF_SENT, StreamState
+from .._base._util import CHECKPOINT
 from ..abc import Stream
 
 __all__ = ["AnyioStream", "from_anyio_stream"]
@@ -70,7 +75,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
 
     def __init__(self, anyio_stream: Any) -> None:
         self.anyio_stream = anyio_stream
-        self._state = StreamState()  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_base/_state.py
         self._eof = False  # the peer's end of file was received
         self._pushback = bytearray()
         self._receive_conflict = ConflictDetector(

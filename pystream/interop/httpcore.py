@@ -31,11 +31,11 @@ from typing import Any, Optional, Union
 
 import httpcore
 
-from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
-from .._open import open_unix_stream
-from .._socket import SocketStream
-from .._tcp_connect import open_tcp_stream
-from .._tls import TLSStream
+from .._base._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from .._streams._open import open_unix_stream
+from .._streams._socket import SocketStream
+from .._streams._tcp_connect import open_tcp_stream
+from .._wrappers._tls import TLSStream
 from ..abc import Stream
 from ._timeout import timeout as _timeout
 

@@ -39,10 +39,10 @@ from websockets.protocol import CLOSED, OPEN, Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from .._errors import BrokenResourceError, ClosedResourceError
-from .._open import open_unix_stream
-from .._tcp_connect import open_tcp_stream
-from .._tls import TLSStream
+from .._base._errors import BrokenResourceError, ClosedResourceError
+from .._streams._open import open_unix_stream
+from .._streams._tcp_connect import open_tcp_stream
+from .._wrappers._tls import TLSStream
 from ..abc import Stream
 from ._timeout import timeout
 

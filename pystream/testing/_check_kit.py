@@ -8,8 +8,7 @@ import contextvars
 import random
 from typing import Any, Awaitable, Callable, Optional
 
-from .._util import aclose_forcefully
-from ..abc import ReceiveStream, SendStream
+from ..abc import ReceiveStream, SendStream, aclose_forcefully
 
 __all__ = [
     "CLOGGED_SEND",

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from .._checkpoint import get_schedule_interval, set_schedule_interval
+from .._base._checkpoint import get_schedule_interval, set_schedule_interval
 from ._check_kit import Maker, Pair, expect, receive_exactly, spawn, within
 
 __all__ = ["check_schedule_points", "yields"]

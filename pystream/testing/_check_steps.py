@@ -8,7 +8,7 @@ import asyncio
 import random
 from typing import Any, Awaitable, Union
 
-from .._errors import ClosedResourceError
+from .._base._errors import ClosedResourceError
 from ._check_kit import (
     CLOGGED_SEND,
     drain_until,

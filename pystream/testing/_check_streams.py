@@ -17,8 +17,8 @@ import asyncio
 import random
 from typing import Optional
 
-from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
-from .._util import aclose_forcefully
+from .._base._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ..abc import aclose_forcefully
 from ._check_kit import (
     Maker,
     Pair,

@@ -8,7 +8,7 @@ import asyncio
 import random
 from typing import Optional
 
-from .._errors import BusyResourceError, ClosedResourceError
+from .._base._errors import BusyResourceError, ClosedResourceError
 from ..abc import HalfCloseableStream
 from ._check_kit import (
     Maker,

@@ -15,8 +15,8 @@ from typing import Any, Awaitable, Callable, Optional
 from hypothesis import event
 from hypothesis.stateful import RuleBasedStateMachine
 
-from .._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
-from .._util import aclose_forcefully
+from .._base._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ..abc import aclose_forcefully
 from ._check_kit import Maker, cancelled_at_once
 from ._fuzz_model import MAYBE, PREFIX, SENT, End, consistent
 

@@ -7,10 +7,10 @@ import asyncio
 import errno
 from typing import Awaitable, Callable, Optional, Union
 
-from .._errors import ClosedResourceError, ConflictDetector
-from .._readers import BufferedReceiveMixin
-from .._state import OPEN, StreamState
-from .._util import CHECKPOINT
+from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._readers import BufferedReceiveMixin
+from .._base._state import OPEN, StreamState
+from .._base._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
 __all__ = ["MemoryStream", "memory_stream_pair", "lockstep_stream_pair"]
@@ -68,7 +68,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         self._out = outgoing
         self._in = incoming
         self._lockstep = lockstep
-        self._state = StreamState()  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_base/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"

@@ -58,9 +58,9 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
-from .._checkpoint import set_schedule_interval
-from .._errors import BrokenResourceError, ClosedResourceError
-from .._util import aclose_forcefully
+from .._base._checkpoint import set_schedule_interval
+from .._base._errors import BrokenResourceError, ClosedResourceError
+from ..abc import aclose_forcefully
 from ._check_kit import Maker
 from ._fuzz_machine import StreamMachineBase, guarded
 from ._fuzz_model import (

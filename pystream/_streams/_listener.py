@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Optional
 
-from ._core import KIND_PIPE, Bridge, CoreListener
+from .._core import KIND_PIPE, Bridge, CoreListener
 from ._socket import SocketStream, kind_for
 
 __all__ = ["SocketListener"]

@@ -23,10 +23,10 @@ import platform
 import ssl
 from typing import Any, Callable, NoReturn, Optional
 
-from ._errors import BrokenResourceError, ClosedResourceError
-from ._state import StreamState
-from ._util import CHECKPOINT
-from .abc import Stream
+from .._base._errors import BrokenResourceError, ClosedResourceError
+from .._base._state import StreamState
+from .._base._util import CHECKPOINT
+from ..abc import Stream
 
 __all__ = ["TLSEngine", "clear_openssl_errors"]
 

@@ -24,14 +24,14 @@ import os
 import stat
 from typing import Any, Optional, Union
 
-from ._core import get_bridge
-from ._errors import ClosedResourceError, ConflictDetector
+from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._readers import BufferedReceiveMixin
+from .._base._state import EOF_SENT, OPEN, StreamState
+from .._base._util import CHECKPOINT
+from .._core import get_bridge
+from ..abc import Stream
 from ._pipes import PipeStream, pipe_stream
-from ._readers import BufferedReceiveMixin
-from ._state import EOF_SENT, OPEN, StreamState
 from ._stdio_threads import in_thread, read_until_stopped, write_until_stopped
-from ._util import CHECKPOINT
-from .abc import Stream
 
 __all__ = ["open_stdin", "open_stdout", "open_stderr", "ThreadFdStream"]
 
@@ -114,7 +114,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
         self._loop = asyncio.get_running_loop()
         self._readable = readable
         self._writable = writable
-        self._state = StreamState()  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_base/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Union
 
-from ._errors import ClosedResourceError, ConflictDetector
-from ._readers import BufferedReceiveMixin
-from ._state import EOF_SENT, OPEN, StreamState
-from ._util import CHECKPOINT
-from .abc import HalfCloseableStream
+from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._readers import BufferedReceiveMixin
+from .._base._state import EOF_SENT, OPEN, StreamState
+from .._base._util import CHECKPOINT
+from ..abc import HalfCloseableStream
 
 __all__ = ["AsyncioStream"]
 
@@ -38,7 +38,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self._state = StreamState()  # the rules: pystream/_state.py
+        self._state = StreamState()  # the rules: pystream/_base/_state.py
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"

@@ -7,18 +7,12 @@ import asyncio
 import ssl
 from typing import Any, Optional, Union
 
-from ._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
-from ._readers import BufferedReceiveMixin
-from ._state import EOF_SENT, OPEN, StreamState
+from .._base._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
+from .._base._readers import BufferedReceiveMixin
+from .._base._state import EOF_SENT, OPEN, StreamState
+from .._base._util import CHECKPOINT, require_methods, wait_bounded
+from ..abc import Stream, aclose_forcefully, close_now
 from ._tls_engine import TLSEngine, clear_openssl_errors
-from ._util import (
-    CHECKPOINT,
-    aclose_forcefully,
-    close_now,
-    require_methods,
-    wait_bounded,
-)
-from .abc import Stream
 
 __all__ = ["TLSStream", "check_ssl_context"]
 
@@ -84,7 +78,7 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             server_side=server_side,
             server_hostname=server_hostname,
         )
-        # The two directions' states (the rules: pystream/_state.py).  A TLS
+        # The two directions' states (the rules: pystream/_base/_state.py).  A TLS
         # error or a cancelled send_all breaks both; the transport failing
         # to send breaks only sending.
         self._state = StreamState()

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from typing import Any, Optional, Sequence, Union
 
-from ._core import Bridge, connect_tcp, get_bridge, oserror
+from .._core import Bridge, connect_tcp, get_bridge, oserror
 from ._socket import SocketStream
 
 __all__ = ["open_tcp_stream"]

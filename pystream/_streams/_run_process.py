@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 from typing import Any, Awaitable, Optional, Sequence, Union
 
-from ._errors import BrokenResourceError
+from .._base._errors import BrokenResourceError
 from ._pipes import PipeStream
 from ._process import _TERMINATE_GRACE, Process, StrOrBytesPath, open_process
 

@@ -7,10 +7,10 @@ import errno
 import logging
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
-from ._errors import BrokenResourceError, ClosedResourceError
+from .._base._errors import BrokenResourceError, ClosedResourceError
+from .._base._util import require_methods
+from ..abc import AsyncResource, Listener, aclose_forcefully
 from ._open import open_tcp_listeners
-from ._util import aclose_forcefully, require_methods
-from .abc import AsyncResource, Listener
 
 __all__ = ["serve_listeners", "serve_tcp"]
 

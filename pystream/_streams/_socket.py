@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Union
 
-from ._core import KIND_PIPE, KIND_TCP, Address, CoreStream, get_bridge, open_fd
+from .._core import KIND_PIPE, KIND_TCP, Address, CoreStream, get_bridge, open_fd
 
 __all__ = ["SocketStream", "kind_for", "stream_from_socket"]
 

@@ -23,9 +23,9 @@ import collections
 import math
 from typing import Any, Generic, TypeVar, Union
 
-from ._errors import BrokenResourceError, ClosedResourceError, EndOfChannel
-from ._util import CHECKPOINT
-from .abc import ReceiveChannel, SendChannel
+from .._base._errors import BrokenResourceError, ClosedResourceError, EndOfChannel
+from .._base._util import CHECKPOINT
+from ..abc import ReceiveChannel, SendChannel
 
 __all__ = ["open_memory_channel", "MemorySendChannel", "MemoryReceiveChannel", "WouldBlock"]
 

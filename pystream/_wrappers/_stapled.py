@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional, Union
 
-from ._errors import ConflictDetector
-from ._readers import BufferedReceiveMixin
-from ._state import StreamState
-from ._util import close_now, require_methods
-from .abc import HalfCloseableStream, ReceiveStream, SendStream
+from .._base._errors import ConflictDetector
+from .._base._readers import BufferedReceiveMixin
+from .._base._state import StreamState
+from .._base._util import require_methods
+from ..abc import HalfCloseableStream, ReceiveStream, SendStream, close_now
 
 __all__ = ["StapledStream"]
 
@@ -68,7 +68,7 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
         with its errors and cancellation."""
         send_file = getattr(self.send_stream, "send_file", None)
         if send_file is None:  # not a pystream stream: read and send_all
-            from ._sendfile import file_range, send_file_by_reading
+            from .._base._sendfile import file_range, send_file_by_reading
 
             where = file_range(file, offset, count)
             return await send_file_by_reading(self.send_stream, None, where)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import errno
 from typing import Generic, TypeVar
 
+from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._util import CHECKPOINT
 from .._binding import UV_EAGAIN, ffi, lib
-from .._errors import ClosedResourceError, ConflictDetector
-from .._util import CHECKPOINT
 from ..abc import Listener
 from ._common import Address, check, decode_address, warn_unclosed
 from ._loop import Bridge, Handle

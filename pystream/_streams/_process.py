@@ -16,7 +16,10 @@ import subprocess
 import warnings
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from ._core import CoreProcess
+from .._base._util import CHECKPOINT
+from .._core import CoreProcess
+from .._wrappers._stapled import StapledStream
+from ..abc import AsyncResource
 from ._pipes import PipeStream, new_pipe, pipe_stream
 from ._process_args import (
     StdioSpec,
@@ -27,9 +30,6 @@ from ._process_args import (
     envp_of,
     stdio_fd,
 )
-from ._stapled import StapledStream
-from ._util import CHECKPOINT
-from .abc import AsyncResource
 
 __all__ = ["Process", "open_process", "StrOrBytesPath"]
 

@@ -11,7 +11,7 @@ import stat
 import subprocess
 from typing import IO, Any, Mapping, Optional, Union
 
-from .abc import AsyncResource
+from ..abc import AsyncResource
 
 __all__ = [
     "StdioSpec",

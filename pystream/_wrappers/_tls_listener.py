@@ -5,9 +5,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from ..abc import Listener, close_now
 from ._tls import TLSStream, check_ssl_context
-from ._util import close_now
-from .abc import Listener
 
 __all__ = ["TLSListener"]
 

@@ -9,11 +9,11 @@ import socket
 import stat
 from typing import Any, Optional, Sequence, Union
 
-from ._core import connect_pipe, get_bridge, oserror
+from .._base._util import CHECKPOINT
+from .._core import connect_pipe, get_bridge, oserror
 from ._listener import SocketListener
 from ._socket import SocketStream, stream_from_socket
 from ._tcp_connect import _check_port, open_tcp_stream
-from ._util import CHECKPOINT
 
 __all__ = [
     "open_tcp_stream",

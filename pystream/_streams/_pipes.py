@@ -10,10 +10,10 @@ import socket
 import stat
 from typing import Any, Optional, Union
 
-from ._core import KIND_PIPE, CoreStream, get_bridge, open_fd
+from .._base._state import EOF_SENT, OPEN
+from .._base._util import CHECKPOINT
+from .._core import KIND_PIPE, CoreStream, get_bridge, open_fd
 from ._socket import SocketStream, stream_from_socket
-from ._state import EOF_SENT, OPEN
-from ._util import CHECKPOINT
 
 __all__ = ["PipeStream", "open_pipe", "wrap_fd", "pipe_stream", "new_pipe"]
 
