@@ -13,7 +13,8 @@ from .._base._util import CHECKPOINT
 from .._binding import UV_EAGAIN, ffi, lib
 from ..abc import Listener
 from ._common import Address, check, decode_address, warn_unclosed
-from ._loop import Bridge, Handle
+from ._handle import Handle
+from ._loop import Bridge
 from ._stream import CoreStream, wait_closed
 
 __all__ = ["CoreListener"]
@@ -116,11 +117,7 @@ class CoreListener(Listener[S], Generic[S]):
                     bridge.poke()
                     return self._stream_class(handle, self._kind)
                 if err == UV_EAGAIN:
-                    waiter = self._h.op_waiter = bridge.new_future()
-                    try:
-                        await waiter
-                    finally:
-                        self._h.op_waiter = None
+                    await self._h.op.wait(bridge.new_future())
                 elif err not in _ACCEPT_SKIP:
                     check(err)
 

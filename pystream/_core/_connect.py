@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 from .._binding import ffi, lib
 from ._common import check
-from ._loop import Bridge, Handle, get_bridge
+from ._handle import Handle
+from ._loop import Bridge, get_bridge
 from ._stream import KIND_PIPE, KIND_TCP, CoreStream
 
 __all__ = ["open_fd", "connect_tcp", "connect_pipe"]
@@ -36,14 +37,11 @@ async def _connected(
     bridge.adopt(handle, out[0])
     bridge.schedule_pass()
     stream = cls(handle, kind)
-    waiter = handle.op_waiter = bridge.new_future()
     try:
-        status = await waiter
+        status = await handle.op.wait(bridge.new_future())
     except BaseException:
         stream._close_now()
         raise
-    finally:
-        handle.op_waiter = None
     if status < 0:
         stream._close_now()
     return status, stream

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import functools
 import os
 import platform
@@ -29,19 +28,15 @@ from typing import (
     AsyncGenerator,
     Callable,
     Optional,
-    Sequence,
 )
 
-from .._base._errors import ClosedResourceError
 from .._binding import ffi, lib, oserror
-from ._waiter import DONE, PENDING, Waiter
+from ._handle import Handle
+from ._waiter import Waiter
 
-__all__ = ["Bridge", "Handle", "get_bridge", "counters", "EAGER_WAKE"]
+__all__ = ["Bridge", "get_bridge", "counters", "EAGER_WAKE"]
 
 _EV_READ = lib.PS_EV_READ
-_EV_WRITE = lib.PS_EV_WRITE
-_EV_CLOSE = lib.PS_EV_CLOSE
-_UV_ECANCELED = lib.UV_ECANCELED
 
 # Whether receives wait on a Waiter (see Bridge.eager_wake);
 # PYSTREAM_EAGER_WAKE=1 or 0 overrides the interpreter's default.
@@ -51,106 +46,6 @@ EAGER_WAKE = (
     )
     == "1"
 )
-
-
-class Handle:
-    """Python's side of one C handle: what its events resolve."""
-
-    __slots__ = (
-        "bridge",
-        "ptr",
-        "cdata",
-        "recv_waiter",
-        "spare_waiter",
-        "send_waiter",
-        "op_waiter",
-        "close_waiter",
-        "pending_writes",
-        "write_status",
-        "__weakref__",
-    )
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.ptr: Any = None  # the C handle; None once closed
-        self.cdata = ffi.new_handle(self)
-        self.recv_waiter: Any = None  # a Waiter or a Future
-        # The Waiter each receive re-arms, or None: receives make Futures.
-        self.spare_waiter = Waiter(bridge.loop) if bridge.eager_wake else None
-        self.send_waiter: Optional[asyncio.Future[Any]] = None
-        self.op_waiter: Optional[asyncio.Future[Any]] = None
-        self.close_waiter: Optional[asyncio.Future[Any]] = None
-        # Buffers libuv still writes from, oldest first; kept alive here.
-        # Made by the first queued write: most connections never queue one,
-        # and an empty deque costs more than half a KiB.
-        self.pending_writes: Optional[collections.deque[Any]] = None
-        self.write_status = 0
-
-    def arm_recv_waiter(self) -> Any:
-        """Set and return what a receive waits on: the handle's own Waiter,
-        re-armed, or a new Future (see Bridge.eager_wake)."""
-        waiter: Any = self.spare_waiter
-        if waiter is None:
-            waiter = self.bridge.new_future()
-        else:
-            waiter.rearm()
-        self.recv_waiter = waiter
-        return waiter
-
-    def on_event(self, kind: int, status: int) -> None:
-        """Every event but PS_EV_READ, which Bridge.run_pass resolves
-        inline (the hot path)."""
-        if kind == _EV_WRITE:
-            # libuv is done with the buffer: unpin it now (PyPy would keep
-            # a bytearray unresizable until the next collection).
-            pending = self.pending_writes
-            assert pending is not None  # a write was queued
-            ffi.release(pending.popleft())
-            if status < 0 and status != _UV_ECANCELED and not self.write_status:
-                self.write_status = status
-            if pending and status >= 0:
-                return
-            waiter = self.send_waiter
-        elif kind == _EV_CLOSE:
-            self.ptr = None
-            self.pending_writes = None
-            self.bridge.live.discard(self)
-            waiter = self.close_waiter
-        else:  # connect, shutdown, accept
-            waiter = self.op_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(status)
-            return
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def wake_all(self, exc: BaseException) -> None:
-        """Fail every waiter but the close waiter with exc."""
-        for waiter in (self.recv_waiter, self.send_waiter, self.op_waiter):
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-
-    def abandon(self) -> None:
-        """The bridge is gone: the C handle no longer exists."""
-        self.ptr = None
-        self.pending_writes = None
-        exc = ClosedResourceError("the event loop this belongs to was closed")
-        # Closing is done, as far as anyone can tell; the rest fail.
-        outcomes: tuple[tuple[Any, Optional[BaseException]], ...] = (
-            (self.recv_waiter, exc),
-            (self.send_waiter, exc),
-            (self.op_waiter, exc),
-            (self.close_waiter, None),
-        )
-        for waiter, error in outcomes:
-            if waiter is not None and not waiter.done():
-                try:
-                    if error is None:
-                        waiter.set_result(None)
-                    else:
-                        waiter.set_exception(error)
-                except RuntimeError:  # its loop is closed
-                    pass
 
 
 class Bridge:
@@ -271,10 +166,8 @@ class Bridge:
                     if waiter is None:
                         continue
                     if type(waiter) is Waiter:
-                        if waiter._state == PENDING:
-                            waiter._state = DONE
-                            if waiter._fn is not None:
-                                ready.append(waiter)
+                        if waiter.settle():
+                            ready.append(waiter)
                     elif not waiter.done():
                         waiter.set_result(None)
                     continue
@@ -291,35 +184,16 @@ class Bridge:
         (unless a task is running: then through call_soon, as a Future)."""
         if asyncio.current_task(self.loop) is not None:
             for waiter in ready:
-                waiter._schedule()
+                waiter.schedule_callbacks()
             return
         for i, waiter in enumerate(ready):
-            # The first callback (the usual case: the one waiting task), then
-            # any others, each in its context.
-            fn, context = waiter._fn, waiter._context
-            more: Sequence[tuple[Any, Any]] = waiter._more or ()
-            waiter._fn = waiter._context = None
-            if more:
-                waiter._more = None
-            j = 0
-            while True:
-                try:
-                    context.run(fn, waiter)
-                except Exception as exc:  # pragma: no cover - a Task does not raise
-                    self.loop.call_exception_handler(
-                        {"message": "resuming a task failed", "exception": exc}
-                    )
-                except BaseException:  # KeyboardInterrupt, SystemExit
-                    # Leave nobody behind: the rest resume in later callbacks.
-                    for fn, context in more[j:]:
-                        self.loop.call_soon(fn, waiter, context=context)
-                    for later in ready[i + 1 :]:
-                        later._schedule()
-                    raise
-                if j == len(more):
-                    break
-                fn, context = more[j]
-                j += 1
+            try:
+                waiter.resume()
+            except BaseException:  # KeyboardInterrupt, SystemExit
+                # Leave nobody behind: the rest resume in later callbacks.
+                for later in ready[i + 1 :]:
+                    later.schedule_callbacks()
+                raise
 
     # -- handles --------------------------------------------------------
     def adopt(self, handle: Handle, ptr: Any) -> None:

@@ -8,7 +8,6 @@ The hot path, ``send_all``, is in ``_stream``."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import platform
 from typing import Any, Optional
@@ -80,18 +79,13 @@ class CSendingMixin:
         if err < 0:
             ffi.release(owner)
             raise self._broken_send(err)
-        if h.pending_writes is None:
-            h.pending_writes = collections.deque()
-        h.pending_writes.append(owner)
+        queue = h.write_queue()
+        queue.add(owner)
         self._bridge.schedule_pass()
-        waiter = h.send_waiter = self._bridge.new_future()
-        try:
-            await waiter
-        finally:
-            h.send_waiter = None
+        await h.send.wait(self._bridge.new_future())
         note_resumed()
-        if h.write_status:
-            raise self._broken_send(h.write_status)
+        if queue.status:
+            raise self._broken_send(queue.status)
 
     async def _wait_fd_writable(self) -> None:
         """The kernel's send buffer is full: let the asyncio loop watch the
@@ -99,13 +93,12 @@ class CSendingMixin:
         h = self._h
         loop = self._bridge.loop
         fd = lib.ps_stream_fileno(h.ptr)
-        waiter = h.send_waiter = loop.create_future()
+        waiter = loop.create_future()
         loop.add_writer(fd, _resolve, waiter)
         self._writable_fd = fd
         try:
-            await waiter
+            await h.send.wait(waiter)
         finally:
-            h.send_waiter = None
             self._stop_watching_fd()
         note_resumed()
 
@@ -193,15 +186,11 @@ class CSendingMixin:
         """Wait until libuv has written what send_all queued (raise if that
         failed)."""
         h = self._h
-        while h.pending_writes:
-            waiter = h.send_waiter = self._bridge.new_future()
-            try:
-                await waiter
-            finally:
-                h.send_waiter = None
+        while h.writes_pending():
+            await h.send.wait(self._bridge.new_future())
             self._check_still_sendable()
-            if h.write_status:
-                raise self._broken_send(h.write_status)
+            if h.write_error():
+                raise self._broken_send(h.write_error())
 
     async def wait_send_all_might_not_block(self) -> None:
         """Return once the data of earlier ``send_all`` calls is all in
@@ -221,17 +210,13 @@ class CSendingMixin:
         with self._send_conflict:
             self._check_send()
             h = self._h
-            if h.pending_writes:
-                waiter = h.send_waiter = self._bridge.new_future()
-                try:
-                    await waiter
-                finally:
-                    h.send_waiter = None
+            if h.writes_pending():
+                await h.send.wait(self._bridge.new_future())
             else:
                 await CHECKPOINT
             self._check_still_sendable()
-            if h.write_status:
-                raise self._broken_send(h.write_status)
+            if h.write_error():
+                raise self._broken_send(h.write_error())
             if lib.ps_stream_writable(h.ptr) == 0:
                 await self._wait_fd_writable()
 
@@ -265,11 +250,7 @@ class CSendingMixin:
             if err < 0:
                 raise self._broken_send(err)
             self._bridge.schedule_pass()
-            waiter = h.op_waiter = self._bridge.new_future()
-            try:
-                status = await waiter
-            finally:
-                h.op_waiter = None
+            status = await h.op.wait(self._bridge.new_future())
             if status < 0 and status != UV_ECANCELED:
                 raise self._broken_send(status)
 

@@ -19,7 +19,8 @@ from typing import Any, Optional, Sequence
 
 from .._binding import ffi, lib
 from ._common import check
-from ._loop import Handle, get_bridge
+from ._handle import Handle
+from ._loop import get_bridge
 
 __all__ = ["CoreProcess"]
 
@@ -42,7 +43,7 @@ class CoreProcess:
         # with ClosedResourceError if the loop closes first (whose teardown
         # kills and reaps the child).
         self.exited: asyncio.Future[Any] = handle.bridge.new_future()
-        handle.op_waiter = self.exited
+        handle.op.waiter = self.exited
         self.exited.add_done_callback(self._on_exit)
 
     @classmethod

@@ -20,7 +20,8 @@ from .._base._state import OPEN, StreamState
 from .._binding import UV_EOF, ffi, lib, oserror
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
-from ._loop import Bridge, Handle
+from ._handle import Handle
+from ._loop import Bridge
 from ._reading import CReadingMixin
 from ._sending import CSendingMixin, byte_view
 

@@ -117,25 +117,59 @@ class Waiter:
             return False
         self._state = CANCELLED
         self._message = msg
-        self._schedule()
+        self.schedule_callbacks()
         return True
 
     def set_result(self, result: None) -> None:
         if self._state != PENDING:
             raise asyncio.InvalidStateError("the waiter is done")
         self._state = DONE
-        self._schedule()
+        self.schedule_callbacks()
 
     def set_exception(self, exc: BaseException) -> None:
         if self._state != PENDING:
             raise asyncio.InvalidStateError("the waiter is done")
         self._state = DONE
         self._exception = exc
-        self._schedule()
+        self.schedule_callbacks()
 
-    def _schedule(self) -> None:
+    def schedule_callbacks(self) -> None:
         for fn, context in self._take_callbacks():
             self._loop.call_soon(fn, self, context=context)
+
+    # -- the bridge's side: resolve now, resume the task inside the pass --
+    def settle(self) -> bool:
+        """Resolve the Waiter without scheduling its callbacks: whether
+        there are any for ``resume`` to run (a pending Waiter whose task
+        waits on it).  The bridge's read event, on the hot path."""
+        if self._state != PENDING:
+            return False
+        self._state = DONE
+        return self._fn is not None
+
+    def resume(self) -> None:
+        """Run the callbacks of a settled Waiter now, each in its context
+        (the first, usually the only one, is its task's next step).  A
+        ``KeyboardInterrupt`` or ``SystemExit`` raised in one leaves the
+        others scheduled, then propagates."""
+        fn, context, more = self._fn, self._context, self._more
+        self._fn = self._context = None
+        if more is not None:
+            self._more = None
+        while True:
+            try:
+                context.run(fn, self)
+            except Exception as exc:  # pragma: no cover - a Task does not raise
+                self._loop.call_exception_handler(
+                    {"message": "resuming a task failed", "exception": exc}
+                )
+            except BaseException:  # KeyboardInterrupt, SystemExit
+                for fn, context in more or ():
+                    self._loop.call_soon(fn, self, context=context)
+                raise
+            if not more:
+                return
+            fn, context = more.pop(0)
 
     def __await__(self) -> Generator[Any, None, None]:
         # (A generator: a Waiter iterating itself, raising StopIteration from
