@@ -429,7 +429,7 @@ async def test_tls_error_cancelled_at_its_checkpoint_still_breaks():
     # there, the stream is broken all the same and the alert is sent.
     client, server = await handshaken(tls_over(memory_maker))()
     await client.transport_stream.send_all(FORGED_RECORD)
-    server._incoming.write(await server.transport_stream.receive_some())
+    server._tls.incoming.write(await server.transport_stream.receive_some())
     await cancel_at_its_first_yield(server.receive_some())
     with pytest.raises(pystream.BrokenResourceError):
         await asyncio.wait_for(client.receive_some(), 10)  # the alert came

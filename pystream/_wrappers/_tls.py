@@ -12,7 +12,7 @@ from .._base._readers import BufferedReceiveMixin
 from .._base._state import EOF_SENT, OPEN, StreamState
 from .._base._util import CHECKPOINT, require_methods, wait_bounded
 from ..abc import Stream, aclose_forcefully, close_now
-from ._tls_engine import TLSEngine, clear_openssl_errors
+from ._tls_engine import TLSConnection, clear_openssl_errors
 
 __all__ = ["TLSStream", "check_ssl_context"]
 
@@ -27,7 +27,7 @@ def check_ssl_context(ssl_context: Any) -> None:
         raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
 
 
-class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
+class TLSStream(BufferedReceiveMixin, Stream):
     """A TLS connection over ``transport_stream``.
 
     The handshake happens on first use, or by ``await do_handshake()``; a
@@ -69,33 +69,24 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         require_methods(transport_stream, "transport_stream", "send_all", "receive_some", "aclose")
         check_ssl_context(ssl_context)
         self.transport_stream = transport_stream
-        self._try_send = transport_stream.try_send if isinstance(transport_stream, Stream) else None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl = ssl_context.wrap_bio(
-            self._incoming,
-            self._outgoing,
-            server_side=server_side,
-            server_hostname=server_hostname,
-        )
         # The two directions' states (the rules: pystream/_base/_state.py).  A TLS
         # error or a cancelled send_all breaks both; the transport failing
         # to send breaks only sending.
         self._state = StreamState()
-        self._handshake_done = False
-        self._handshake_lock = asyncio.Lock()
-        self._transport_send_lock = asyncio.Lock()
-        self._transport_receive_lock = asyncio.Lock()
+        self._pushback = bytearray()
+        # The TLS object and the bytes it moves (_tls_engine).
+        self._tls = TLSConnection(
+            transport_stream,
+            ssl_context,
+            self._state,
+            self._pushback,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
         )
-        self._pushback = bytearray()
-        self._sending: Optional[asyncio.Future[None]] = None  # a flush
-        # Why the transport failed to send, for the flush engine (sending is
-        # broken then, but what the peer sent before can still be received).
-        self._send_failure: Optional[BaseException] = None
-        self._close_notify_seen = False
 
     def __repr__(self) -> str:
         return (
@@ -109,29 +100,29 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         """The ``ssl.SSLObject`` doing the TLS, for what the methods here
         do not give.  Reading from or writing to it directly would corrupt
         the stream."""
-        return self._ssl
+        return self._tls.ssl
 
     def selected_alpn_protocol(self) -> Optional[str]:
         """The protocol ALPN chose, or None (no ALPN, or no handshake
         yet)."""
-        return self._ssl.selected_alpn_protocol()
+        return self._tls.ssl.selected_alpn_protocol()
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         """The peer's certificate, as ``ssl.SSLObject.getpeercert`` gives
         it: a dict (empty if it was not validated), DER bytes with
         ``binary_form``, None if the peer sent none.  ``ValueError`` before
         the handshake."""
-        return self._ssl.getpeercert(binary_form)
+        return self._tls.ssl.getpeercert(binary_form)
 
     def version(self) -> Optional[str]:
         """The TLS version in use (``"TLSv1.3"``, ...), or None before the
         handshake."""
-        return self._ssl.version()
+        return self._tls.ssl.version()
 
     def cipher(self) -> Optional[tuple[str, str, int]]:
         """``(name, protocol, secret bits)`` of the cipher in use, or None
         before the handshake."""
-        return self._ssl.cipher()
+        return self._tls.ssl.cipher()
 
     async def do_handshake(self) -> None:
         """Do the TLS handshake now, unless it is done (every other call
@@ -147,18 +138,9 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         Cancellation:
             Nothing is lost: a later call resumes the handshake.
         """
-        self._check_usable()
+        self._tls.check_usable()
         await CHECKPOINT
-        await self._ensure_handshake()
-
-    async def _ensure_handshake(self) -> None:
-        if self._handshake_done:
-            return
-        async with self._handshake_lock:
-            if not self._handshake_done:
-                self._check_usable()
-                await self._retry(self._ssl.do_handshake)
-                self._handshake_done = True
+        await self._tls.handshake()
 
     # -- sending ----------------------------------------------------------
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -187,17 +169,16 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
         if isinstance(data, str):
             raise TypeError("send_all needs bytes-like data, not str")
         view = memoryview(data).cast("B")
+        tls = self._tls
         with self._send_conflict:
-            self._check_send_usable()
+            tls.check_send_usable()
             await CHECKPOINT
-            self._check_send_usable()
+            tls.check_send_usable()
             if not view.nbytes:
                 return  # nothing to send (and never an EOF): no handshake
-            if not self._handshake_done:
-                await self._ensure_handshake()
-            while view.nbytes:
-                written = await self._retry(self._ssl.write, view)
-                view = view[written:]
+            if not tls.handshake_done:
+                await tls.handshake()
+            await tls.write_all(view)
 
     write = send_all
 
@@ -216,9 +197,9 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             Nothing changes.
         """
         with self._send_conflict:
-            self._check_send_usable()
+            self._tls.check_send_usable()
             await CHECKPOINT
-            async with self._transport_send_lock:
+            async with self._tls.send_lock:
                 await self.transport_stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
@@ -240,37 +221,39 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             nothing changed.  Once it started sending close_notify, that
             goes on in the background: the sending side is closed.
         """
+        tls = self._tls
         with self._send_conflict:
-            self._check_usable()
+            tls.check_usable()
             await CHECKPOINT
             if self._state.send is EOF_SENT:
                 return
-            self._check_send_usable()
-            await self._ensure_handshake()
-            if self._ssl.version() != "TLSv1.3":
+            tls.check_send_usable()
+            await tls.handshake()
+            if self._tls.ssl.version() != "TLSv1.3":
                 raise NotImplementedError(
-                    f"{self._ssl.version()} has no half-close (TLS 1.3 has); use aclose()"
+                    f"{self._tls.ssl.version()} has no half-close (TLS 1.3 has); use aclose()"
                 )
             self._state.send_eof()
-            self._write_close_notify()
-            await self._flush()  # shielded: a cancellation still sends it
+            tls.write_close_notify()
+            await tls.flush()  # shielded: a cancellation still sends it
 
     # -- receiving --------------------------------------------------------
     def _check_receive_open(self) -> None:
-        self._check_usable()
+        self._tls.check_usable()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         # SSLObject.read allocates what it is asked for: ask a sane amount.
         max_bytes = min(max_bytes, _MAX_READ)
-        self._check_usable()
-        if self._handshake_done:
+        tls = self._tls
+        tls.check_usable()
+        if tls.handshake_done:
             # The read is the checkpoint: its wait for the transport, or a
             # yield (_retry).  One loop iteration less per receive.
-            return await self._receive_records(max_bytes, checkpoint=True)
+            return await tls.receive(max_bytes, checkpoint=True)
         await CHECKPOINT
-        self._check_usable()
-        await self._ensure_handshake()
-        return await self._receive_records(max_bytes, checkpoint=False)
+        tls.check_usable()
+        await tls.handshake()
+        return await tls.receive(max_bytes, checkpoint=False)
 
     # -- closing ----------------------------------------------------------
     async def unwrap(self) -> tuple[Stream, bytes]:
@@ -291,16 +274,14 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             ours sent and the stream of no more use (sending raises
             ``BrokenResourceError``); ``aclose`` still closes it.
         """
+        tls = self._tls
         with self._send_conflict, self._receive_conflict:
-            self._check_usable()
+            tls.check_usable()
             await CHECKPOINT
-            await self._ensure_handshake()
-            await self._retry(self._ssl.unwrap)
-            self._closing()
-            return self.transport_stream, self._incoming.read()
-
-    def _closing(self) -> None:
-        self._state.close()
+            await tls.handshake()
+            after = await tls.unwrap()
+            self._state.close()
+            return self.transport_stream, after
 
     async def aclose(self) -> None:
         """Send close_notify, without waiting for the peer's, then close the
@@ -320,13 +301,14 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
             await CHECKPOINT
             return
         # (After send_eof, this only waits for the close_notify in flight.)
+        tls = self._tls
         send_notify = (
-            self._state.receive is OPEN and self._handshake_done and self._send_failure is None
+            self._state.receive is OPEN and tls.handshake_done and tls.send_failure is None
         )
-        self._closing()
+        self._state.close()
         try:
             if send_notify and not await wait_bounded(
-                self._send_close_notify(), _CLOSE_NOTIFY_TIMEOUT
+                tls.send_close_notify(), _CLOSE_NOTIFY_TIMEOUT
             ):
                 await aclose_forcefully(self.transport_stream)
                 return
@@ -345,32 +327,5 @@ class TLSStream(BufferedReceiveMixin, TLSEngine, Stream):
     def _close_now(self) -> None:
         """Forceful close: no close_notify, the transport closed at once."""
         if not self._state.closed:
-            self._closing()
+            self._state.close()
             close_now(self.transport_stream)
-
-    def _write_close_notify(self) -> None:
-        # unwrap() writes close_notify, then reads on, looking for the
-        # peer's: it would eat (and fail on) application data not yet
-        # received, which send_eof's caller still wants.  So it runs with
-        # nothing to read: the decrypted bytes go to the pushback buffer,
-        # where receives find them first, and the undecrypted ones are held
-        # and put back.  (With EOF written, the incoming buffer holds at most
-        # part of a record.)  The failure would also linger in OpenSSL's
-        # error queue on PyPy and fail the next TLS call in the thread.
-        while self._ssl.pending():
-            self._pushback += self._ssl.read(self._ssl.pending())
-        held = b"" if self._incoming.eof else self._incoming.read()
-        try:
-            self._ssl.unwrap()
-            self._close_notify_seen = True  # both ways: the peer's was read
-        except ssl.SSLError:
-            clear_openssl_errors()  # it wants the peer's: ours is written
-        if held:
-            self._incoming.write(held)
-
-    async def _send_close_notify(self) -> None:
-        self._write_close_notify()
-        async with self._transport_send_lock:
-            data = self._outgoing.read()
-            if data:
-                await self.transport_stream.send_all(data)
