@@ -16,7 +16,7 @@ import pytest
 
 from pystream.bench import KEY_FIGURE, SERVERS, build, format_table, ratios
 from pystream.bench import sendfile as bench_sendfile
-from pystream.bench._catalog import FLOOR_OF, LIMITS, TLS_SERVERS
+from pystream.bench._catalog import ALL_WORKLOADS, FLOOR_OF, LIMITS, TLS_SERVERS
 
 from helpers import exit_report
 
@@ -400,3 +400,30 @@ def test_bench_fails_the_server_that_echoes_wrong_bytes(wrong_server, monkeypatc
         "pystream bench: the asyncio-streams server failed: it sent back wrong bytes "
         "(loadgen: wrong bytes from the server: connection "
     ) in err, err
+
+
+def test_targets_are_checked_against_the_medians_of_one_run():
+    from pystream.bench._targets import TARGETS, check_targets, format_targets
+
+    def echo(**cpu):
+        return {
+            "servers": {
+                server: {"median": {"cpu_us_per_request": us, "requests_per_s": 1e6 / us}}
+                for server, us in cpu.items()
+            }
+        }
+
+    kw = {"asyncio-streams": 10.0, "pystream": 8.5, "pystream-ownloop": 9.0}
+    result = {"workloads": {"100 x 1 KiB": echo(**kw), "1 x 100 B ping-pong": echo(**kw)}}
+    checked = {c["label"]: c for c in check_targets(result)}
+    default = checked["default loop, 100 x 1 KiB, CPU vs asyncio streams"]
+    assert default["ratio"] == pytest.approx(0.85) and default["holds"] is True
+    own = checked["own loop, ping-pong, CPU vs asyncio streams (default loop)"]
+    assert own["ratio"] == pytest.approx(0.90) and own["holds"] is False
+    assert checked["TLS 100 x 1 KiB, CPU vs asyncio streams' TLS"]["ratio"] is None
+    assert {t.workload for t in TARGETS} <= set(ALL_WORKLOADS)
+    lines = format_targets(result)
+    assert "  default loop, 100 x 1 KiB, CPU vs asyncio streams: 0.85x (<= 0.90x): holds" in lines
+    assert "  own loop, ping-pong, CPU vs asyncio streams (default loop): 0.90x (<= 0.85x): misses" in lines
+    assert lines[-1].startswith("  (") and "not run" in lines[-1]
+    assert format_targets({"workloads": {}}) == []

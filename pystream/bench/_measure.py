@@ -30,6 +30,7 @@ from ._processes import (
     start_loadgen,
 )
 from ._report import ratios, summarize
+from ._targets import check_targets
 from ._tls_servers import make_certificate
 
 __all__ = [
@@ -298,4 +299,5 @@ def run_benchmark(settings: Settings, progress_stream: IO[str]) -> dict[str, Any
         },
     }
     result["ratios"] = ratios(result)
+    result["targets"] = check_targets(result)
     return result

@@ -9,6 +9,7 @@ import statistics
 from typing import Any
 
 from ._catalog import BASELINE, FLOOR_OF, LIMITS, MIB, REFERENCE
+from ._targets import format_targets
 
 __all__ = ["KEY_FIGURE", "format_table", "plot", "ratios", "summarize"]
 
@@ -122,6 +123,10 @@ def format_table(result: dict[str, Any]) -> str:
     )
     for kind, what in result.get("limits", {}).items():
         lines.append(f"limit {kind}: {what}")
+    targets = format_targets(result)
+    if targets:
+        lines.append("")
+        lines.extend(targets)
     return "\n".join(lines)
 
 
