@@ -170,10 +170,14 @@ class TLSStream(BufferedReceiveMixin, Stream):
             raise TypeError("send_all needs bytes-like data, not str")
         view = memoryview(data).cast("B")
         tls = self._tls
+        state = self._state
         with self._send_conflict:
-            tls.check_send_usable()
+            # (The state checks inlined: a send's hot path.)
+            if state.send is not OPEN or state.receive is not OPEN:
+                tls.check_send_usable()
             await CHECKPOINT
-            tls.check_send_usable()
+            if state.send is not OPEN or state.receive is not OPEN:
+                tls.check_send_usable()
             if not view.nbytes:
                 return  # nothing to send (and never an EOF): no handshake
             if not tls.handshake_done:
@@ -245,7 +249,8 @@ class TLSStream(BufferedReceiveMixin, Stream):
         # SSLObject.read allocates what it is asked for: ask a sane amount.
         max_bytes = min(max_bytes, _MAX_READ)
         tls = self._tls
-        tls.check_usable()
+        if self._state.receive is not OPEN:
+            tls.check_usable()
         if tls.handshake_done:
             # The read is the checkpoint: its wait for the transport, or a
             # yield (_retry).  One loop iteration less per receive.

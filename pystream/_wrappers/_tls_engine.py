@@ -83,7 +83,11 @@ class TLSConnection:
         self.handshake_done = False
         self._handshake_lock = asyncio.Lock()
         self.send_lock = asyncio.Lock()
-        self._receive_lock = asyncio.Lock()
+        # Whether a task is receiving from the transport (feeding), and the
+        # other readers waiting for it to finish (rare: one reader at a time
+        # is the rule, but a send's handshake or unwrap reads too).
+        self._feeding = False
+        self._feed_waiters: list[asyncio.Future[None]] = []
         self._sending: Optional[asyncio.Future[None]] = None  # a flush
         # Why the transport failed to send: sending is broken then, but
         # what the peer sent before can still be received.
@@ -277,16 +281,32 @@ class TLSConnection:
     # -- feeding ------------------------------------------------------------
     async def _feed(self) -> None:
         """Give the TLS object more bytes from the transport.  If another
-        task is already receiving, wait for it instead: it feeds us both."""
-        if self._receive_lock.locked():
-            async with self._receive_lock:
-                return
-        async with self._receive_lock:
+        task is already receiving, wait for it instead: it feeds us both.
+        (A flag and a list, not an ``asyncio.Lock``: this runs once per
+        receive, and the lock's four Python calls cost more.)"""
+        if self._feeding:
+            waiter = asyncio.get_running_loop().create_future()
+            self._feed_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._feed_waiters:  # cancelled before its turn
+                    self._feed_waiters.remove(waiter)
+            return
+        self._feeding = True
+        try:
             data = await self.transport.receive_some(_RECEIVE_SIZE)
-            if data:
-                self.incoming.write(data)
-            else:
-                self.incoming.write_eof()
+        finally:
+            self._feeding = False
+            if self._feed_waiters:
+                waiters, self._feed_waiters = self._feed_waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
 
     def nothing_to_decrypt(self) -> bool:
         """Whether a further read could only ask for more bytes: none wait
@@ -321,9 +341,10 @@ class TLSConnection:
         cancels leaves the bytes in the pushback buffer: nothing is lost.)
         """
         waited = not checkpoint
+        fed = False
         try:
             while True:
-                outcome, result = attempt(self, call, arg)
+                outcome, result = attempt(self, call, arg, fed)
                 if outcome == FAILED:
                     await self._fail(result, checkpoint=not waited)
                 if outcome == CLEAN_END:
@@ -364,7 +385,7 @@ class TLSConnection:
                 # It wants more bytes from the peer: wait for them (a
                 # checkpoint), then call again.
                 await self._feed()
-                waited = True
+                waited = fed = True
         except asyncio.CancelledError:
             # Waiting for the peer loses nothing (the transport keeps its
             # bytes, and TLS resumes where it stopped), except for a write:

@@ -54,15 +54,17 @@ FAILED = 3  # a TLS error: its exception
 READ, WRITE, HANDSHAKE, UNWRAP = range(4)
 
 
-def attempt(conn: TLSConnection, call: int, arg: Any) -> tuple[int, Any]:
+def attempt(conn: TLSConnection, call: int, arg: Any, fed: bool = False) -> tuple[int, Any]:
     """Call OpenSSL once for conn; return what it came to and its result
-    (or its exception, for FAILED)."""
+    (or its exception, for FAILED).  fed: the transport's bytes (or its
+    end) were just given to the TLS object."""
     ssl_object = conn.ssl
     if call == READ:
         # A read with nothing to decrypt could only ask for more bytes,
         # by raising SSLWantReadError: skip the call and its exception
-        # (what an idle connection's receive meets first).
-        if conn.nothing_to_decrypt():
+        # (what an idle connection's receive meets first).  Right after a
+        # feed there is something: no need to ask.
+        if not fed and conn.nothing_to_decrypt():
             return WANT_READ, None
         try:
             result = ssl_object.read(arg)
