@@ -141,24 +141,44 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
   ev->status = status;
 }
 
-void ps__emit_poll(ps_loop_t* loop, int fd, int events) {
-  ps_poll_ready_t* ready;
+/* Room, before a pass, for every readiness record it can make: one per
+ * poll (ps__emit_poll). */
+static int ps__reserve_polls(ps_loop_t* loop) {
+  size_t need = (size_t)loop->counters.polls;
+  size_t cap = loop->polls_cap ? loop->polls_cap : 64;
+  ps_poll_ready_t* grown;
+
+  if (need <= loop->polls_cap)
+    return 0;
+  while (cap < need) cap *= 2;
+  grown = PS__FAULT_ALLOC(LOOP_POLLS_REALLOC,
+                          realloc(loop->polls, cap * sizeof(*grown)));
+  if (grown == NULL)
+    return UV_ENOMEM;
+  loop->polls = grown;
+  loop->polls_cap = cap;
+  return 0;
+}
+
+/* One record per poll and pass, as a selector reports each fd once: libuv
+ * calls a poll back more than once in a pass when its epoll_wait runs
+ * again (more fds ready than it takes at once), and the events join. */
+void ps__emit_poll(ps_poll_t* p, int events) {
+  ps_loop_t* loop = p->loop;
 
   if (loop->closing)
     return;
-  if (loop->n_polls == loop->polls_cap) {
-    size_t cap = loop->polls_cap ? loop->polls_cap * 2 : 64;
-    ps_poll_ready_t* grown = realloc(loop->polls, cap * sizeof(*grown));
-    if (grown == NULL) {
-      loop->event_failure = 1;
-      return;
-    }
-    loop->polls = grown;
-    loop->polls_cap = cap;
+  if (p->pass == loop->passes) {
+    loop->polls[p->slot].events |= events;
+    return;
   }
-  ready = &loop->polls[loop->n_polls++];
-  ready->fd = fd;
-  ready->events = events;
+  /* ps__reserve_polls made room for every poll, and none is opened during
+   * a pass. */
+  assert(loop->n_polls < loop->polls_cap);
+  p->pass = loop->passes;
+  p->slot = loop->n_polls++;
+  loop->polls[p->slot].fd = p->owner_fd;
+  loop->polls[p->slot].events = events;
 }
 
 int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready) {
@@ -175,7 +195,10 @@ static int ps__begin_pass(ps_loop_t* loop) {
 
   loop->n_events = 0;
   loop->n_polls = 0;
+  loop->passes++; /* from 1: a poll's pass starts at 0, before any */
   err = ps__reserve_events(loop);
+  if (err == 0)
+    err = ps__reserve_polls(loop);
   if (err != 0)
     return err;
   loop->dirty = 0;
