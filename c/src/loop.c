@@ -166,8 +166,9 @@ static int ps__reserve_polls(ps_loop_t* loop) {
 void ps__emit_poll(ps_poll_t* p, int events) {
   ps_loop_t* loop = p->loop;
 
-  if (loop->closing)
-    return;
+  /* ps_loop_close closes every poll before its last passes, and libuv
+   * calls no closing poll back. */
+  assert(!loop->closing);
   if (p->pass == loop->passes) {
     loop->polls[p->slot].events |= events;
     return;
@@ -292,8 +293,10 @@ static void ps__close_any(uv_handle_t* handle, void* arg) {
     ps__listener_begin_close(handle->data);
   else if (tag == PS__TAG_PROCESS)
     ps__process_begin_close(handle->data);
-  else if (tag == PS__TAG_POLL)
+  else {
+    assert(tag == PS__TAG_POLL);
     ps__poll_begin_close(handle->data);
+  }
 }
 
 int ps_loop_close(ps_loop_t* loop) {
@@ -312,9 +315,10 @@ int ps_loop_close(ps_loop_t* loop) {
   if (!uv_is_closing((uv_handle_t*)&loop->reap_timer))
     uv_close((uv_handle_t*)&loop->reap_timer, NULL);
   uv_close((uv_handle_t*)&loop->wait_timer, NULL);
-  /* Close callbacks, cancelled writes and shutdowns all finish here. */
-  while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
-  }
+  /* Close callbacks, cancelled writes and shutdowns all finish here: it
+   * returns once nothing is left, as nothing calls uv_stop. */
+  err = uv_run(&loop->uv, UV_RUN_DEFAULT);
+  assert(err == 0);
   assert(loop->processes == NULL && loop->process_release == NULL);
   /* uv_loop_close stops the loop's signal watchers, which could reset
    * SIGCHLD to SIG_DFL; but libuv stopped the child watcher already, at

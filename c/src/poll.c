@@ -18,7 +18,7 @@ typedef struct {
 
 static void ps__find_fd(uv_handle_t* handle, void* arg) {
   ps__fd_search_t* search = arg;
-  uv_os_fd_t fd;
+  uv_os_fd_t fd = -1; /* left so by uv_fileno if the handle has none */
   int tag;
 
   if (handle->data == NULL || uv_is_closing(handle))
@@ -26,7 +26,8 @@ static void ps__find_fd(uv_handle_t* handle, void* arg) {
   tag = ((ps__base_t*)handle->data)->tag;
   if (tag != PS__TAG_STREAM && tag != PS__TAG_LISTENER)
     return;
-  if (uv_fileno(handle, &fd) == 0 && fd == search->fd)
+  (void)uv_fileno(handle, &fd);
+  if (fd == search->fd)
     search->found = 1;
 }
 

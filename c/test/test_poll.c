@@ -117,6 +117,7 @@ static void test_refused(ps_loop_t* loop) {
   close(devnull);
   CHECK_EQ(ps_poll_open(loop, devnull, PS_POLL_READABLE, &p), UV_EBADF);
   CHECK_EQ(ps_poll_open(loop, -1, PS_POLL_READABLE, &p), UV_EINVAL);
+  CHECK_EQ(ps_poll_open(loop, 0, 0x100, &p), UV_EINVAL);
 
   /* An fd a stream owns (and libuv watches) is polled through a
    * duplicate: both hear of readiness, and the stream still reads. */
@@ -152,6 +153,7 @@ static void test_refused(ps_loop_t* loop) {
   CHECK_EQ(ps_poll_modify(p, PS_POLL_WRITABLE), UV_EBADF);
   CHECK_EQ(ps_poll_close(p), 0);
   CHECK_EQ(ps_poll_close(p), UV_EALREADY);
+  CHECK_EQ(ps_poll_modify(p, PS_POLL_READABLE), UV_EBADF);
   while (run_once(loop, 0) > 0) {
   }
   CHECK_EQ(seen->polls, 0);
