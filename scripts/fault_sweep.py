@@ -64,8 +64,18 @@ Scenario = Callable[[], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {}
 
 
+# Scenarios run on pystream's own event loop (pystream.new_event_loop():
+# every fd asyncio watches is a poll handle of the core), bystander and all.
+OWN_LOOP: set[str] = set()
+
+
 def scenario(fn: Scenario) -> Scenario:
     SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def own_loop(fn: Scenario) -> Scenario:
+    OWN_LOOP.add(fn.__name__)
     return fn
 
 
@@ -351,6 +361,147 @@ async def loop_teardown() -> None:
 LEFT_OPEN: list[Any] = []
 
 
+async def sock_read_or_close(sock: socket.socket, into: bytearray) -> None:
+    """read_or_close for a plain socket, through the loop's sock_recv
+    (which watches it with add_reader)."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                return
+            into += chunk
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def sock_transfer(sender: socket.socket, receiver: socket.socket, payload: bytes) -> None:
+    """transfer over plain sockets with the loop's sock_* calls (which
+    register, modify and unregister their fds as they wait)."""
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    reader = asyncio.ensure_future(sock_read_or_close(receiver, got))
+    sent = False
+    try:
+        await loop.sock_sendall(sender, payload)
+        sender.shutdown(socket.SHUT_WR)
+        sent = True
+    finally:
+        if not sent:
+            sender.close()
+        try:
+            await reader
+        finally:
+            check_prefix(bytes(got), payload, complete=False)
+    check_prefix(bytes(got), payload, complete=sent)
+
+
+@scenario
+@own_loop
+async def own_loop_sockets() -> None:
+    # asyncio's socket calls: each wait registers the fd with the selector
+    # (a poll handle), widens or narrows what it watches, unregisters it.
+    loop = asyncio.get_running_loop()
+    with socket.socket() as lsock, socket.socket() as csock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        csock.setblocking(False)
+        accept = asyncio.ensure_future(loop.sock_accept(lsock))
+        try:
+            await loop.sock_connect(csock, lsock.getsockname())
+            conn, _ = await accept
+        finally:
+            accept.cancel()
+        with conn:
+            conn.setblocking(False)
+            await sock_transfer(csock, conn, PAYLOAD)
+    # Both directions of one fd watched at once: a reader waiting while a
+    # send waits for room.
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        b.setblocking(False)
+        waiting = asyncio.ensure_future(loop.sock_recv(a, 10))
+        try:
+            await sock_transfer(a, b, PAYLOAD)
+            await loop.sock_sendall(b, b"back")
+            assert await waiting == b"back"
+        finally:
+            waiting.cancel()
+    # An fd a pystream stream owns, watched by asyncio too: the poll
+    # watches a duplicate.
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        writable = loop.create_future()
+        loop.add_writer(a.fileno(), lambda: writable.done() or writable.set_result(None))
+        try:
+            await writable
+        finally:
+            loop.remove_writer(a.fileno())
+        await transfer(a, b, b"owned", "send_eof")
+
+
+@scenario
+@own_loop
+async def own_loop_streams() -> None:
+    # asyncio's own streams (selector transports) and a pystream stream
+    # pair in the same libuv loop.
+    got = bytearray()
+    failed: list[BaseException] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                got.extend(chunk)
+        except ALLOWED as exc:
+            failed.append(exc)  # raised below: the serving task has nobody to tell
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(PAYLOAD)
+            await writer.drain()
+            writer.write_eof()
+            assert await reader.read() == b""
+        finally:
+            writer.close()
+        await writer.wait_closed()
+        if failed:
+            raise failed[0]
+        check_prefix(bytes(got), PAYLOAD, complete=True)
+    a, b = await pystream.open_stream_pair()
+    async with a, b:
+        await transfer(a, b, PAYLOAD, "send_eof")
+
+
+@scenario
+async def own_loop_lifetime() -> None:
+    # pystream.new_event_loop() made, used and closed (in a thread: this
+    # case's own loop runs here): its C loop, the poll of its self-pipe,
+    # its first passes.
+    def run() -> None:
+        loop = pystream.new_event_loop()
+        try:
+
+            async def inner() -> None:
+                await asyncio.sleep(0.001)
+                a, b = await pystream.open_stream_pair()
+                async with a, b:
+                    await transfer(a, b, b"own loop", "send_eof")
+
+            loop.run_until_complete(inner())
+        finally:
+            loop.close()
+
+    await asyncio.get_running_loop().run_in_executor(None, run)
+
+
 # -- running one case ------------------------------------------------------
 
 
@@ -376,7 +527,7 @@ def run_case(name: str, site: str, nth: int) -> dict[str, Any]:
     site is empty); returns what happened."""
     result: dict[str, Any] = {"scenario": name, "site": site, "nth": nth, "problems": []}
     problems: list[str] = result["problems"]
-    loop = asyncio.new_event_loop()
+    loop = pystream.new_event_loop() if name in OWN_LOOP else asyncio.new_event_loop()
     handler_errors: list[str] = []
 
     def on_loop_error(_loop: Any, context: dict[str, Any]) -> None:

@@ -8,7 +8,9 @@
  * allocation in turn.  The sites are listed once, in PS__FAULT_SITES, with
  * the error a sweep injects by default: the plausible one for that call.
  * Not sites: calls whose failure is a state, not a fault (waitid's ECHILD,
- * a child reaped by someone else, which the process tests make for real),
+ * a child reaped by someone else, which the process tests make for real;
+ * fcntl's F_GETFL and F_GETFD on an fd given to a poll, which fail only for
+ * an fd that is not open, which the poll tests make for real),
  * and calls that cannot fail as the core makes them (uv_timer_init,
  * sigaction, pthread_*: asserted).
  *
@@ -30,6 +32,7 @@
   X(LOOP_CALLOC, UV_ENOMEM)                  \
   X(LOOP_UV_LOOP_INIT, UV_EMFILE)            \
   X(LOOP_EVENTS_REALLOC, UV_ENOMEM)          \
+  X(LOOP_POLLS_REALLOC, UV_ENOMEM)           \
   X(STREAM_CALLOC, UV_ENOMEM)                \
   X(STREAM_UV_TCP_INIT, UV_EMFILE)           \
   X(STREAM_UV_PIPE_INIT, UV_ENOMEM)          \
@@ -65,7 +68,12 @@
   X(LISTENER_GETSOCKNAME, UV_ENOBUFS)        \
   X(PROCESS_CALLOC, UV_ENOMEM)               \
   X(PROCESS_UV_SPAWN, UV_EAGAIN)             \
-  X(PROCESS_UV_KILL, UV_EPERM)
+  X(PROCESS_UV_KILL, UV_EPERM)               \
+  X(POLL_CALLOC, UV_ENOMEM)                  \
+  X(POLL_DUP, UV_EMFILE)                     \
+  X(POLL_UV_POLL_INIT, UV_ENOSPC)            \
+  X(POLL_UV_POLL_START, UV_EEXIST)           \
+  X(POLL_CB, UV_EBADF)
 
 enum {
 #define PS__FAULT_ENUM(name, error) PS__SITE_##name,

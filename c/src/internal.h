@@ -82,11 +82,12 @@ struct ps_loop_s {
   size_t events_cap;
   ps_poll_ready_t* polls; /* readiness of ps_poll_t handles, this pass */
   size_t n_polls;
-  size_t polls_cap;
-  int dirty;         /* a change libuv applies only during the next pass */
-  int closing;       /* ps_loop_close runs: record no more events */
-  int event_failure; /* an event could not be recorded (out of memory) */
-  char* spare;       /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
+  size_t polls_cap;     /* at least the live polls, from each pass's start */
+  unsigned long passes; /* passes begun: which one a poll's record is of */
+  int dirty;            /* a change libuv applies only during the next pass */
+  int closing;          /* ps_loop_close runs: record no more events */
+  int event_failure;    /* an event could not be recorded (out of memory) */
+  char* spare;          /* PS__READ_CHUNK bytes, or NULL: see PS__SMALL_READ */
   /* Streams libuv has closed that the next pass frees (PS__RELEASE_LATER),
    * linked by next_release. */
   ps_stream_t* release_queue;
@@ -173,10 +174,14 @@ struct ps_poll_s {
   int events;   /* the PS_POLL_* mask the owner asked for */
   int closing;  /* ps_poll_close was called */
   ps_loop_t* loop;
+  /* The pass (ps_loop_t's passes) whose polls[slot] is this poll's
+   * record, for a second report in the same pass to join. */
+  unsigned long pass;
+  size_t slot;
 };
 
 void ps__emit(ps_loop_t* loop, void* data, int type, int status);
-void ps__emit_poll(ps_loop_t* loop, int fd, int events);
+void ps__emit_poll(ps_poll_t* p, int events);
 
 /* Counter updates, applied to the loop and to the process-wide totals.
  * tag is the PS__TAG_* of the handles counted. */

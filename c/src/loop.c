@@ -141,24 +141,45 @@ void ps__emit(ps_loop_t* loop, void* data, int type, int status) {
   ev->status = status;
 }
 
-void ps__emit_poll(ps_loop_t* loop, int fd, int events) {
-  ps_poll_ready_t* ready;
+/* Room, before a pass, for every readiness record it can make: one per
+ * poll (ps__emit_poll). */
+static int ps__reserve_polls(ps_loop_t* loop) {
+  size_t need = (size_t)loop->counters.polls;
+  size_t cap = loop->polls_cap ? loop->polls_cap : 64;
+  ps_poll_ready_t* grown;
 
-  if (loop->closing)
+  if (need <= loop->polls_cap)
+    return 0;
+  while (cap < need) cap *= 2;
+  grown = PS__FAULT_ALLOC(LOOP_POLLS_REALLOC,
+                          realloc(loop->polls, cap * sizeof(*grown)));
+  if (grown == NULL)
+    return UV_ENOMEM;
+  loop->polls = grown;
+  loop->polls_cap = cap;
+  return 0;
+}
+
+/* One record per poll and pass, as a selector reports each fd once: libuv
+ * calls a poll back more than once in a pass when its epoll_wait runs
+ * again (more fds ready than it takes at once), and the events join. */
+void ps__emit_poll(ps_poll_t* p, int events) {
+  ps_loop_t* loop = p->loop;
+
+  /* ps_loop_close closes every poll before its last passes, and libuv
+   * calls no closing poll back. */
+  assert(!loop->closing);
+  if (p->pass == loop->passes) {
+    loop->polls[p->slot].events |= events;
     return;
-  if (loop->n_polls == loop->polls_cap) {
-    size_t cap = loop->polls_cap ? loop->polls_cap * 2 : 64;
-    ps_poll_ready_t* grown = realloc(loop->polls, cap * sizeof(*grown));
-    if (grown == NULL) {
-      loop->event_failure = 1;
-      return;
-    }
-    loop->polls = grown;
-    loop->polls_cap = cap;
   }
-  ready = &loop->polls[loop->n_polls++];
-  ready->fd = fd;
-  ready->events = events;
+  /* ps__reserve_polls made room for every poll, and none is opened during
+   * a pass. */
+  assert(loop->n_polls < loop->polls_cap);
+  p->pass = loop->passes;
+  p->slot = loop->n_polls++;
+  loop->polls[p->slot].fd = p->owner_fd;
+  loop->polls[p->slot].events = events;
 }
 
 int ps_loop_polls(ps_loop_t* loop, ps_poll_ready_t** ready) {
@@ -175,7 +196,10 @@ static int ps__begin_pass(ps_loop_t* loop) {
 
   loop->n_events = 0;
   loop->n_polls = 0;
+  loop->passes++; /* from 1: a poll's pass starts at 0, before any */
   err = ps__reserve_events(loop);
+  if (err == 0)
+    err = ps__reserve_polls(loop);
   if (err != 0)
     return err;
   loop->dirty = 0;
@@ -269,8 +293,10 @@ static void ps__close_any(uv_handle_t* handle, void* arg) {
     ps__listener_begin_close(handle->data);
   else if (tag == PS__TAG_PROCESS)
     ps__process_begin_close(handle->data);
-  else if (tag == PS__TAG_POLL)
+  else {
+    assert(tag == PS__TAG_POLL);
     ps__poll_begin_close(handle->data);
+  }
 }
 
 int ps_loop_close(ps_loop_t* loop) {
@@ -289,9 +315,10 @@ int ps_loop_close(ps_loop_t* loop) {
   if (!uv_is_closing((uv_handle_t*)&loop->reap_timer))
     uv_close((uv_handle_t*)&loop->reap_timer, NULL);
   uv_close((uv_handle_t*)&loop->wait_timer, NULL);
-  /* Close callbacks, cancelled writes and shutdowns all finish here. */
-  while (uv_run(&loop->uv, UV_RUN_DEFAULT) != 0) {
-  }
+  /* Close callbacks, cancelled writes and shutdowns all finish here: it
+   * returns once nothing is left, as nothing calls uv_stop. */
+  err = uv_run(&loop->uv, UV_RUN_DEFAULT);
+  assert(err == 0);
   assert(loop->processes == NULL && loop->process_release == NULL);
   /* uv_loop_close stops the loop's signal watchers, which could reset
    * SIGCHLD to SIG_DFL; but libuv stopped the child watcher already, at

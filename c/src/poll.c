@@ -18,7 +18,7 @@ typedef struct {
 
 static void ps__find_fd(uv_handle_t* handle, void* arg) {
   ps__fd_search_t* search = arg;
-  uv_os_fd_t fd;
+  uv_os_fd_t fd = -1; /* left so by uv_fileno if the handle has none */
   int tag;
 
   if (handle->data == NULL || uv_is_closing(handle))
@@ -26,7 +26,8 @@ static void ps__find_fd(uv_handle_t* handle, void* arg) {
   tag = ((ps__base_t*)handle->data)->tag;
   if (tag != PS__TAG_STREAM && tag != PS__TAG_LISTENER)
     return;
-  if (uv_fileno(handle, &fd) == 0 && fd == search->fd)
+  (void)uv_fileno(handle, &fd);
+  if (fd == search->fd)
     search->found = 1;
 }
 
@@ -35,23 +36,34 @@ static void ps__poll_cb(uv_poll_t* handle, int status, int events) {
   int ready = events & p->events;
 
   assert(!p->closing);
+  status = PS__FAULT_STATUS(POLL_CB, status);
   if (status < 0) {
     /* libuv reports an error on the fd (EPOLLERR, a refused connect) and
      * stops the handle.  epoll would go on reporting it until the owner
      * acts, as level-triggered readiness of everything watched: so does
-     * the poll, which starts again. */
+     * the poll, which starts again.  That start cannot fail: its only
+     * error, UV_EEXIST, is for an fd number another handle of the loop
+     * watches, and this poll holds that number. */
     ready = p->events;
     (void)uv_poll_start(handle, p->events, ps__poll_cb);
   }
   if (ready != 0)
-    ps__emit_poll(p->loop, p->owner_fd, ready);
+    ps__emit_poll(p, ready);
 }
 
-/* Starts or stops libuv's watch to match p->events. */
-static int ps__poll_apply(ps_poll_t* p) {
-  if (p->events == 0)
-    return uv_poll_stop(&p->u.poll);
-  return uv_poll_start(&p->u.poll, p->events, ps__poll_cb);
+/* Makes libuv's watch match events (0 stops it, which cannot fail), and
+ * records them once it does: a failed start leaves the watch as it was. */
+static int ps__poll_apply(ps_poll_t* p, int events) {
+  int err = 0;
+
+  if (events == 0)
+    (void)uv_poll_stop(&p->u.poll);
+  else
+    err = PS__FAULT_CALL(POLL_UV_POLL_START,
+                         uv_poll_start(&p->u.poll, events, ps__poll_cb));
+  if (err == 0)
+    p->events = events;
+  return err;
 }
 
 int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
@@ -64,7 +76,7 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
   flags = fcntl(fd, F_GETFL);
   if (flags == -1)
     return -errno;
-  p = calloc(1, sizeof(*p));
+  p = PS__FAULT_ALLOC(POLL_CALLOC, calloc(1, sizeof(*p)));
   if (p == NULL)
     return UV_ENOMEM;
   p->owner_fd = fd;
@@ -75,7 +87,7 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
     /* libuv watches an fd number once, so the poll watches a duplicate:
      * epoll keeps one entry per fd number and file, and reports the
      * same readiness to both. */
-    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    fd = PS__FAULT_SYS(POLL_DUP, fcntl(fd, F_DUPFD_CLOEXEC, 0));
     if (fd == -1) {
       free(p);
       return -errno;
@@ -85,7 +97,8 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
   /* uv_poll_init checks that epoll takes the fd (UV_EPERM for a regular
    * file) and makes it non-blocking; the owner's mode is put back, as a
    * selector leaves it. */
-  err = uv_poll_init(&loop->uv, &p->u.poll, fd);
+  err = PS__FAULT_CALL(POLL_UV_POLL_INIT,
+                       uv_poll_init(&loop->uv, &p->u.poll, fd));
   if (err != 0) {
     if (p->dup)
       close(fd);
@@ -97,10 +110,9 @@ int ps_poll_open(ps_loop_t* loop, int fd, int events, ps_poll_t** out) {
   p->u.handle.data = p;
   p->tag = PS__TAG_POLL;
   p->fd = fd;
-  p->events = events;
   p->loop = loop;
   ps__count_polls(loop, 1);
-  err = ps__poll_apply(p);
+  err = ps__poll_apply(p, events);
   if (err != 0) {
     ps__poll_begin_close(p);
     return err;
@@ -118,8 +130,7 @@ int ps_poll_modify(ps_poll_t* p, int events) {
    * the process if that fails; a closed fd is refused here instead. */
   if (fcntl(p->fd, F_GETFD) == -1)
     return -errno;
-  p->events = events;
-  return ps__poll_apply(p);
+  return ps__poll_apply(p, events);
 }
 
 static void ps__poll_close_cb(uv_handle_t* handle) {

@@ -73,22 +73,11 @@ void ps__stream_close_cb(uv_handle_t* handle) {
   assert(s->tag == PS__TAG_STREAM && (s->flags & PS__CLOSING));
   ps_loop_t* loop = s->loop;
 
-  if (s->listener != NULL) {
-    /* Accepted but never taken: unlink it from the listener's queue. */
-    ps_listener_t* l = s->listener;
-    ps_stream_t** link = &l->queue_head;
-    ps_stream_t* prev = NULL;
-    while (*link != NULL && *link != s) {
-      prev = *link;
-      link = &(*link)->next_accepted;
-    }
-    if (*link == s) {
-      *link = s->next_accepted;
-      if (l->queue_tail == s)
-        l->queue_tail = prev;
-      l->queued--;
-    }
-  }
+  /* Accepted but never taken, it is closed only by its listener's close,
+   * which unlinks it from the queue first: ps_loop_close's uv_walk, too,
+   * reaches a listener before the streams it accepted, which libuv made
+   * after it. */
+  assert(s->listener == NULL);
   if ((s->flags & PS__RELEASE_LATER) && !loop->closing) {
     /* The owner learns of this close from the PS_EV_SHUTDOWN recorded in
      * this very pass, and may still call on the stream while it reads

@@ -1,6 +1,8 @@
 /* Bad arguments and calls on closing handles: each is refused with its
  * code, an fd handed over is closed even then, and nothing is left. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -51,6 +53,22 @@ int main(void) {
   CHECK_EQ(ps_stream_try_sendfile(a, -1, 0, 10), UV_EINVAL);
   CHECK_EQ(ps_stream_try_sendfile(a, 0, -1, 10), UV_EINVAL);
   CHECK_EQ(ps_stream_try_sendfile(a, 0, 0, 0), 0);
+  /* A count beyond what one sendfile takes is cut to that: the file's
+   * bytes go out. */
+  {
+    FILE* file = tmpfile();
+    CHECK(file != NULL);
+    CHECK_EQ(write(fileno(file), "file", 4), 4);
+    CHECK_EQ(ps_stream_try_sendfile(a, fileno(file), 0, (size_t)1 << 40), 4);
+    fclose(file);
+  }
+  /* Edges of the read side: wanting 0 bytes is wanting 1 (none are here:
+   * armed); a separator that is empty, or is searched for past the end,
+   * is not found; an empty write writes nothing. */
+  CHECK_EQ(ps_stream_want_read(b, 0), 0);
+  CHECK_EQ(ps_stream_find(b, "", 0, 0), -1);
+  CHECK_EQ(ps_stream_find(b, "f", 1, 5), -1);
+  CHECK_EQ(ps_stream_try_write(a, "", 0), 0);
 
   /* A closing stream refuses everything but what reads its state. */
   CHECK_EQ(ps_stream_close(a), 0);
@@ -60,10 +78,48 @@ int main(void) {
   CHECK_EQ(ps_stream_shutdown(a), UV_EBADF);
   CHECK_EQ(ps_stream_want_read(a, 1), UV_EBADF);
   CHECK_EQ(ps_stream_try_sendfile(a, 0, 0, 10), UV_EBADF);
+  CHECK_EQ(ps_stream_writable(a), UV_EBADF);
+  CHECK_EQ(ps_stream_setsockopt(a, SOL_SOCKET, SO_KEEPALIVE, &fd, sizeof(fd)),
+           UV_EBADF);
+  {
+    size_t len = sizeof(fd);
+    ps_address_t addr;
+    CHECK_EQ(ps_stream_getsockopt(a, SOL_SOCKET, SO_KEEPALIVE, &fd, &len),
+             UV_EBADF);
+    CHECK_EQ(ps_stream_address(a, 0, &addr), UV_EBADF);
+  }
   PUMP_UNTIL(loop, ta.count[PS_EV_CLOSE] == 1);
   CHECK_EQ(ps_stream_close(b), 0);
   PUMP_UNTIL(loop, tb.count[PS_EV_CLOSE] == 1);
   CHECK_EQ(t.count[PS_EV_CLOSE], 0);
+
+  /* A closing listener: accept refused, a second close too, no address. */
+  {
+    struct sockaddr_in sin;
+    ps_address_t addr;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(bind(fd, (struct sockaddr*)&sin, sizeof(sin)), 0);
+    CHECK_EQ(ps_listener_open(loop, fd, PS_KIND_TCP, 8, &t, &l), 0);
+    CHECK_EQ(ps_listener_close(l), 0);
+    CHECK_EQ(ps_listener_close(l), UV_EALREADY);
+    CHECK_EQ(ps_listener_accept(l, &t, &s), UV_EBADF);
+    CHECK_EQ(ps_listener_address(l, &addr), UV_EBADF);
+    PUMP_UNTIL(loop, t.count[PS_EV_CLOSE] == 1);
+  }
+
+  /* Spawn's arguments: argv and stdio_fds are required. */
+  {
+    char* argv[] = {"true", NULL};
+    int stdio[3] = {-1, -1, -1};
+    ps_process_t* p;
+    CHECK_EQ(ps_process_spawn(loop, "true", NULL, NULL, NULL, stdio, &t, &p),
+             UV_EINVAL);
+    CHECK_EQ(ps_process_spawn(loop, "true", argv, NULL, NULL, NULL, &t, &p),
+             UV_EINVAL);
+  }
   close_loop_and_check(loop);
   puts("test_bad_args: ok");
   return 0;

@@ -1,6 +1,7 @@
 /* The fault build (make fault): sites count their uses, fail on the use
  * asked for and only then, and each failure leaves the loop serving and
  * closing cleanly. */
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -188,6 +189,116 @@ static void test_constructors(void) {
   close_loop_and_check(loop);
 }
 
+/* The number the next new fd gets: an fd leaked meanwhile changes it. */
+static int next_fd(void) {
+  int fd = dup(0);
+  CHECK(fd >= 0);
+  close(fd);
+  return fd;
+}
+
+static long polls_alive(void) {
+  ps_counters_t c;
+  ps_counters(NULL, &c);
+  return c.polls;
+}
+
+/* One pass; returns the mask recorded for fd (0: none). */
+static int poll_pass(ps_loop_t* loop, int timeout_ms, int fd) {
+  ps_event_t* events;
+  ps_poll_ready_t* ready;
+  int i, m, mask = 0;
+  CHECK_EQ(ps_loop_run_once(loop, timeout_ms, &events), 0);
+  m = ps_loop_polls(loop, &ready);
+  for (i = 0; i < m; i++) {
+    if (ready[i].fd == fd)
+      mask |= ready[i].events;
+  }
+  return mask;
+}
+
+/* Each failure of a poll: ps_poll_open reports it and leaves nothing
+ * behind (no poll once a pass freed it, no duplicate fd, the owner's
+ * blocking mode kept); a failed modify keeps the watch it had; a pass that
+ * cannot make room for readiness reports UV_ENOMEM before anything ran, and
+ * the next one records it; an error on the fd is readiness for everything
+ * watched, and the poll goes on watching. */
+static void test_poll(void) {
+  ps_loop_t* loop;
+  ps_poll_t* p;
+  ps_stream_t* s;
+  ps_event_t* events;
+  tally_t ts = {{0}, {0}};
+  int sv[2], owned[2];
+  int fd;
+
+  ps_fault_reset();
+  CHECK_EQ(ps_loop_new(&loop), 0);
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+
+  /* The first pass with a poll makes room for its readiness. */
+  CHECK_EQ(ps_poll_open(loop, sv[0], PS_POLL_READABLE, &p), 0);
+  CHECK_EQ(write(sv[1], "x", 1), 1);
+  CHECK_EQ(ps_fault_set(site("LOOP_POLLS_REALLOC"), 1, UV_ENOMEM), 0);
+  CHECK_EQ(ps_loop_run_once(loop, 0, &events), UV_ENOMEM);
+  CHECK_EQ(ps_fault_fired(site("LOOP_POLLS_REALLOC")), 1);
+  CHECK_EQ(poll_pass(loop, -1, sv[0]), PS_POLL_READABLE);
+
+  /* A modify that cannot start the watch keeps the old one. */
+  CHECK_EQ(ps_fault_set(site("POLL_UV_POLL_START"), 1, UV_EEXIST), 0);
+  CHECK_EQ(ps_poll_modify(p, PS_POLL_WRITABLE), UV_EEXIST);
+  CHECK_EQ(poll_pass(loop, 0, sv[0]), PS_POLL_READABLE);
+
+  /* An error on the fd: everything watched, then the real readiness. */
+  CHECK_EQ(ps_poll_modify(p, PS_POLL_READABLE | PS_POLL_WRITABLE), 0);
+  CHECK_EQ(ps_fault_set(site("POLL_CB"), 1, UV_EBADF), 0);
+  CHECK_EQ(poll_pass(loop, 0, sv[0]), PS_POLL_READABLE | PS_POLL_WRITABLE);
+  CHECK_EQ(ps_fault_fired(site("POLL_CB")), 1);
+  CHECK_EQ(ps_poll_modify(p, PS_POLL_WRITABLE), 0);
+  CHECK_EQ(poll_pass(loop, 0, sv[0]), PS_POLL_WRITABLE);
+  CHECK_EQ(ps_poll_close(p), 0);
+  CHECK_EQ(poll_pass(loop, 0, sv[0]), 0);
+  CHECK_EQ(polls_alive(), 0);
+
+  /* ps_poll_open's failures on an fd of the caller's. */
+  fd = next_fd();
+  CHECK_EQ(ps_fault_set(site("POLL_CALLOC"), 1, UV_ENOMEM), 0);
+  CHECK_EQ(ps_poll_open(loop, sv[0], PS_POLL_READABLE, &p), UV_ENOMEM);
+  CHECK_EQ(ps_fault_set(site("POLL_UV_POLL_INIT"), 1, UV_ENOSPC), 0);
+  CHECK_EQ(ps_poll_open(loop, sv[1], PS_POLL_READABLE, &p), UV_ENOSPC);
+  CHECK_EQ(ps_fault_set(site("POLL_UV_POLL_START"), 1, UV_EEXIST), 0);
+  CHECK_EQ(ps_poll_open(loop, sv[1], PS_POLL_READABLE, &p), UV_EEXIST);
+  CHECK_EQ(fcntl(sv[1], F_GETFL) & O_NONBLOCK, 0);
+  CHECK_EQ(polls_alive(), 1); /* closing: freed by the next pass */
+  CHECK_EQ(poll_pass(loop, 0, sv[1]), 0);
+  CHECK_EQ(polls_alive(), 0);
+  CHECK_EQ(next_fd(), fd);
+
+  /* And on an fd a stream owns, polled through a duplicate. */
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, owned), 0);
+  CHECK_EQ(ps_stream_open(loop, owned[0], PS_KIND_PIPE, &ts, &s), 0);
+  fd = next_fd();
+  CHECK_EQ(ps_fault_set(site("POLL_DUP"), 1, UV_EMFILE), 0);
+  CHECK_EQ(ps_poll_open(loop, owned[0], PS_POLL_READABLE, &p), UV_EMFILE);
+  CHECK_EQ(ps_fault_set(site("POLL_UV_POLL_INIT"), 1, UV_ENOSPC), 0);
+  CHECK_EQ(ps_poll_open(loop, owned[0], PS_POLL_READABLE, &p), UV_ENOSPC);
+  CHECK_EQ(next_fd(), fd);
+  CHECK_EQ(ps_fault_set(site("POLL_UV_POLL_START"), 1, UV_EEXIST), 0);
+  CHECK_EQ(ps_poll_open(loop, owned[0], PS_POLL_READABLE, &p), UV_EEXIST);
+  CHECK_EQ(poll_pass(loop, 0, owned[0]), 0);
+  CHECK_EQ(polls_alive(), 0);
+  CHECK_EQ(next_fd(), fd);
+  /* The same calls without faults succeed. */
+  CHECK_EQ(ps_poll_open(loop, owned[0], PS_POLL_WRITABLE, &p), 0);
+  CHECK_EQ(poll_pass(loop, 0, owned[0]), PS_POLL_WRITABLE);
+  CHECK_EQ(ps_poll_close(p), 0);
+  CHECK_EQ(ps_stream_close(s), 0);
+  close(owned[1]);
+  close(sv[0]);
+  close(sv[1]);
+  close_loop_and_check(loop);
+}
+
 int main(void) {
   test_api();
   test_write_malloc();
@@ -195,6 +306,7 @@ int main(void) {
   test_events_realloc();
   test_spawn();
   test_constructors();
+  test_poll();
   puts("test_fault: ok");
   return 0;
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -115,6 +117,7 @@ static void test_refused(ps_loop_t* loop) {
   close(devnull);
   CHECK_EQ(ps_poll_open(loop, devnull, PS_POLL_READABLE, &p), UV_EBADF);
   CHECK_EQ(ps_poll_open(loop, -1, PS_POLL_READABLE, &p), UV_EINVAL);
+  CHECK_EQ(ps_poll_open(loop, 0, 0x100, &p), UV_EINVAL);
 
   /* An fd a stream owns (and libuv watches) is polled through a
    * duplicate: both hear of readiness, and the stream still reads. */
@@ -150,6 +153,7 @@ static void test_refused(ps_loop_t* loop) {
   CHECK_EQ(ps_poll_modify(p, PS_POLL_WRITABLE), UV_EBADF);
   CHECK_EQ(ps_poll_close(p), 0);
   CHECK_EQ(ps_poll_close(p), UV_EALREADY);
+  CHECK_EQ(ps_poll_modify(p, PS_POLL_READABLE), UV_EBADF);
   while (run_once(loop, 0) > 0) {
   }
   CHECK_EQ(seen->polls, 0);
@@ -198,6 +202,50 @@ static int test_connect_error(ps_loop_t* loop) {
   return fd;
 }
 
+/* More fds ready than libuv's epoll_wait takes at once (1024): libuv waits
+ * again in the same pass and calls each poll back again, yet each fd is
+ * reported once per pass, with its events joined, as a selector does. */
+static void test_many_ready(ps_loop_t* loop) {
+  enum { N = 1100 };
+  static int fds[N];
+  static ps_poll_t* polls[N];
+  static int seen[4 * N]; /* by fd */
+  struct rlimit limit;
+  ps_event_t* events;
+  ps_poll_ready_t* ready;
+  int i, m;
+
+  CHECK_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < 2 * N) {
+    puts("test_poll: too few fds allowed for test_many_ready, skipped");
+    return;
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 2 * N) {
+    limit.rlim_cur = 2 * N;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  }
+  for (i = 0; i < N; i++) {
+    fds[i] = eventfd(0, EFD_CLOEXEC); /* always writable */
+    CHECK(fds[i] >= 0 && fds[i] < 4 * N);
+    CHECK_EQ(ps_poll_open(loop, fds[i], PS_POLL_WRITABLE, &polls[i]), 0);
+  }
+  CHECK_EQ(ps_loop_run_once(loop, -1, &events), 0);
+  m = ps_loop_polls(loop, &ready);
+  CHECK_EQ(m, N);
+  memset(seen, 0, sizeof(seen));
+  for (i = 0; i < m; i++) {
+    CHECK_EQ(ready[i].events, PS_POLL_WRITABLE);
+    CHECK(ready[i].fd >= 0 && ready[i].fd < 4 * N);
+    seen[ready[i].fd]++;
+  }
+  for (i = 0; i < N; i++) CHECK_EQ(seen[fds[i]], 1);
+  for (i = 0; i < N; i++) CHECK_EQ(ps_poll_close(polls[i]), 0);
+  CHECK_EQ(ps_loop_run_once(loop, 0, &events), 0);
+  CHECK_EQ(ps_loop_polls(loop, &ready), 0);
+  CHECK_EQ(polls_alive(), 0);
+  for (i = 0; i < N; i++) CHECK_EQ(close(fds[i]), 0);
+}
+
 int main(void) {
   ps_loop_t* loop;
   int fd;
@@ -205,6 +253,7 @@ int main(void) {
   CHECK_EQ(ps_loop_new(&loop), 0);
   test_readiness(loop);
   test_refused(loop);
+  test_many_ready(loop);
   fd = test_connect_error(loop);
   /* A poll left open is closed and freed by the loop's close; its fd is
    * still the owner's. */

@@ -16,6 +16,7 @@ closes it through the bridge, which closes every handle, polls included.
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import selectors
 import signal
@@ -29,6 +30,7 @@ from ._loop import Bridge, _bridges
 __all__ = ["EventLoop", "LibuvSelector"]
 
 _MAX_TIMEOUT_MS = 2**31 - 1
+_UV_EBADF = -errno.EBADF  # libuv's codes are minus errno on Unix
 
 
 class LibuvSelector(selectors._BaseSelectorImpl):
@@ -91,8 +93,17 @@ class LibuvSelector(selectors._BaseSelectorImpl):
         if events != key.events:
             if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
                 raise ValueError(f"Invalid events: {events!r}")
-            self._loop_ptr()
+            ptr = self._loop_ptr()
             err = lib.ps_poll_modify(self._polls[key.fd], events)
+            if err < 0 and err != _UV_EBADF and not events & ~key.events:
+                # Watching less must not fail where it can be helped:
+                # asyncio does it from done callbacks (remove_reader), where
+                # an error only reaches the exception handler, and a poll
+                # left watching a ready writability would wake every pass.
+                # libuv's start fails for an fd number another handle took
+                # (a stream opened on the fd): a new poll watches a
+                # duplicate then.
+                err = self._reopen(ptr, fileobj, key.fd, events)
             if err < 0:
                 raise oserror(err)
             key = key._replace(events=events, data=data)
@@ -101,6 +112,17 @@ class LibuvSelector(selectors._BaseSelectorImpl):
             key = key._replace(data=data)
             self._fd_to_key[key.fd] = key
         return key
+
+    def _reopen(self, ptr: Any, fileobj: Any, fd: int, events: int) -> int:
+        """Replaces fd's poll with a new one watching events; if that
+        fails, fd is no longer registered."""
+        lib.ps_poll_close(self._polls.pop(fd))
+        err = lib.ps_poll_open(ptr, fd, events, self._out)
+        if err < 0:
+            super().unregister(fileobj)
+            return int(err)
+        self._polls[fd] = self._out[0]
+        return 0
 
     def select(self, timeout: Optional[float] = None) -> list[tuple[selectors.SelectorKey, int]]:
         ptr = self._loop_ptr()
@@ -164,8 +186,36 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self) -> None:
         selector = LibuvSelector()
-        super().__init__(selector)
+        try:
+            super().__init__(selector)  # watches its self-pipe: may fail
+        except BaseException:
+            for sock in (getattr(self, "_ssock", None), getattr(self, "_csock", None)):
+                if sock is not None:
+                    sock.close()
+            selector.close()
+            self._closed = True  # nothing left to close (nor to warn of)
+            raise
         selector.attach(self)
+
+    # A transport's fd that cannot be watched fails the transport.  asyncio
+    # watches from a transport's callbacks, some scheduled with call_soon
+    # (its first read): an error there would only reach the exception
+    # handler, and the transport's user would wait forever.
+    def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return super()._add_reader(fd, callback, *args)  # type: ignore[misc]
+        except OSError as exc:
+            if not _fail_transport(callback, exc):
+                raise
+            return None
+
+    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return super()._add_writer(fd, callback, *args)  # type: ignore[misc]
+        except OSError as exc:
+            if not _fail_transport(callback, exc):
+                raise
+            return None
 
     def run_forever(self) -> None:
         # libuv retries epoll_wait after EINTR, so a signal whose Python
@@ -192,3 +242,16 @@ class EventLoop(asyncio.SelectorEventLoop):
             # Unless a signal handler of this loop needs it from now on.
             if installed and not self._signal_handlers:
                 signal.set_wakeup_fd(-1)
+
+
+def _fail_transport(callback: Callable[..., Any], exc: OSError) -> bool:
+    """Fails the transport whose method callback is with exc, as asyncio
+    fails one whose socket call fails: its protocol's connection_lost gets
+    exc (a stream's reader and drain raise it).  False if callback is not a
+    transport's."""
+    transport = getattr(callback, "__self__", None)
+    fatal = getattr(transport, "_fatal_error", None)
+    if not isinstance(transport, asyncio.BaseTransport) or fatal is None:
+        return False
+    fatal(exc, "Fatal error: pystream's loop cannot watch the transport's fd")
+    return True
