@@ -24,7 +24,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 from ._base._checkpoint import CHECKPOINT
 from ._base._errors import ConflictDetector, EndOfChannel
-from ._base._readers import PushbackReader
+from ._base._readers import DEFAULT_LIMIT, PushbackReader
 
 __all__ = [
     "AsyncResource",
@@ -348,9 +348,45 @@ class Stream(SendStream, ReceiveStream):
         """
         return await _reader_of(self).readexactly(n)
 
-    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
+    @property
+    def limit(self) -> int:
+        """The limit ``readuntil`` and ``readline`` use when the call gives
+        none: 65536 (asyncio's ``open_connection`` default) unless the
+        stream's opener was given ``limit=``, or it was set here.
+
+        Setting it takes an integer >= 1, else ``TypeError`` or
+        ``ValueError``.  A call's own ``limit=`` overrides it for that call.
+        This default serves a subclass using ``Stream``'s reading helpers;
+        pystream's streams have their own.
+        """
+        reader = _readers.get(self)
+        return DEFAULT_LIMIT if reader is None else reader.limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        _reader_of(self).limit = value
+
+    def receive_ready(self) -> bool:
+        """Whether a receive would return (or raise) at once, from what
+        this stream already holds: buffered bytes, a recorded end of file
+        or error, or being closed.  Never blocks; pystream's streams answer
+        without a system call.
+
+        True is a promise; False is not (data may be on its way, or held by
+        a layer underneath: a ``TLSStream`` answers for its own buffer
+        only).  ``pystream.interop.httpcore`` asks it to tell whether an
+        idle pooled connection has heard from its peer.  This default
+        answers for the pushback buffer of ``Stream``'s reading helpers.
+        """
+        reader = _readers.get(self)
+        return reader is not None and reader.receive_ready()
+
+    async def readuntil(self, separator: bytes = b"\n", *, limit: Optional[int] = None) -> bytes:
         """Receive up to and including the first ``separator``.  A
         checkpoint.
+
+        ``limit=None`` means the stream's ``limit`` (65536 unless its
+        opener was given another).
 
         Raises:
             asyncio.LimitOverrunError: more than ``limit`` bytes come before
@@ -371,10 +407,10 @@ class Stream(SendStream, ReceiveStream):
         """
         return await _reader_of(self).readuntil(separator, limit=limit)
 
-    async def readline(self, *, limit: int = 65536) -> bytes:
+    async def readline(self, *, limit: Optional[int] = None) -> bytes:
         """``readuntil(b"\\n", limit=limit)``, except that at the end of
         file it returns what is left (``b""`` when nothing is) instead of
-        raising.
+        raising.  ``limit=None`` means the stream's ``limit``.
 
         Unlike asyncio's, it keeps the data when it raises
         ``asyncio.LimitOverrunError`` (more than ``limit`` bytes before the

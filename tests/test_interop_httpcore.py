@@ -338,3 +338,125 @@ async def test_unix_socket_connection(tmp_path):
     finally:
         server.cancel()
         await listener.aclose()
+
+
+# -- is_readable, answered by the core (no nginx: a server in this test) ---
+
+
+class OneShotServer:
+    """A pystream HTTP server on loopback answering each connection's first
+    request with ``ok``; on the first connection, once the test sets
+    ``proceed`` (the connection idle in the client's pool), it does what
+    ``after`` does (close it, send stray bytes, ...).  Counts the
+    connections."""
+
+    def __init__(self, after) -> None:
+        self.after = after
+        self.connections = 0
+        self.proceed = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def __aenter__(self) -> OneShotServer:
+        import pystream
+
+        self.listener = (await pystream.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        self.url = f"http://127.0.0.1:{self.listener.local_address[1]}/"
+        self.task = asyncio.ensure_future(pystream.serve_listeners(self.handle, [self.listener]))
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.done.set()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def handle(self, conn) -> None:
+        self.connections += 1
+        await conn.readuntil(b"\r\n\r\n")
+        await conn.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if self.connections == 1:
+            await self.proceed.wait()
+            await self.after(conn, self)
+        else:
+            await self.done.wait()
+
+
+async def idle_stream(pool, url):
+    """The network stream of a connection back in the pool after a GET."""
+    response = await pool.request("GET", url)
+    assert response.content == b"ok"
+    stream = response.extensions["network_stream"]
+    assert len(pool.connections) == 1 and pool.connections[0].is_idle()
+    return stream
+
+
+async def test_idle_connection_the_server_closed_is_readable_and_not_reused():
+    from helpers import wait_until
+
+    closed = asyncio.Event()
+
+    async def close(conn, server) -> None:
+        await conn.aclose()
+        closed.set()
+
+    async with OneShotServer(close) as server:
+        async with httpcore.AsyncConnectionPool(network_backend=PystreamBackend()) as pool:
+            stream = await idle_stream(pool, server.url)
+            server.proceed.set()
+            await closed.wait()
+            # The core reads the FIN while nobody receives: the next libuv
+            # pass records it.
+            await wait_until(lambda: stream.get_extra_info("is_readable"), "the FIN seen")
+            response = await pool.request("GET", server.url)
+            assert response.content == b"ok"
+            assert server.connections == 2, "the closed connection was reused"
+
+
+async def test_idle_connection_with_bytes_buffered_in_the_core_is_readable():
+    import select
+
+    from helpers import wait_until
+
+    sent = asyncio.Event()
+
+    async def stray_bytes(conn, server) -> None:
+        await conn.send_all(b"STRAY")
+        sent.set()
+        await server.done.wait()
+
+    async with OneShotServer(stray_bytes) as server:
+        async with httpcore.AsyncConnectionPool(network_backend=PystreamBackend()) as pool:
+            stream = await idle_stream(pool, server.url)
+            assert stream.get_extra_info("is_readable") is False
+            server.proceed.set()
+            await sent.wait()
+            await wait_until(lambda: stream.get_extra_info("is_readable"), "the bytes seen")
+            # They are in the core's buffer, no longer in the kernel's: a
+            # poll of the descriptor (the old answer) would miss them.
+            poller = select.poll()
+            poller.register(stream.get_extra_info("socket"), select.POLLIN)
+            assert poller.poll(0) == []
+            response = await pool.request("GET", server.url)
+            assert response.content == b"ok"
+            assert server.connections == 2, "the connection with stray bytes was reused"
+
+
+async def test_is_readable_of_a_tls_connection_sees_the_layers_underneath():
+    from pystream.interop.httpcore import PystreamNetworkStream
+
+    from helpers import wait_until
+    from test_tls import handshaken, socket_pair_maker, tls_over
+
+    client, server = await handshaken(tls_over(socket_pair_maker))()
+    stream = PystreamNetworkStream(client)
+    try:
+        assert stream.get_extra_info("is_readable") is False
+        await server.send_all(b"data")  # a record, in the socket's buffer
+        await wait_until(lambda: stream.get_extra_info("is_readable"), "the record seen")
+        assert await client.receive_some() == b"data"
+        assert stream.get_extra_info("is_readable") is False
+        await server.aclose()  # close_notify, then the FIN
+        await wait_until(lambda: stream.get_extra_info("is_readable"), "close_notify seen")
+    finally:
+        await stream.aclose()
+        await server.aclose()
+    assert stream.get_extra_info("is_readable") is True  # closed: a read raises at once

@@ -184,3 +184,17 @@ async def test_multibyte_separator_arriving_one_byte_at_a_time(kind):
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
         assert await b.read() == b"body"
+
+
+async def test_receive_ready_is_true_for_what_a_helper_read_ahead(kind):
+    a, b, _ = await make(kind)
+    async with a:
+        assert b.receive_ready() is False
+        await a.send_all(b"line\nmore")
+        assert await b.readline() == b"line\n"
+        if kind != "memory":  # (the memory stream's buffer is the peer's)
+            assert b.receive_ready() is True  # "more" waits in the pushback buffer
+        assert await b.readexactly(4) == b"more"
+        assert b.receive_ready() is False
+        await b.aclose()
+        assert b.receive_ready() is True

@@ -652,3 +652,24 @@ async def test_readexactly_zero_returns_at_once(kind):
         assert await is_checkpoint(b.readexactly(0))
     with pytest.raises(pystream.ClosedResourceError):
         await b.readexactly(0)
+
+
+async def test_receive_ready_answers_from_the_core_without_a_receive(kind):
+    from helpers import wait_until
+
+    a, b = await make_pair(kind)
+    async with a:
+        assert b.receive_ready() is False  # idle: nothing buffered, reading goes on
+        await a.send_all(b"xy")
+        # The core reads while nobody receives.
+        await wait_until(b.receive_ready, "the bytes buffered")
+        assert await b.receive_some(1) == b"x"
+        assert b.receive_ready() is True
+        assert await b.receive_some() == b"y"
+        assert b.receive_ready() is False
+        await a.send_eof()
+        await wait_until(b.receive_ready, "the end of file recorded")
+        assert await b.receive_some() == b""
+        assert b.receive_ready() is True  # still: a receive returns b"" at once
+        await b.aclose()
+        assert b.receive_ready() is True  # closed: a receive raises at once

@@ -23,9 +23,15 @@ __all__ = [
     "MAX_RECEIVE_SIZE",
     "check_readuntil_args",
     "DEFAULT_RECEIVE_SIZE",
+    "DEFAULT_LIMIT",
+    "check_limit",
 ]
 
 DEFAULT_RECEIVE_SIZE = 65536
+
+# readuntil's and readline's limit when neither the call nor the stream's
+# opener gave one: asyncio's (open_connection's and start_server's limit).
+DEFAULT_LIMIT = 65536
 
 
 # The most one receive asks of a buffer (what a C size fits, with room).
@@ -50,6 +56,21 @@ def check_max_bytes(max_bytes: Optional[int]) -> int:
     return min(max_bytes, MAX_RECEIVE_SIZE)
 
 
+def check_limit(limit: int) -> int:
+    """Validate a limit of readuntil and readline (a call's, or a stream's
+    default given to an opener): an integer >= 1 (not a bool)."""
+    if type(limit) is not int:
+        if isinstance(limit, bool):
+            raise TypeError("limit must be an integer, not bool")
+        try:
+            limit = operator.index(limit)
+        except TypeError:
+            raise TypeError(f"limit must be an integer, not {type(limit).__name__}") from None
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    return limit
+
+
 def check_readuntil_args(separator: bytes, limit: int) -> tuple[bytes, int]:
     """Validate readuntil's arguments: a non-empty bytes-like separator and
     an integer limit >= 1."""
@@ -58,10 +79,7 @@ def check_readuntil_args(separator: bytes, limit: int) -> tuple[bytes, int]:
     sep = bytes(separator)
     if not sep:
         raise ValueError("Separator should be at least one-byte string")
-    limit = operator.index(limit)
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    return sep, limit
+    return sep, check_limit(limit)
 
 
 class ReadingHelpers:
@@ -77,11 +95,37 @@ class ReadingHelpers:
       ``want`` bytes are buffered, False if the stream ended (EOF) with
       fewer; raises the stream error if receiving failed, or closed;
     - ``_buffered() -> int``, ``_find(separator, offset) -> int`` (-1 if
-      not there), ``_take(n) -> bytes`` (1 <= n <= buffered).
+      not there), ``_take(n) -> bytes`` (1 <= n <= buffered);
+    - ``receive_ready() -> bool``: whether a receive would return (or
+      raise) at once, without a system call.
+
+    The stream's default limit of ``readuntil`` and ``readline`` is its
+    ``limit`` property, stored in ``_limit`` (a slot of ``CoreStream``, a
+    class default of ``BufferedReceiveMixin``); openers set it.
     """
 
     __slots__ = ()
     _receive_conflict: ConflictDetector
+    _limit: int
+
+    @property
+    def limit(self) -> int:
+        """The limit ``readuntil`` and ``readline`` use when the call gives
+        none: 65536 (asyncio's), unless the stream's opener was given
+        ``limit=``.  Settable (an integer >= 1: ``TypeError`` or
+        ``ValueError`` otherwise); a call's own ``limit=`` overrides it."""
+        try:
+            return self._limit
+        except AttributeError:  # (a CoreStream made by no opener)
+            return DEFAULT_LIMIT
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        # (ReadingHelpers has no slots: the class using it holds _limit.)
+        self._limit = check_limit(value)  # type: ignore[misc]
+
+    def receive_ready(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     async def _wait_buffered(self, want: int) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -111,8 +155,8 @@ class ReadingHelpers:
                 return self._take(n) if n else b""
             raise asyncio.IncompleteReadError(self._take_all(), n)
 
-    async def readuntil(self, separator: bytes = b"\n", *, limit: int = 65536) -> bytes:
-        sep, limit = check_readuntil_args(separator, limit)
+    async def readuntil(self, separator: bytes = b"\n", *, limit: Optional[int] = None) -> bytes:
+        sep, limit = check_readuntil_args(separator, self.limit if limit is None else limit)
         with self._receive_conflict:
             offset = 0
             want = len(sep)
@@ -136,7 +180,7 @@ class ReadingHelpers:
                     raise asyncio.IncompleteReadError(self._take_all(), None)
                 want = buffered + 1
 
-    async def readline(self, *, limit: int = 65536) -> bytes:
+    async def readline(self, *, limit: Optional[int] = None) -> bytes:
         try:
             return await self.readuntil(b"\n", limit=limit)
         except asyncio.IncompleteReadError as exc:
@@ -172,9 +216,22 @@ class BufferedReceiveMixin(ReadingHelpers):
     """
 
     _pushback: bytearray
+    _limit = DEFAULT_LIMIT  # (an opener's limit= goes in the instance)
 
     def _check_receive_open(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def receive_ready(self) -> bool:
+        """True if a receive would return at once from what this stream
+        holds itself (its pushback buffer), or raise at once (closed).
+        What its transport holds is not looked at."""
+        if self._pushback:
+            return True
+        try:
+            self._check_receive_open()
+        except Exception:
+            return True
+        return False
 
     async def _receive_raw(self, max_bytes: int) -> bytes:  # pragma: no cover
         raise NotImplementedError

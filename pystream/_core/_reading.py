@@ -8,6 +8,7 @@ from typing import Any, Union
 
 from .._base._checkpoint import CHECKPOINT
 from .._base._readers import ReadingHelpers
+from .._base._state import OPEN, StreamState
 from .._binding import UV_EOF, ffi, lib
 
 __all__ = ["CReadingMixin"]
@@ -23,6 +24,7 @@ class CReadingMixin(ReadingHelpers):
     _h: Any
     _bridge: Any
     _receive_conflict: Any
+    _state: StreamState
 
     async def _wait_readable(self, want: int) -> None:
         raise NotImplementedError
@@ -58,6 +60,23 @@ class CReadingMixin(ReadingHelpers):
             if got == UV_EOF:
                 return 0
             raise self._broken_receive(got)
+
+    def receive_ready(self) -> bool:
+        """Whether a receive would return (or raise) at once: bytes are
+        buffered, or the C core has recorded the end of the stream or a
+        read error, or the stream is closed.  Two C calls, no system call.
+
+        The core reads as soon as a stream is connected, whether or not a
+        task receives, and stops only when its buffer is full (ready then)
+        or reading ended (ready then): so an idle connection's peer closing
+        it, or sending something, shows here once the event loop has run
+        the libuv pass that read it.  False does not promise that a receive
+        would wait: the kernel may hold what that pass has not read yet.
+        """
+        ptr = self._h.ptr
+        if ptr is None or self._state.receive is not OPEN:
+            return True
+        return bool(lib.ps_stream_buffered(ptr) or lib.ps_stream_read_status(ptr))
 
     # -- the buffer under the reading helpers (_readers.ReadingHelpers) ----
     async def _wait_buffered(self, want: int) -> bool:

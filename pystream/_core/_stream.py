@@ -50,6 +50,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         "_state",
         "_send_conflict",
         "_receive_conflict",
+        "_limit",
         "__weakref__",
     )
 

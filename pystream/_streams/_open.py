@@ -9,6 +9,7 @@ import socket
 import stat
 from typing import Any, Optional, Sequence, Union
 
+from .._base._readers import DEFAULT_LIMIT, check_limit
 from .._base._util import CHECKPOINT
 from .._core import connect_pipe, get_bridge, oserror
 from ._listener import SocketListener
@@ -44,20 +45,26 @@ def _check_backlog(backlog: Optional[int]) -> int:
 # -- Unix connections -----------------------------------------------------
 
 
-async def open_unix_stream(path: PathLike) -> SocketStream:
+async def open_unix_stream(path: PathLike, *, limit: int = DEFAULT_LIMIT) -> SocketStream:
     """Connect to the Unix socket at ``path`` (``str``, ``bytes`` or
     path-like; ``bytes`` starting with NUL: Linux's abstract namespace) and
     return a ``SocketStream``.
 
+    ``limit`` is the stream's default limit for ``readuntil`` and
+    ``readline`` (its ``limit`` property), as asyncio's
+    ``open_unix_connection`` takes it.
+
     Raises:
         OSError: connecting failed: ``FileNotFoundError`` (no such socket),
             ``ConnectionRefusedError`` (nobody listening), ...
-        TypeError: ``path`` is not a path.
-        ValueError: ``path`` is empty or has a NUL byte inside.
+        TypeError: ``path`` is not a path, or ``limit`` not an int.
+        ValueError: ``path`` is empty or has a NUL byte inside, or
+            ``limit`` is less than 1.
 
     Cancellation:
         The socket is closed: nothing is left behind.
     """
+    limit = check_limit(limit)
     name = os.fspath(path)
     bridge = get_bridge()
     if isinstance(name, bytes) and name[:1] == b"\0":
@@ -68,7 +75,9 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
         except BaseException:
             sock.close()
             raise
-        return stream_from_socket(sock)
+        stream = stream_from_socket(sock)
+        stream.limit = limit
+        return stream
     raw = os.fsencode(name)
     if b"\0" in raw or not raw:
         raise ValueError(f"invalid Unix socket path {name!r}")
@@ -76,6 +85,7 @@ async def open_unix_stream(path: PathLike) -> SocketStream:
     if status < 0:
         exc = oserror(status)
         raise type(exc)(exc.errno, exc.strerror, name)
+    stream.limit = limit
     return stream
 
 
@@ -111,7 +121,11 @@ def _bind_all(infos: Sequence[Any], port: int) -> list[socket.socket]:
 
 
 async def open_tcp_listeners(
-    port: int, *, host: Optional[str] = None, backlog: Optional[int] = None
+    port: int,
+    *,
+    host: Optional[str] = None,
+    backlog: Optional[int] = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> list[SocketListener]:
     """Listen on ``port``, on every address ``host`` resolves to
     (``host=None``: all IPv4 and IPv6 interfaces); return a list of
@@ -120,14 +134,16 @@ async def open_tcp_listeners(
     Port 0 picks a free port, the same one for every listener; read it
     from ``listeners[0].local_address[1]``.  ``backlog=None`` asks for the
     system's maximum.  Sockets get ``SO_REUSEADDR``, and IPv6 ones
-    ``IPV6_V6ONLY``.
+    ``IPV6_V6ONLY``.  ``limit`` is the default limit for ``readuntil`` and
+    ``readline`` of every stream the listeners accept (their ``limit``
+    property), as asyncio's ``start_server`` takes it.
 
     Raises:
         OSError: binding failed (``EADDRINUSE``, ``EACCES``, ...), or
             ``socket.gaierror`` if ``host`` does not resolve.
-        TypeError: ``port`` or ``backlog`` is not an int.
+        TypeError: ``port``, ``backlog`` or ``limit`` is not an int.
         OverflowError: ``port`` is outside 0-65535.
-        ValueError: ``backlog`` is negative.
+        ValueError: ``backlog`` is negative, or ``limit`` less than 1.
 
     Cancellation:
         Nothing is opened: the only wait is for the resolver, before any
@@ -135,6 +151,7 @@ async def open_tcp_listeners(
     """
     _check_port(port)
     backlog = _check_backlog(backlog)
+    limit = check_limit(limit)
     bridge = get_bridge()
     infos = await bridge.loop.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -156,7 +173,7 @@ async def open_tcp_listeners(
     listeners: list[SocketListener] = []
     try:
         while socks:
-            listeners.append(SocketListener(bridge, socks.pop(0), backlog))
+            listeners.append(SocketListener(bridge, socks.pop(0), backlog, limit))
     except BaseException:
         for sock in socks:
             sock.close()
@@ -166,25 +183,31 @@ async def open_tcp_listeners(
     return listeners
 
 
-async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -> SocketListener:
+async def open_unix_listener(
+    path: PathLike, *, backlog: Optional[int] = None, limit: int = DEFAULT_LIMIT
+) -> SocketListener:
     """Listen on the Unix socket ``path`` (``bytes`` starting with NUL: the
     abstract namespace); return a ``SocketListener``.
 
     A socket file already at ``path`` is replaced (as asyncio does);
     closing the listener removes the file it made.  ``backlog=None`` asks
-    for the system's maximum.  A checkpoint, before anything is done.
+    for the system's maximum.  ``limit``: the accepted streams' default
+    limit for ``readuntil`` and ``readline``, as in ``open_tcp_listeners``.
+    A checkpoint, before anything is done.
 
     Raises:
         OSError: binding failed (``EADDRINUSE`` if a file that is not a
             socket is at ``path``, ``EACCES``, a path too long, ...).
-        TypeError: ``path`` is not a path, or ``backlog`` not an int.
-        ValueError: ``backlog`` is negative.
+        TypeError: ``path`` is not a path, or ``backlog`` or ``limit`` not
+            an int.
+        ValueError: ``backlog`` is negative, or ``limit`` less than 1.
 
     Cancellation:
         Nothing is opened, and no file is replaced: the checkpoint comes
         before the socket is made.
     """
     backlog = _check_backlog(backlog)
+    limit = check_limit(limit)
     name = os.fspath(path)
     bridge = get_bridge()
     await CHECKPOINT
@@ -205,22 +228,26 @@ async def open_unix_listener(path: PathLike, *, backlog: Optional[int] = None) -
     except BaseException:
         sock.close()
         raise
-    return SocketListener(bridge, sock, backlog)
+    return SocketListener(bridge, sock, backlog, limit)
 
 
 # -- adopting sockets -----------------------------------------------------
 
 
-async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
-    """Two connected ``SocketStream`` objects over a Unix socket pair.
+async def open_stream_pair(*, limit: int = DEFAULT_LIMIT) -> tuple[SocketStream, SocketStream]:
+    """Two connected ``SocketStream`` objects over a Unix socket pair;
+    ``limit`` is the default limit of both for ``readuntil`` and
+    ``readline`` (their ``limit`` property).
 
     Raises:
         OSError: out of file descriptors, say.
+        TypeError, ValueError: ``limit`` is not an int >= 1.
 
     Cancellation:
         Cancelled at its one checkpoint, after the streams were made, it
         closes both: nothing is left behind.
     """
+    limit = check_limit(limit)
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         first = stream_from_socket(a)
@@ -240,20 +267,24 @@ async def open_stream_pair() -> tuple[SocketStream, SocketStream]:
         first._close_now()
         second._close_now()
         raise
+    first.limit = second.limit = limit
     return first, second
 
 
-async def wrap_socket(sock: socket.socket) -> SocketStream:
+async def wrap_socket(sock: socket.socket, *, limit: int = DEFAULT_LIMIT) -> SocketStream:
     """Adopt ``sock``, a connected TCP or Unix stream socket, as a
-    ``SocketStream``.
+    ``SocketStream`` whose default limit for ``readuntil`` and ``readline``
+    is ``limit``.
 
     The stream owns the descriptor from then on: ``sock`` is detached (its
     ``fileno()`` becomes -1) and made non-blocking.
 
     Raises:
-        TypeError: ``sock`` is not a ``socket.socket``.
+        TypeError: ``sock`` is not a ``socket.socket``, or ``limit`` not an
+            int.
         ValueError: ``sock`` is not connected, not ``SOCK_STREAM``, or of
-            another family than IPv4, IPv6 and Unix.
+            another family than IPv4, IPv6 and Unix; ``limit`` is less
+            than 1.
 
     Cancellation:
         Cancelled at its one checkpoint, after the socket was adopted, it
@@ -262,11 +293,13 @@ async def wrap_socket(sock: socket.socket) -> SocketStream:
     """
     if not isinstance(sock, socket.socket):
         raise TypeError(f"wrap_socket needs a socket.socket, not {type(sock).__name__}")
+    limit = check_limit(limit)
     try:
         sock.getpeername()
     except OSError as exc:
         raise ValueError(f"wrap_socket needs a connected socket: {exc}") from None
     stream = stream_from_socket(sock)
+    stream.limit = limit
     try:
         await CHECKPOINT
     except BaseException:

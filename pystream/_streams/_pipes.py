@@ -10,6 +10,7 @@ import socket
 import stat
 from typing import Any, Optional, Union
 
+from .._base._readers import DEFAULT_LIMIT, check_limit
 from .._base._state import EOF_SENT, OPEN
 from .._base._util import CHECKPOINT
 from .._core import KIND_PIPE, CoreStream, get_bridge, open_fd
@@ -123,15 +124,19 @@ def pipe_stream(fd: int) -> PipeStream:
     return stream
 
 
-async def open_pipe() -> tuple[PipeStream, PipeStream]:
+async def open_pipe(*, limit: int = DEFAULT_LIMIT) -> tuple[PipeStream, PipeStream]:
     """A new OS pipe: ``(receive_end, send_end)``.  A checkpoint.
+    ``limit`` is the receive end's default limit for ``readuntil`` and
+    ``readline`` (its ``limit`` property).
 
     Raises:
         OSError: out of file descriptors, say.
+        TypeError, ValueError: ``limit`` is not an int >= 1.
 
     Cancellation:
         Before the pipe is made: nothing happened.
     """
+    limit = check_limit(limit)
     get_bridge()  # made (or failing) before any fd exists
     await CHECKPOINT
     read_fd, write_fd = new_pipe()
@@ -145,6 +150,7 @@ async def open_pipe() -> tuple[PipeStream, PipeStream]:
     except BaseException:
         receive_end._close_now()
         raise
+    receive_end.limit = send_end.limit = limit
     return receive_end, send_end
 
 
@@ -158,7 +164,7 @@ def new_pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
-async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
+async def wrap_fd(fd: int, *, limit: int = DEFAULT_LIMIT) -> Union[PipeStream, SocketStream]:
     """A stream that owns fd from now on (``aclose`` closes it): a pipe or
     FIFO end or a terminal gives a ``PipeStream``, a connected stream
     socket a ``SocketStream``.
@@ -166,12 +172,14 @@ async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
     fd becomes non-blocking, and so does every descriptor sharing its open
     file description (a ``dup`` of it, or a parent's copy): wrap only a
     descriptor nobody else uses.  A regular file or a directory raises
-    ``ValueError`` (epoll cannot watch them), a bad fd ``OSError``.  A
-    checkpoint, before anything is adopted.
+    ``ValueError`` (epoll cannot watch them), a bad fd ``OSError``.
+    ``limit`` is the stream's default limit for ``readuntil`` and
+    ``readline`` (its ``limit`` property).  A checkpoint, before anything
+    is adopted.
 
     Raises:
-        TypeError, ValueError: not an fd, or not one epoll can watch; fd is
-            still the caller's.
+        TypeError, ValueError: not an fd, or not one epoll can watch, or
+            ``limit`` not an int >= 1; fd is still the caller's.
         OSError: fd is not open (EBADF); or adopting it failed, which
             closed it.
 
@@ -182,19 +190,25 @@ async def wrap_fd(fd: int) -> Union[PipeStream, SocketStream]:
         raise TypeError(f"fd must be an int, not {type(fd).__name__}")
     if fd < 0:
         raise ValueError(f"fd must not be negative, not {fd}")
+    limit = check_limit(limit)
     get_bridge()
     await CHECKPOINT  # (cancelled here, fd is still the caller's)
     mode = os.fstat(fd).st_mode
+    stream: Union[PipeStream, SocketStream]
     if stat.S_ISSOCK(mode):
         sock = socket.socket(fileno=fd)
         try:
-            return stream_from_socket(sock)
+            stream = stream_from_socket(sock)
         except BaseException:
             # An argument error (not a stream socket) leaves fd to the
             # caller; a failure to adopt it has closed it already.
             sock.detach()
             raise
+        stream.limit = limit
+        return stream
     if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.isatty(fd)):
-        return pipe_stream(fd)
+        stream = pipe_stream(fd)
+        stream.limit = limit
+        return stream
     kind = "a regular file" if stat.S_ISREG(mode) else "not a pipe, socket or terminal"
     raise ValueError(f"wrap_fd: fd {fd} is {kind}; epoll cannot watch it")

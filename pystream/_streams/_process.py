@@ -16,6 +16,7 @@ import subprocess
 import warnings
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from .._base._readers import DEFAULT_LIMIT, check_limit
 from .._base._util import CHECKPOINT
 from .._core import CoreProcess
 from .._wrappers._stapled import StapledStream
@@ -58,6 +59,7 @@ class Process(AsyncResource):
         stdin: Optional[PipeStream],
         stdout: Optional[PipeStream],
         stderr: Optional[PipeStream],
+        limit: int = DEFAULT_LIMIT,
     ) -> None:
         self._core = core
         self.args = args
@@ -68,6 +70,9 @@ class Process(AsyncResource):
         self.stdio: Optional[StapledStream] = None
         if stdin is not None and stdout is not None:
             self.stdio = StapledStream(stdin, stdout)
+        for stream in (stdin, stdout, stderr, self.stdio):
+            if stream is not None:
+                stream.limit = limit
 
     def __del__(self) -> None:
         # As subprocess.Popen does: dropping a running child is a mistake
@@ -184,6 +189,7 @@ async def open_process(
     cwd: Optional[StrOrBytesPath] = None,
     env: Optional[Mapping[Any, Any]] = None,
     shell: bool = False,
+    limit: int = DEFAULT_LIMIT,
 ) -> Process:
     """Start a child process.  A checkpoint.
 
@@ -197,19 +203,24 @@ async def open_process(
     mode in this process; the child never shares a non-blocking one (a
     pipe's end, ``open_pipe``'s say, is opened anew for it, blocking).  libuv forks and execs the child, in this thread:
     the loop waits for the exec (a large parent makes that slower).
+    ``limit`` is the default limit for ``readuntil`` and ``readline`` of
+    the piped streams and ``stdio`` (their ``limit`` property), as asyncio's
+    ``create_subprocess_exec`` takes it.
 
     Raises:
         FileNotFoundError: no such program (``filename`` names it), or no
             such ``cwd``.
         PermissionError: the program cannot be run.
-        TypeError, ValueError: bad arguments, or an fd in non-blocking
-            mode that cannot be opened anew (a socket).
+        TypeError, ValueError: bad arguments (``limit`` not an int >= 1,
+            say), or an fd in non-blocking mode that cannot be opened anew
+            (a socket).
         OSError: the system refused (too many processes or fds, say).
         In every case nothing is left running or open.
 
     Cancellation:
         At its checkpoint, before anything starts: nothing happened.
     """
+    limit = check_limit(limit)
     argv = argv_of(args, shell)
     envp = envp_of(env)
     c_cwd = cwd_of(cwd)
@@ -275,7 +286,8 @@ async def open_process(
             os.close(fd)
         core.release()  # kills it; the C core reaps it
         raise
-    return Process(core, args, *streams)
+    stdin_end, stdout_end, stderr_end = streams
+    return Process(core, args, stdin_end, stdout_end, stderr_end, limit)
 
 
 def _adopt(fd: int, unowned: list[int]) -> PipeStream:

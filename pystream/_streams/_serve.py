@@ -8,6 +8,7 @@ import logging
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
 from .._base._errors import BrokenResourceError, ClosedResourceError
+from .._base._readers import DEFAULT_LIMIT
 from .._base._util import require_methods
 from ..abc import AsyncResource, Listener, aclose_forcefully
 from ._open import open_tcp_listeners
@@ -118,12 +119,15 @@ async def serve_tcp(
     *,
     host: Optional[str] = None,
     backlog: Optional[int] = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> None:
     """``serve_listeners(handler, await open_tcp_listeners(port, host=host,
-    backlog=backlog))``: serve TCP on ``port`` until cancelled.
+    backlog=backlog, limit=limit))``: serve TCP on ``port`` until
+    cancelled.  ``limit`` is each connection's default limit for
+    ``readuntil`` and ``readline``, as asyncio's ``start_server`` takes it.
 
     It raises what those two raise.  To serve on port 0 and learn the
     port, call them separately.
     """
-    listeners = await open_tcp_listeners(port, host=host, backlog=backlog)
+    listeners = await open_tcp_listeners(port, host=host, backlog=backlog, limit=limit)
     await serve_listeners(handler, listeners)

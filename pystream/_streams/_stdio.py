@@ -25,7 +25,7 @@ import stat
 from typing import Any, Optional, Union
 
 from .._base._errors import ClosedResourceError, ConflictDetector
-from .._base._readers import BufferedReceiveMixin
+from .._base._readers import DEFAULT_LIMIT, BufferedReceiveMixin, check_limit
 from .._base._state import EOF_SENT, OPEN, StreamState
 from .._base._util import CHECKPOINT
 from .._core import get_bridge
@@ -41,19 +41,25 @@ _READ_SIZE = 65536
 _MAX_READ = 1 << 20
 
 
-async def open_stdin() -> Union[PipeStream, ThreadFdStream]:
+async def open_stdin(*, limit: int = DEFAULT_LIMIT) -> Union[PipeStream, ThreadFdStream]:
     """A receive stream over this process's fd 0 (see the module's notes:
     the original descriptor is left open and in its mode).  A checkpoint.
     What the stream reads ahead (up to 256 KiB) is no longer there for
-    ``input()`` or a child inheriting fd 0.
+    ``input()`` or a child inheriting fd 0.  ``limit`` is the stream's
+    default limit for ``readuntil`` and ``readline`` (its ``limit``
+    property).
 
     Raises:
         OSError: fd 0 is closed (EBADF), or out of file descriptors.
+        TypeError, ValueError: ``limit`` is not an int >= 1.
 
     Cancellation:
         At its checkpoint, before anything is opened.
     """
-    return await _open_std(0, writing=False)
+    limit = check_limit(limit)
+    stream = await _open_std(0, writing=False)
+    stream.limit = limit
+    return stream
 
 
 async def open_stdout() -> Union[PipeStream, ThreadFdStream]:

@@ -7,6 +7,7 @@ import asyncio
 import socket
 from typing import Any, Optional, Sequence, Union
 
+from .._base._readers import DEFAULT_LIMIT, check_limit
 from .._core import Bridge, connect_tcp, get_bridge, oserror
 from ._socket import SocketStream
 
@@ -61,6 +62,7 @@ async def open_tcp_stream(
     *,
     happy_eyeballs_delay: Optional[float] = 0.25,
     local_address: Optional[str] = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> SocketStream:
     """Connect to ``host`` (a name or an address, ``str`` or ``bytes``)
     on ``port``; return a ``SocketStream`` with ``TCP_NODELAY`` on.
@@ -70,16 +72,20 @@ async def open_tcp_stream(
     seconds passed without an answer (RFC 8305; None waits for each attempt
     to fail first).  The first to connect wins; the others are closed.
     ``local_address`` (an IP address) binds each attempt's socket to it
-    first.
+    first.  ``limit`` is the stream's default limit for ``readuntil`` and
+    ``readline`` (its ``limit`` property), as asyncio's ``open_connection``
+    takes it; a call's own ``limit=`` overrides it.
 
     Raises:
         OSError: no attempt connected: the one attempt's error
             (``ConnectionRefusedError``, ...), or one that lists each
             attempt's.  ``socket.gaierror`` if ``host`` does not resolve.
         TypeError: ``host`` is not ``str``/``bytes``, ``port`` not an int,
-            ``happy_eyeballs_delay`` not a number or None.
+            ``happy_eyeballs_delay`` not a number or None, ``limit`` not
+            an int.
         OverflowError: ``port`` is outside 0-65535.
-        ValueError: ``happy_eyeballs_delay`` is negative.
+        ValueError: ``happy_eyeballs_delay`` is negative, ``limit`` less
+            than 1.
 
     Cancellation:
         Every attempt is cancelled and every socket it opened is closed:
@@ -95,12 +101,15 @@ async def open_tcp_stream(
         )
     if happy_eyeballs_delay is not None and happy_eyeballs_delay < 0:
         raise ValueError("happy_eyeballs_delay must not be negative")
+    limit = check_limit(limit)
     bridge = get_bridge()
     infos = await bridge.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     targets = _interleave(infos)
     if not targets:
         raise OSError(f"no addresses found for {host!r}")
-    return await _race(bridge, targets, happy_eyeballs_delay, local_address)
+    stream = await _race(bridge, targets, happy_eyeballs_delay, local_address)
+    stream.limit = limit
+    return stream
 
 
 async def _race(

@@ -23,7 +23,6 @@ stream's error the ``__cause__`` of each.  Needs httpcore (and httpx for
 from __future__ import annotations
 
 import asyncio
-import select
 import socket
 import ssl
 from collections.abc import Iterable
@@ -136,24 +135,29 @@ class PystreamNetworkStream(httpcore.AsyncNetworkStream):
         return None
 
     def _is_readable(self) -> bool:
-        """Whether the peer sent something (data, or the end of file) on
-        what is meant to be an idle connection: httpcore then drops it
-        rather than sending a request into a closing connection.
+        """Whether the peer sent something (data, the end of file, a reset)
+        on what is meant to be an idle connection, or it is closed: httpcore
+        then drops it rather than sending a request into a closing
+        connection.
 
-        The end of file and a reset stay readable at the socket, so a poll
-        of the descriptor (one system call, no wait) sees them even after
-        the C core took them in.  Bytes the core has already buffered are
-        not seen this way: the core has no public "anything buffered?"
-        question yet."""
-        sock = _innermost(self._stream)
-        if sock is None:
-            return True
-        fd = sock.fileno()
-        if fd < 0:
-            return True
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))
+        No system call: each layer's ``receive_ready()`` answers from what
+        it holds (a TLS layer: its decrypted bytes, and those the
+        ``SSLObject`` holds), down to the socket's C core, which reads
+        whether or not anyone receives and stops only with bytes buffered
+        or reading ended, so it has an answer for an idle connection too.
+        No poll of the descriptor is needed as a fallback.  What it cannot
+        know is what the kernel received since the event loop's last
+        libuv pass (the next pass reads it); a poll would see that one
+        loop iteration sooner, and neither sees a FIN still on the wire.
+        """
+        stream = self._stream
+        while not stream.receive_ready():
+            if not isinstance(stream, TLSStream):
+                return False
+            if stream.ssl_object.pending():
+                return True
+            stream = stream.transport_stream
+        return True
 
 
 def _innermost(stream: Stream) -> Optional[SocketStream]:
