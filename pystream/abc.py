@@ -372,9 +372,11 @@ class Stream(SendStream, ReceiveStream):
         or error, or being closed.  Never blocks; pystream's streams answer
         without a system call.
 
-        True is a promise; False is not (data may be on its way, or held by
-        a layer underneath: a ``TLSStream`` answers for its own buffer
-        only).  ``pystream.interop.httpcore`` asks it to tell whether an
+        True is a promise that the peer has sent something or the stream
+        ended (a ``TLSStream`` may hold part of a record, the rest on its
+        way); False is not a promise (data may be on its way, or held by a
+        layer that does not answer: wrappers ask the stream underneath
+        when it has ``receive_ready``).  ``pystream.interop.httpcore`` asks it to tell whether an
         idle pooled connection has heard from its peer.  This default
         answers for the pushback buffer of ``Stream``'s reading helpers.
         """

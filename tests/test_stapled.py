@@ -122,3 +122,18 @@ async def test_stapled_aclose_failing_still_closes_both_and_raises():
     with pytest.raises(OSError, match="receive side failed"):
         await asyncio.wait_for(pystream.StapledStream(send, receive).aclose(), 5)
     assert (send.closed, receive.closed) == ("gracefully", "gracefully")
+
+
+async def test_stapled_receive_ready_asks_its_receive_stream():
+    from helpers import make_pair, wait_until
+
+    a, b = await make_pair("pair")
+    out, _ = memory_stream_pair()
+    stapled = pystream.StapledStream(out, b)
+    assert stapled.receive_ready() is False
+    await a.send_all(b"xy")
+    await wait_until(stapled.receive_ready, "the receive stream's bytes")
+    assert await stapled.readexactly(1) == b"x"
+    assert stapled.receive_ready() is True
+    await a.aclose()
+    await stapled.aclose()

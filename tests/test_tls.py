@@ -498,3 +498,25 @@ async def test_a_huge_max_bytes_returns_what_is_there():
     async with client, server:
         await client.send_all(b"huge")
         assert await server.receive_some(2**100) == b"huge"
+
+
+async def test_tls_receive_ready_looks_through_to_the_transport():
+    from helpers import wait_until
+
+    client, server = await handshaken(tls_over(socket_pair_maker))()
+    assert server.receive_ready() is False  # idle, records and socket alike
+    await client.send_all(b"hello")
+    # The record sits in the socket's C buffer: the TLS stream asks it.
+    await wait_until(server.receive_ready, "the record seen through the TLS layer")
+    assert await server.receive_some() == b"hello"
+    assert server.receive_ready() is False
+    await client.send_all(b"ab")
+    await wait_until(server.receive_ready, "the second record")
+    assert await server.receive_some(1) == b"a"
+    assert server.receive_ready() is True  # decrypted, in the pushback buffer
+    assert await server.receive_some() == b"b"
+    await client.aclose()  # close_notify, then the transport's end
+    await wait_until(server.receive_ready, "the close seen")
+    assert await server.receive_some() == b""
+    await server.aclose()
+    assert server.receive_ready() is True  # closed: a receive raises at once

@@ -93,6 +93,14 @@ class StapledStream(BufferedReceiveMixin, HalfCloseableStream):
     async def _receive_raw(self, max_bytes: int) -> bytes:
         return await self.receive_stream.receive_some(max_bytes)
 
+    def receive_ready(self) -> bool:
+        """Its own pushback buffer, then ``receive_stream``'s answer (False
+        for a receive stream without ``receive_ready``)."""
+        if super().receive_ready():
+            return True
+        ready = getattr(self.receive_stream, "receive_ready", None)
+        return bool(ready()) if callable(ready) else False
+
     def _close_now(self) -> None:
         self._state.close()
         close_now(self.send_stream)

@@ -242,6 +242,22 @@ class TLSStream(BufferedReceiveMixin, Stream):
             await tls.flush()  # shielded: a cancellation still sends it
 
     # -- receiving --------------------------------------------------------
+    def receive_ready(self) -> bool:
+        """Whether a receive would return (or raise) at once, from what this
+        stream or its transport holds: plaintext in the pushback buffer or
+        decrypted in the ``SSLObject``, records or the transport's end in
+        the incoming buffer, the stream closed or broken, or the
+        transport's own ``receive_ready()`` (False for a transport without
+        it).  No system call.  True may mean only part of a record
+        arrived: a promise that the receive will not wait for long."""
+        if super().receive_ready():
+            return True
+        tls = self._tls
+        if tls.ssl.pending() or tls.incoming.pending or tls.incoming.eof:
+            return True
+        ready = getattr(self.transport_stream, "receive_ready", None)
+        return bool(ready()) if callable(ready) else False
+
     def _check_receive_open(self) -> None:
         self._tls.check_usable()
 

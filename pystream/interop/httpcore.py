@@ -141,8 +141,8 @@ class PystreamNetworkStream(httpcore.AsyncNetworkStream):
         connection.
 
         No system call: each layer's ``receive_ready()`` answers from what
-        it holds (a TLS layer: its decrypted bytes, and those the
-        ``SSLObject`` holds), down to the socket's C core, which reads
+        it holds (a TLS layer: its decrypted bytes, its undecrypted records)
+        and asks the layer below, down to the socket's C core, which reads
         whether or not anyone receives and stops only with bytes buffered
         or reading ended, so it has an answer for an idle connection too.
         No poll of the descriptor is needed as a fallback.  What it cannot
@@ -150,14 +150,7 @@ class PystreamNetworkStream(httpcore.AsyncNetworkStream):
         libuv pass (the next pass reads it); a poll would see that one
         loop iteration sooner, and neither sees a FIN still on the wire.
         """
-        stream = self._stream
-        while not stream.receive_ready():
-            if not isinstance(stream, TLSStream):
-                return False
-            if stream.ssl_object.pending():
-                return True
-            stream = stream.transport_stream
-        return True
+        return self._stream.receive_ready()
 
 
 def _innermost(stream: Stream) -> Optional[SocketStream]:
