@@ -424,6 +424,9 @@ def test_targets_are_checked_against_the_medians_of_one_run():
     assert {t.workload for t in TARGETS} <= set(ALL_WORKLOADS)
     lines = format_targets(result)
     assert "  default loop, 100 x 1 KiB, CPU vs asyncio streams: 0.85x (<= 0.90x): holds" in lines
-    assert "  own loop, ping-pong, CPU vs asyncio streams (default loop): 0.90x (<= 0.85x): misses" in lines
+    assert (
+        "  own loop, ping-pong, CPU vs asyncio streams (default loop): 0.90x (<= 0.85x): misses"
+        in lines
+    )
     assert lines[-1].startswith("  (") and "not run" in lines[-1]
     assert format_targets({"workloads": {}}) == []
