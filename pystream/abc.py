@@ -300,11 +300,11 @@ class Stream(SendStream, ReceiveStream):
         if cls.readuntil is not Stream.readuntil:
             return  # the class has reading helpers of its own
         receive = cls.__dict__.get("receive_some")
-        if receive is not None and not getattr(receive, "_serves_pushback", False):
-            cls._raw_receive_some = receive  # type: ignore[attr-defined]
+        if receive is not None and receive not in _wrapped:
+            _raw_receives[cls] = receive
             cls.receive_some = _serving_pushback(receive)  # type: ignore[method-assign]
         close = cls.__dict__.get("aclose")
-        if close is not None and not getattr(close, "_drops_pushback", False):
+        if close is not None and close not in _wrapped:
             cls.aclose = _dropping_pushback(close)  # type: ignore[method-assign]
 
     async def send_eof(self) -> None:
@@ -448,12 +448,16 @@ HalfCloseableStream = Stream
 
 # The pushback readers of the streams using Stream's default helpers.
 _readers: weakref.WeakKeyDictionary[Stream, PushbackReader] = weakref.WeakKeyDictionary()
+# Each such class's own receive_some, before __init_subclass__ wrapped it.
+_raw_receives: weakref.WeakKeyDictionary[type, Callable[..., Any]] = weakref.WeakKeyDictionary()
+# The wrappers made here (a subclass that inherits one is not wrapped twice).
+_wrapped: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def _reader_of(stream: Stream) -> PushbackReader:
     reader = _readers.get(stream)
     if reader is None:
-        raw = getattr(type(stream), "_raw_receive_some", None)
+        raw = next((_raw_receives[k] for k in type(stream).__mro__ if k in _raw_receives), None)
         if raw is None:
             raise TypeError(f"{type(stream).__name__} has no receive_some")
         # A weak reference: the reader is the stream's, not the other way.
@@ -477,12 +481,12 @@ def _serving_pushback(receive: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(receive)
     async def receive_some(self: Stream, max_bytes: Optional[int] = None) -> bytes:
         reader = _readers.get(self)
-        if reader is not None and (reader._pushback or reader._receive_conflict.held):
+        if reader is not None and reader.serves_first():
             return await reader.receive_some(max_bytes)
         data: bytes = await receive(self, max_bytes)
         return data
 
-    receive_some._serves_pushback = True  # type: ignore[attr-defined]
+    _wrapped.add(receive_some)
     return receive_some
 
 
@@ -496,7 +500,7 @@ def _dropping_pushback(close: Callable[..., Any]) -> Callable[..., Any]:
             reader.close()
         await close(self)
 
-    aclose._drops_pushback = True  # type: ignore[attr-defined]
+    _wrapped.add(aclose)
     return aclose
 
 

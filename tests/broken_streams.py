@@ -138,9 +138,21 @@ BROKEN = {
 }
 
 
+# Byte k of the stream is XORed with (k * 31 + 7) & 0xFF, which repeats
+# every 256 bytes: the key of 256 + one period, to slice from any position.
+_KEY = bytes((k * 31 + 7) & 0xFF for k in range(512))
+
+
 def _xor(data: bytes, position: int) -> bytes:
-    """A rolling key: byte k of the stream is XORed with a function of k."""
-    return bytes(b ^ ((position + k) * 31 + 7) & 0xFF for k, b in enumerate(data))
+    """A rolling key: byte k of the stream is XORed with a function of k
+    (whole integers at once: the machine sends several MiB)."""
+    n = len(data)
+    if not n:
+        return b""
+    start = position % 256
+    key = (_KEY[start : start + 256] * (n // 256 + 1))[:n]
+    mixed = int.from_bytes(data, "little") ^ int.from_bytes(key, "little")
+    return mixed.to_bytes(n, "little")
 
 
 class KeyAdvancedBeforeSend:

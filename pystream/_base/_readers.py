@@ -295,6 +295,11 @@ class PushbackReader(BufferedReceiveMixin):
     async def _receive_raw(self, max_bytes: int) -> bytes:
         return await self._raw_receive(max_bytes)
 
+    def serves_first(self) -> bool:
+        """Whether a receive must go through this reader: it holds bytes
+        read ahead, or one of its helpers is running (and is busy)."""
+        return bool(self._pushback) or self._receive_conflict.held
+
     def close(self) -> None:
         self.closed = True
         self._pushback.clear()

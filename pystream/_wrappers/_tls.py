@@ -12,7 +12,8 @@ from .._base._readers import BufferedReceiveMixin
 from .._base._state import EOF_SENT, OPEN, StreamState
 from .._base._util import CHECKPOINT, require_methods, wait_bounded
 from ..abc import Stream, aclose_forcefully, close_now
-from ._tls_engine import TLSConnection, clear_openssl_errors
+from ._tls_engine import TLSConnection
+from ._tls_openssl import clear_openssl_errors, write_close_notify
 
 __all__ = ["TLSStream", "check_ssl_context"]
 
@@ -238,7 +239,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
                     f"{self._tls.ssl.version()} has no half-close (TLS 1.3 has); use aclose()"
                 )
             self._state.send_eof()
-            tls.write_close_notify()
+            write_close_notify(tls)
             await tls.flush()  # shielded: a cancellation still sends it
 
     # -- receiving --------------------------------------------------------

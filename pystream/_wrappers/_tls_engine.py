@@ -44,9 +44,10 @@ from ._tls_openssl import (
     WRITE,
     attempt,
     clear_openssl_errors,
+    write_close_notify,
 )
 
-__all__ = ["TLSConnection", "clear_openssl_errors"]
+__all__ = ["TLSConnection"]
 
 # What one feed asks the transport for.
 _RECEIVE_SIZE = 65536
@@ -165,32 +166,10 @@ class TLSConnection:
         await self._retry(UNWRAP)
         return self.incoming.read()
 
-    def write_close_notify(self) -> None:
-        """Put our close_notify in the outgoing buffer.
-
-        unwrap() writes close_notify, then reads on, looking for the
-        peer's: it would eat (and fail on) application data not yet
-        received, which send_eof's caller still wants.  So it runs with
-        nothing to read: the decrypted bytes go to the pushback buffer,
-        where receives find them first, and the undecrypted ones are held
-        and put back.  (With EOF written, the incoming buffer holds at most
-        part of a record.)  The failure would also linger in OpenSSL's
-        error queue on PyPy and fail the next TLS call in the thread."""
-        while self.ssl.pending():
-            self.pushback += self.ssl.read(self.ssl.pending())
-        held = b"" if self.incoming.eof else self.incoming.read()
-        try:
-            self.ssl.unwrap()
-            self.close_notify_seen = True  # both ways: the peer's was read
-        except ssl.SSLError:
-            clear_openssl_errors()  # it wants the peer's: ours is written
-        if held:
-            self.incoming.write(held)
-
     async def send_close_notify(self) -> None:
         """aclose's close_notify, from the caller's task (aclose bounds its
         time and closes the transport forcefully if it runs out)."""
-        self.write_close_notify()
+        write_close_notify(self)
         async with self.send_lock:
             await self._send_out()
 

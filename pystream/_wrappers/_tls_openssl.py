@@ -1,7 +1,8 @@
 """One call to OpenSSL for a ``TLSConnection`` (``_tls_engine``), and
 what it came to: the half of Trio's ``_retry`` that calls the TLS object
 and classifies the outcome.  The other half, moving the bytes the outcome
-asks for, is ``TLSConnection._retry``."""
+asks for, is ``TLSConnection._retry``.  And writing close_notify without
+reading on, which takes more than one call."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "WRITE",
     "HANDSHAKE",
     "UNWRAP",
+    "write_close_notify",
 ]
 
 
@@ -95,3 +97,26 @@ def attempt(conn: TLSConnection, call: int, arg: Any, fed: bool = False) -> tupl
         return WANT_READ, None
     except (ssl.SSLError, ssl.CertificateError) as exc:
         return FAILED, exc
+
+
+def write_close_notify(conn: TLSConnection) -> None:
+    """Put conn's close_notify in its outgoing buffer.
+
+    unwrap() writes close_notify, then reads on, looking for the
+    peer's: it would eat (and fail on) application data not yet
+    received, which send_eof's caller still wants.  So it runs with
+    nothing to read: the decrypted bytes go to the pushback buffer,
+    where receives find them first, and the undecrypted ones are held
+    and put back.  (With EOF written, the incoming buffer holds at most
+    part of a record.)  The failure would also linger in OpenSSL's
+    error queue on PyPy and fail the next TLS call in the thread."""
+    while conn.ssl.pending():
+        conn.pushback += conn.ssl.read(conn.ssl.pending())
+    held = b"" if conn.incoming.eof else conn.incoming.read()
+    try:
+        conn.ssl.unwrap()
+        conn.close_notify_seen = True  # both ways: the peer's was read
+    except ssl.SSLError:
+        clear_openssl_errors()  # it wants the peer's: ours is written
+    if held:
+        conn.incoming.write(held)

@@ -73,6 +73,7 @@ from ._fuzz_model import (
     receive_ops,
     schedules,
 )
+from ._fuzz_receive import ReceivingMixin
 
 __all__ = ["stream_state_machine", "chunkings", "schedules", "payloads"]
 
@@ -109,88 +110,11 @@ def stream_state_machine(
         raise ValueError(f"max_send must be between 1 and {LARGE_SEND}")
     strict = cancelled_send == "whole"
 
-    class StreamStateMachine(StreamMachineBase):
+    class StreamStateMachine(ReceivingMixin, StreamMachineBase):
         def __init__(self) -> None:
             super().__init__(maker, loop_factory, strict=strict, close_may_cut=close_may_cut)
 
         # -- what the rules start -----------------------------------------
-        async def _receive(self, i: int, op: str, arg: Any) -> None:
-            """One receive operation of end i, recorded as it returns."""
-            stream = self.ends[i].stream
-            if (
-                op != "some"
-                and op != "many"
-                and not hasattr(
-                    stream,
-                    {
-                        "into": "receive_into",
-                        "exactly": "readexactly",
-                        "until": "readuntil",
-                        "line": "readline",
-                        "read": "read",
-                    }[op],
-                )
-            ):
-                op, arg = "some", 65536
-            if op == "some":
-                data = await stream.receive_some(arg)
-                assert len(data) <= arg, f"end {i}: receive_some({arg}) returned {len(data)} bytes"
-                self._took(i, data, not data)
-            elif op == "many":
-                for _ in range(arg):
-                    data = await stream.receive_some(1 << 20)
-                    self._took(i, data, not data)
-                    if not data:
-                        return
-            elif op == "into":
-                buffer = bytearray(arg)
-                n = await stream.receive_into(buffer)
-                assert 0 <= n <= arg, f"end {i}: receive_into({arg} bytes) returned {n}"
-                self._took(i, bytes(buffer[:n]), n == 0)
-            elif op == "exactly":
-                try:
-                    data = await stream.readexactly(arg)
-                except asyncio.IncompleteReadError as exc:
-                    assert len(exc.partial) < arg, (
-                        f"end {i}: IncompleteReadError with all {arg} bytes"
-                    )
-                    self._took(i, exc.partial, True)
-                    return
-                assert len(data) == arg, f"end {i}: readexactly({arg}) returned {len(data)} bytes"
-                self._took(i, data, False)
-            elif op in ("until", "line"):
-                separator, limit = arg if op == "until" else (b"\n", 65536)
-                try:
-                    if op == "until":
-                        data = await stream.readuntil(separator, limit=limit)
-                    else:
-                        data = await stream.readline()
-                except asyncio.LimitOverrunError:
-                    return  # the data stays buffered (the next receives check it)
-                except asyncio.IncompleteReadError as exc:
-                    assert not exc.partial.endswith(separator) or op == "line", (
-                        f"end {i}: IncompleteReadError with the separator in it"
-                    )
-                    self._took(i, exc.partial, True)
-                    return
-                if data.endswith(separator):
-                    assert len(data) - len(separator) <= limit, (
-                        f"end {i}: readuntil returned more than its limit"
-                    )
-                    self._took(i, data, False)
-                else:
-                    assert op == "line", f"end {i}: readuntil returned no separator"
-                    self._took(i, data, True)  # readline at EOF
-            elif op == "read":
-                data = await stream.read(arg)
-                if arg > 0:
-                    assert len(data) <= arg, f"end {i}: read({arg}) returned {len(data)} bytes"
-                    self._took(i, data, not data)
-                elif arg < 0:
-                    self._took(i, data, True)
-                else:
-                    assert data == b"", f"end {i}: read(0) returned data"
-
         async def _send(self, i: int, data: Any) -> None:
             end = self.ends[i]
             await end.stream.send_all(data)
