@@ -13,7 +13,8 @@ import operator
 from typing import Awaitable, Callable, Optional
 
 from ._checkpoint import CHECKPOINT
-from ._errors import ClosedResourceError, ConflictDetector
+from ._errors import ConflictDetector
+from ._state import closed_error
 
 __all__ = [
     "BufferedReceiveMixin",
@@ -290,7 +291,7 @@ class PushbackReader(BufferedReceiveMixin):
 
     def _check_receive_open(self) -> None:
         if self.closed:
-            raise ClosedResourceError("this stream was closed")
+            raise closed_error()
 
     async def _receive_raw(self, max_bytes: int) -> bytes:
         return await self._raw_receive(max_bytes)

@@ -46,6 +46,9 @@ __all__ = [
     "StreamState",
     "StateError",
     "translate",
+    "closed_error",
+    "closed_during_call",
+    "loop_closed",
     "OPEN",
     "EOF_SENT",
     "BROKEN",
@@ -99,6 +102,23 @@ def translate(cause: BaseException, doing: str, *, closed: bool = False) -> Exce
         exc = BrokenResourceError(f"the stream broke while {doing}")
     exc.__cause__ = cause
     return exc
+
+
+def closed_error() -> ClosedResourceError:
+    """Rule 5's error for a call on a stream closed before it."""
+    return ClosedResourceError("this stream was closed")
+
+
+def closed_during_call() -> ClosedResourceError:
+    """The error a call waiting on a stream raises when another task closes
+    the stream."""
+    return ClosedResourceError("the stream was closed during this call")
+
+
+def loop_closed(what: str = "stream") -> ClosedResourceError:
+    """The error for a stream (or another resource) whose event loop was
+    closed, which tore its C side down."""
+    return ClosedResourceError(f"the event loop of this {what} was closed")
 
 
 def _is_tls_error(cause: BaseException) -> bool:
@@ -196,7 +216,7 @@ class StreamState:
         """Rule 5: the exception for sending now (the send side not OPEN)."""
         state = self.send
         if state is CLOSED:
-            return ClosedResourceError("this stream was closed")
+            return closed_error()
         if state is EOF_SENT:
             return ClosedResourceError("send_eof() closed this stream's send side")
         if state is BROKEN:
@@ -209,7 +229,7 @@ class StreamState:
         """Rule 5 for receiving (the receive side not OPEN)."""
         state = self.receive
         if state is CLOSED:
-            return ClosedResourceError("this stream was closed")
+            return closed_error()
         if state is BROKEN:
             exc = BrokenResourceError("the stream broke while receiving")
             exc.__cause__ = self.receive_cause

@@ -17,7 +17,7 @@ import asyncio
 import collections
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .._base._errors import ClosedResourceError
+from .._base._state import loop_closed
 from .._binding import ffi, lib
 from ._waiter import Waiter
 
@@ -188,7 +188,7 @@ class Handle:
         self.ptr = None
         if self.writes is not None:
             self.writes.release_all()
-        exc = ClosedResourceError("the event loop this belongs to was closed")
+        exc = loop_closed("stream or listener")
         try:
             self.wake_all(exc)
             waiter = self.close_waiter

@@ -14,9 +14,9 @@ from threading import get_ident
 from typing import Any, Optional, Union
 
 from .._base._checkpoint import CHECKPOINT, note_resumed
-from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._errors import ConflictDetector
 from .._base._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
-from .._base._state import OPEN, StreamState
+from .._base._state import OPEN, StreamState, closed_during_call, closed_error, loop_closed
 from .._binding import UV_EOF, ffi, lib, oserror
 from ..abc import Stream
 from ._common import Address, check, decode_address, warn_unclosed
@@ -80,7 +80,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         if self._state.receive is not OPEN:
             raise self._state.receive_error()
         if self._h.ptr is None:
-            raise ClosedResourceError("the event loop of this stream was closed")
+            raise loop_closed()
 
     def _check_send(self) -> None:
         self._check_still_sendable()
@@ -325,7 +325,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             return
         h = self._h
         self._stop_watching_fd()
-        h.wake_all(ClosedResourceError("the stream was closed during this call"))
+        h.wake_all(closed_during_call())
         if h.ptr is not None:
             lib.ps_stream_close(h.ptr)
             self._bridge.schedule_pass()
@@ -333,7 +333,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
     # -- the handle's other C calls ----------------------------------------
     def _ptr(self) -> Any:
         if self._state.closed or self._h.ptr is None:
-            raise ClosedResourceError("this stream was closed")
+            raise closed_error()
         return self._h.ptr
 
     def fileno(self) -> int:

@@ -24,9 +24,9 @@ import os
 import stat
 from typing import Any, Optional, Union
 
-from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._errors import ConflictDetector
 from .._base._readers import DEFAULT_LIMIT, BufferedReceiveMixin, check_limit
-from .._base._state import EOF_SENT, OPEN, StreamState
+from .._base._state import EOF_SENT, OPEN, StreamState, closed_during_call
 from .._base._util import CHECKPOINT
 from .._core import get_bridge
 from ..abc import Stream
@@ -172,7 +172,7 @@ class ThreadFdStream(BufferedReceiveMixin, Stream):
                 job.remove_done_callback(wake)
                 self._waiter = None
         if self._state.closed:
-            raise ClosedResourceError("the stream was closed during this call")
+            raise closed_during_call()
 
     # -- receiving ------------------------------------------------------------
     def _check_receive_open(self) -> None:

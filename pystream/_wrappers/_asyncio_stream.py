@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Union
 
-from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._errors import ConflictDetector
 from .._base._readers import BufferedReceiveMixin
-from .._base._state import EOF_SENT, OPEN, StreamState
+from .._base._state import EOF_SENT, OPEN, StreamState, closed_during_call
 from .._base._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
@@ -71,13 +71,13 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
             self._closing = None
         if not draining.done():
             draining.cancel()
-            raise ClosedResourceError("the stream was closed during this call")
+            raise closed_during_call()
         try:
             draining.result()
         except OSError as exc:
             raise self._state.send_failed(exc) from exc
         if self._state.closed:
-            raise ClosedResourceError("the stream was closed during this call")
+            raise closed_during_call()
 
     async def send_all(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Write ``data`` to the transport (a copy of it unless it is
@@ -187,7 +187,7 @@ class AsyncioStream(BufferedReceiveMixin, HalfCloseableStream):
     # -- closing ----------------------------------------------------------
     def _wake_waiters(self) -> None:
         # StreamReader has no "closed" notion: end its wait with an error.
-        self.reader.set_exception(ClosedResourceError("the stream was closed during this call"))
+        self.reader.set_exception(closed_during_call())
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)
 

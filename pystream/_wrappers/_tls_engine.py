@@ -31,7 +31,7 @@ import ssl
 from typing import Any, Callable, NoReturn, Optional
 
 from .._base._errors import BrokenResourceError, ClosedResourceError
-from .._base._state import StreamState
+from .._base._state import StreamState, closed_during_call
 from .._base._util import CHECKPOINT
 from ..abc import Stream
 from ._tls_openssl import (
@@ -375,7 +375,7 @@ class TLSConnection:
             raise
         except (BrokenResourceError, ClosedResourceError) as exc:
             if self.state.closed:
-                raise ClosedResourceError("the stream was closed during this call") from None
+                raise closed_during_call() from None
             if self.send_failure is None or exc.__cause__ is not self.send_failure:
                 self.break_both(exc.__cause__ or exc)  # not only sending failed
             if not waited:  # the transport raised before it yielded

@@ -7,9 +7,9 @@ import asyncio
 import errno
 from typing import Awaitable, Callable, Optional, Union
 
-from .._base._errors import ClosedResourceError, ConflictDetector
+from .._base._errors import ConflictDetector
 from .._base._readers import BufferedReceiveMixin
-from .._base._state import OPEN, StreamState
+from .._base._state import OPEN, StreamState, closed_during_call
 from .._base._util import CHECKPOINT
 from ..abc import HalfCloseableStream
 
@@ -116,7 +116,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         finally:
             pipe.writer = None
         if self._state.closed:
-            raise ClosedResourceError("the stream was closed during this call")
+            raise closed_during_call()
         if pipe.receiver_closed:
             raise self._state.send_failed(_peer_closed())
 
@@ -180,7 +180,7 @@ class MemoryStream(BufferedReceiveMixin, HalfCloseableStream):
         peer's buffer stays there for the peer to read, then EOF."""
         if not self._state.close():
             return
-        closed = ClosedResourceError("the stream was closed during this call")
+        closed = closed_during_call()
         self._out.eof = True
         self._out.wake_reader()
         _settle(self._out.writer, closed)
