@@ -27,7 +27,7 @@ from ._streams._process import Process, open_process
 from ._streams._run_process import run_process
 from ._streams._serve import serve_listeners, serve_tcp
 from ._streams._socket import SocketStream
-from ._streams._stdio import open_stderr, open_stdin, open_stdout
+from ._streams._stdio import ThreadFdStream, open_stderr, open_stdin, open_stdout
 from ._version import __version__ as __version__
 from ._wrappers._asyncio_stream import AsyncioStream
 from ._wrappers._channels import (
@@ -51,6 +51,7 @@ __all__ = [
     "MemoryReceiveChannel",
     "MemorySendChannel",
     "PipeStream",
+    "ThreadFdStream",
     "Process",
     "SocketListener",
     "SocketStream",

@@ -42,3 +42,28 @@ def test_doc_program_runs(name, index, code, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert done.returncode == 0, f"{name} program {index}: {exit_report(done)}"
+
+
+def test_api_md_names_every_public_name_and_command():
+    import pystream
+    import pystream.abc
+    import pystream.testing
+
+    with open(os.path.join(ROOT, "docs", "api.md"), encoding="utf-8") as f:
+        api = f.read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    for module in (pystream, pystream.abc, pystream.testing):
+        missing = [n for n in module.__all__ if not re.search(rf"\b{re.escape(n)}\b", api)]
+        assert not missing, f"docs/api.md does not name {module.__name__}'s {missing}"
+    usage = subprocess.run(
+        [sys.executable, "-m", "pystream", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    commands = re.search(r"\{([\w,-]+)\}", usage).group(1).split(",")
+    assert "bench-sendfile" in commands
+    flat_readme = " ".join(readme.split())  # (its lines wrap anywhere)
+    for command in commands:
+        assert command in api, f"docs/api.md does not name the command {command}"
+        assert f"python -m pystream {command}" in flat_readme, (
+            f"README.md does not show python -m pystream {command}"
+        )
