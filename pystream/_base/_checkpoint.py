@@ -34,6 +34,7 @@ from typing import Any, Callable, Generator, Optional
 
 __all__ = [
     "CHECKPOINT",
+    "LoopCheckpoint",
     "note_resumed",
     "set_schedule_interval",
     "get_schedule_interval",
@@ -43,13 +44,19 @@ __all__ = [
 DEFAULT_SCHEDULE_INTERVAL = 0.001
 
 _current_task: Callable[[], Optional[asyncio.Task[Any]]]
+_task_of: Callable[[Any], Optional[asyncio.Task[Any]]]  # the task a loop runs
 if sys.version_info >= (3, 12) or not hasattr(asyncio.tasks, "_current_tasks"):
     _current_task = asyncio.current_task  # in C from 3.12
+    _task_of = asyncio.current_task
 else:
     # Before 3.12 asyncio.current_task is Python calling get_running_loop:
     # the same lookup without its checks saves a fifth of a microsecond.
+    # And finding the running loop costs a getpid() system call there
+    # (about 0.25 us): LoopCheckpoint, for callers that know their loop,
+    # looks up its task directly.
     _running_loop = asyncio.events._get_running_loop
     _tasks_of_loops: dict[Any, asyncio.Task[Any]] = asyncio.tasks._current_tasks
+    _task_of = _tasks_of_loops.get
 
     def _current_task() -> Optional[asyncio.Task[Any]]:
         return _tasks_of_loops.get(_running_loop())
@@ -142,6 +149,19 @@ class _YieldOnce:
         raise StopIteration
 
 
+def _checkpoint_of(task: Any) -> Generator[None, None, None]:
+    """The rule for the calling task: skip the yield, or yield once."""
+    resumed_task, deadline = _resumed
+    if (
+        resumed_task is task
+        and task is not None
+        and not getattr(task, "_must_cancel", True)
+        and monotonic() < deadline
+    ):
+        return iter(())  # type: ignore[return-value]
+    return _YieldOnce(task)  # type: ignore[return-value]
+
+
 class _Checkpoint:
     """``await CHECKPOINT``: the rule in the module's notes.  One shared
     object; each await that yields makes one ``_YieldOnce``."""
@@ -149,16 +169,28 @@ class _Checkpoint:
     __slots__ = ()
 
     def __await__(self) -> Generator[None, None, None]:
-        task = _current_task()
-        resumed_task, deadline = _resumed
-        if (
-            resumed_task is task
-            and task is not None
-            and not getattr(task, "_must_cancel", True)
-            and monotonic() < deadline
-        ):
-            return iter(())  # type: ignore[return-value]
-        return _YieldOnce(task)  # type: ignore[return-value]
+        return _checkpoint_of(_current_task())
 
 
 CHECKPOINT = _Checkpoint()
+
+
+class LoopCheckpoint:
+    """``CHECKPOINT`` and ``note_resumed`` for code that knows the event
+    loop it runs in (the core's streams, one per bridge, after their
+    loop check): the same rule, without asking asyncio which loop is
+    running."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __await__(self) -> Generator[None, None, None]:
+        return _checkpoint_of(_task_of(self.loop))
+
+    def note_resumed(self) -> None:
+        global _resumed
+        task = _task_of(self.loop)
+        if task is not None:
+            _resumed = (task, monotonic() + _interval_of(task))

@@ -30,6 +30,7 @@ from typing import (
     Optional,
 )
 
+from .._base._checkpoint import LoopCheckpoint
 from .._binding import ffi, lib, oserror
 from ._handle import Handle
 from ._waiter import Waiter
@@ -60,6 +61,9 @@ class Bridge:
         # test and poke: the thread the loop runs in, and whether a pass is
         # already scheduled.
         self.thread = get_ident()
+        # The checkpoint of the streams of this loop (they know their loop:
+        # no lookup of the running one, a system call before Python 3.12).
+        self.checkpoint = LoopCheckpoint(loop)
         # loop.create_future(), without the Python frame of asyncio's own.
         if type(loop).create_future is asyncio.BaseEventLoop.create_future:
             self.new_future: Callable[[], asyncio.Future[Any]] = functools.partial(

@@ -12,7 +12,7 @@ import errno
 import platform
 from typing import Any, Optional
 
-from .._base._checkpoint import CHECKPOINT, note_resumed
+from .._base._checkpoint import CHECKPOINT
 from .._base._errors import ConflictDetector
 from .._base._sendfile import FileRange, file_range, read_and_send
 from .._base._state import OPEN, StreamState
@@ -83,7 +83,7 @@ class CSendingMixin:
         queue.add(owner)
         self._bridge.schedule_pass()
         await h.send.wait(self._bridge.new_future())
-        note_resumed()
+        self._bridge.checkpoint.note_resumed()
         if queue.status:
             raise self._broken_send(queue.status)
 
@@ -100,7 +100,7 @@ class CSendingMixin:
             await h.send.wait(waiter)
         finally:
             self._stop_watching_fd()
-        note_resumed()
+        self._bridge.checkpoint.note_resumed()
 
     def _stop_watching_fd(self) -> None:
         if self._writable_fd >= 0:

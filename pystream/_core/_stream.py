@@ -13,7 +13,7 @@ import asyncio
 from threading import get_ident
 from typing import Any, Optional, Union
 
-from .._base._checkpoint import CHECKPOINT, note_resumed
+from .._base._checkpoint import CHECKPOINT
 from .._base._errors import ConflictDetector
 from .._base._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
 from .._base._state import OPEN, StreamState, closed_during_call, closed_error, loop_closed
@@ -145,7 +145,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             bridge = self._bridge
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
-            await CHECKPOINT
+            await bridge.checkpoint
             if self._state.send is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             if not size:
@@ -195,7 +195,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._check_open()
         h = self._h
         if lib.ps_stream_want_read(h.ptr, want):
-            await CHECKPOINT
+            await self._bridge.checkpoint
         else:
             self._bridge.poke()
             waiter = h.arm_recv_waiter()
@@ -203,7 +203,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                 await waiter
             finally:
                 h.recv_waiter = None
-            note_resumed()
+            self._bridge.checkpoint.note_resumed()
         self._check_still_open()
 
     def _take(self, n: int) -> bytes:
@@ -257,7 +257,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             if get_ident() != bridge.thread or not bridge.loop.is_running():
                 bridge.check_loop()
             if lib.ps_stream_want_read(h.ptr, 1):
-                await CHECKPOINT
+                await bridge.checkpoint
             else:
                 if not bridge.pass_pending and lib.ps_loop_dirty(bridge.ptr):
                     bridge.schedule_pass()
@@ -271,7 +271,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
                     await waiter
                 finally:
                     h.recv_waiter = None
-                note_resumed()
+                bridge.checkpoint.note_resumed()
             if self._state.receive is not OPEN or h.ptr is None:
                 self._check_still_open()
             out = bridge.out
