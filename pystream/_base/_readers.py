@@ -265,12 +265,23 @@ class BufferedReceiveMixin(ReadingHelpers):
         self._check_receive_open()
 
     async def receive_some(self, max_bytes: Optional[int] = None) -> bytes:
-        max_bytes = check_max_bytes(max_bytes)
-        with self._receive_conflict:
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif type(max_bytes) is not int or not 1 <= max_bytes <= MAX_RECEIVE_SIZE:
+            max_bytes = check_max_bytes(max_bytes)
+        # (The conflict detector by hand: a hot path of TLS and the other
+        # streams over Python buffers; two calls fewer than ``with``.)
+        busy = self._receive_conflict
+        if busy.held:
+            raise busy.busy()
+        busy.held = True
+        try:
             if self._pushback:
                 await self._buffered_checkpoint()
                 return self._take(max_bytes)
             return await self._receive_raw(max_bytes)
+        finally:
+            busy.held = False
 
 
 class PushbackReader(BufferedReceiveMixin):
