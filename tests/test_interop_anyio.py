@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 
 import anyio
 import anyio.abc
@@ -264,3 +265,44 @@ def test_state_machine_catches_a_broken_anyio_stream():
                 phases=[Phase.explicit, Phase.generate],
             ),
         )
+
+
+async def test_as_anyio_stream_has_socket_and_tls_attributes():
+    from anyio.abc import SocketAttribute
+    from anyio.streams.tls import TLSAttribute
+
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].local_address[1]
+    accepting = asyncio.ensure_future(listeners[0].accept())
+    client = await pystream.open_tcp_stream("127.0.0.1", port)
+    server = await accepting
+    wrapped = as_anyio_stream(client)
+    assert wrapped.extra(SocketAttribute.family) == socket.AF_INET
+    assert wrapped.extra(SocketAttribute.remote_address) == ("127.0.0.1", port)
+    assert wrapped.extra(SocketAttribute.remote_port) == port
+    assert wrapped.extra(SocketAttribute.local_port) == client.local_address[1]
+    assert wrapped.extra(SocketAttribute.local_address) == client.local_address
+    with pytest.raises(anyio.TypedAttributeLookupError):
+        wrapped.extra(SocketAttribute.raw_socket)
+    with pytest.raises(anyio.TypedAttributeLookupError):
+        wrapped.extra(TLSAttribute.ssl_object)
+
+    tls_client = pystream.TLSStream(client, client_context(), server_hostname="localhost")
+    tls_server = pystream.TLSStream(server, server_context(), server_side=True)
+    await asyncio.gather(tls_client.do_handshake(), tls_server.do_handshake())
+    over_tls = as_anyio_stream(tls_client)
+    assert over_tls.extra(TLSAttribute.ssl_object) is tls_client.ssl_object
+    assert over_tls.extra(TLSAttribute.server_side) is False
+    assert as_anyio_stream(tls_server).extra(TLSAttribute.server_side) is True
+    assert over_tls.extra(TLSAttribute.tls_version) == tls_client.version()
+    assert over_tls.extra(TLSAttribute.cipher) == tls_client.cipher()
+    assert over_tls.extra(TLSAttribute.peer_certificate_binary) == tls_client.getpeercert(True)
+    assert over_tls.extra(SocketAttribute.remote_port) == port  # through the TLS layer
+
+    unix_a, unix_b = await pystream.open_stream_pair()
+    unix = as_anyio_stream(unix_a)
+    assert unix.extra(SocketAttribute.family) == socket.AF_UNIX
+    with pytest.raises(anyio.TypedAttributeLookupError):
+        unix.extra(SocketAttribute.remote_port)
+    for stream in (tls_client, tls_server, unix_a, unix_b, *listeners):
+        await stream.aclose()

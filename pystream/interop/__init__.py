@@ -25,9 +25,12 @@ pystream does not depend on it (``pip install pystream[anyio]``).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import socket
+from typing import Any, Callable, Mapping, Optional
 
 from .._base._errors import BrokenResourceError, BusyResourceError, ClosedResourceError
+from .._streams._socket import SocketStream
+from .._wrappers._tls import TLSStream
 from ..abc import Stream
 from ._from_anyio import AnyioStream, from_anyio_stream
 
@@ -47,6 +50,16 @@ def as_anyio_stream(stream: Stream) -> Any:
     ``BusyResourceError`` become anyio's, with pystream's as
     ``__cause__``; every other error, and what a cancellation does, are
     the stream's.
+
+    Its typed attributes (``extra()``): for a pystream socket underneath
+    (under any ``TLSStream``s), anyio's ``SocketAttribute`` ``family``,
+    ``local_address``, ``remote_address`` and, for TCP, ``local_port`` and
+    ``remote_port`` (not ``raw_socket``: the C core owns the descriptor);
+    for a ``TLSStream`` (the outermost), ``TLSAttribute`` ``ssl_object``,
+    ``server_side``, ``tls_version``, ``cipher``, ``shared_ciphers``,
+    ``alpn_protocol``, ``peer_certificate``, ``peer_certificate_binary``
+    and ``standard_compatible`` (True: a pystream ``TLSStream`` reports an
+    end without close_notify as broken).
 
     Raises:
         ImportError: anyio is not installed.
@@ -106,4 +119,53 @@ def _make_anyio_class() -> type:
         async def aclose(self) -> None:
             await self.stream.aclose()
 
+        @property
+        def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+            return _typed_attributes(self.stream)
+
     return AnyioByteStream
+
+
+def _typed_attributes(stream: Stream) -> dict[Any, Callable[[], Any]]:
+    """anyio's socket and TLS attributes of a pystream stream."""
+    from anyio.abc import SocketAttribute
+    from anyio.streams.tls import TLSAttribute
+
+    attributes: dict[Any, Callable[[], Any]] = {}
+    if isinstance(stream, TLSStream):
+        ssl_object = stream.ssl_object
+        attributes.update(
+            {
+                TLSAttribute.ssl_object: lambda: ssl_object,
+                TLSAttribute.server_side: lambda: ssl_object.server_side,
+                TLSAttribute.tls_version: ssl_object.version,
+                TLSAttribute.cipher: ssl_object.cipher,
+                TLSAttribute.shared_ciphers: lambda: (
+                    ssl_object.shared_ciphers() if ssl_object.server_side else None
+                ),
+                TLSAttribute.alpn_protocol: ssl_object.selected_alpn_protocol,
+                TLSAttribute.peer_certificate: lambda: ssl_object.getpeercert(False),
+                TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(True),
+                TLSAttribute.standard_compatible: lambda: True,
+            }
+        )
+    while isinstance(stream, TLSStream):
+        stream = stream.transport_stream
+    if isinstance(stream, SocketStream):
+        sock = stream
+        try:
+            domain = sock.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+        except ClosedResourceError:
+            return attributes  # (anyio's closed sockets have none either)
+        family = socket.AddressFamily(int(domain))
+        attributes.update(
+            {
+                SocketAttribute.family: lambda: family,
+                SocketAttribute.local_address: lambda: sock.local_address,
+                SocketAttribute.remote_address: lambda: sock.remote_address,
+            }
+        )
+        if family in (socket.AF_INET, socket.AF_INET6):
+            attributes[SocketAttribute.local_port] = lambda: sock.local_address[1]
+            attributes[SocketAttribute.remote_port] = lambda: sock.remote_address[1]
+    return attributes
