@@ -71,7 +71,9 @@ class CoreListener(Listener[S], Generic[S]):
         self._stream_class = stream_class
 
     def __del__(self) -> None:
-        warn_unclosed(self, getattr(self, "_closed", True), lib.ps_listener_close)
+        # (Its own attributes, which a failed __init__ may not have set.)
+        handle = getattr(self, "_h", None)
+        warn_unclosed(self, handle, getattr(self, "_closed", True), lib.ps_listener_close)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -34,10 +34,10 @@ def decode_address(addr: Any) -> Address:
     return os.fsdecode(raw)
 
 
-def warn_unclosed(owner: Any, closed: bool, close: Any) -> None:
-    """From ``__del__`` of an object nobody closed: warn, and have its loop
-    close the C handle (``__del__`` may run in any thread)."""
-    handle = getattr(owner, "_h", None)
+def warn_unclosed(owner: Any, handle: Any, closed: bool, close: Any) -> None:
+    """From ``__del__`` of an object nobody closed (its ``Handle``, or None
+    if its ``__init__`` failed first): warn, and have its loop close the C
+    handle (``__del__`` may run in any thread)."""
     if handle is None or closed or handle.ptr is None:
         return
     warnings.warn(f"unclosed {owner!r}", ResourceWarning, stacklevel=2, source=owner)

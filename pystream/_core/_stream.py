@@ -66,8 +66,10 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
         self._writable_fd = -1
 
     def __del__(self) -> None:
-        state = getattr(self, "_state", None)  # (None: __init__ failed)
-        warn_unclosed(self, state is None or state.closed, lib.ps_stream_close)
+        # (Its own attributes, which a failed __init__ may not have set.)
+        state = getattr(self, "_state", None)
+        handle = getattr(self, "_h", None)
+        warn_unclosed(self, handle, state is None or state.closed, lib.ps_stream_close)
 
     # -- state checks -----------------------------------------------------
     def _check_open(self) -> None:

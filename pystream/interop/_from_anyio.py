@@ -6,13 +6,11 @@ import asyncio
 from typing import Any, Optional, Union
 
 from .._base._errors import (
-    BrokenResourceError,
     BusyResourceError,
-    ClosedResourceError,
     ConflictDetector,
 )
 from .._base._readers import BufferedReceiveMixin, check_max_bytes
-from .._base._state import EOF_SENT, StreamState
+from .._base._state import EOF_SENT, StreamState, closed_during_call, translate
 from .._base._util import CHECKPOINT
 from ..abc import Stream
 
@@ -53,13 +51,14 @@ def from_anyio_stream(stream: Any) -> AnyioStream:
 
 
 def _translate(exc: BaseException, doing: str) -> Optional[Exception]:
-    """pystream's error for one of anyio's, or None if it is not one."""
+    """pystream's error for one of anyio's, or None if it is not one: the
+    closed and broken ones through the one translator (``_state``)."""
     import anyio
 
     if isinstance(exc, anyio.ClosedResourceError):
-        return ClosedResourceError(f"the anyio stream was closed ({doing})")
+        return translate(exc, doing, closed=True)
     if isinstance(exc, anyio.BrokenResourceError):
-        return BrokenResourceError(f"the anyio stream broke while {doing}")
+        return translate(exc, doing)
     if isinstance(exc, anyio.BusyResourceError):
         return BusyResourceError(f"the anyio stream is busy {doing}")
     return None
@@ -123,7 +122,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             if ours is None:
                 raise
             if self._state.closed:  # closed by another task while this waited
-                raise ClosedResourceError("this stream was closed") from exc
+                raise closed_during_call() from exc
             raise ours from exc
         if len(data) > max_bytes:
             self._pushback += data[max_bytes:]
@@ -187,7 +186,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             if ours is None:
                 raise
             if self._state.closed:
-                raise ClosedResourceError("this stream was closed") from exc
+                raise closed_during_call() from exc
             raise ours from exc
 
     async def _wakeable(self, call: Any) -> Any:
@@ -204,7 +203,7 @@ class AnyioStream(BufferedReceiveMixin, Stream):
             uncancel = getattr(task, "uncancel", None)
             if uncancel is not None:
                 uncancel()
-            raise ClosedResourceError("this stream was closed") from None
+            raise closed_during_call() from None
         finally:
             self._waiting.discard(task)
             self._woken.discard(task)
