@@ -233,3 +233,22 @@ async def test_a_subclass_with_only_the_primitives_has_a_limit_too():
         assert await b.readline() == b"ab\n"
         with pytest.raises(ValueError, match="limit"):
             b.limit = 0
+
+
+async def test_a_tls_listener_passes_the_transports_limit_on():
+    from tls_helpers import client_context, server_context
+
+    listeners = await pystream.open_tcp_listeners(0, host="127.0.0.1", limit=5)
+    tls_listener = pystream.TLSListener(listeners[0], server_context())
+    port = listeners[0].local_address[1]
+    client = await pystream.open_tcp_stream("127.0.0.1", port)
+    server = await tls_listener.accept()
+    tls_client = pystream.TLSStream(client, client_context(), server_hostname="localhost")
+    try:
+        assert server.limit == 5
+        await asyncio.gather(tls_client.send_all(b"0123456789\n"), server.do_handshake())
+        with pytest.raises(asyncio.LimitOverrunError):
+            await server.readline()
+        assert await server.readline(limit=20) == b"0123456789\n"
+    finally:
+        await close_all([tls_client, server, *listeners])

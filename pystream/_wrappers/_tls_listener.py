@@ -31,7 +31,8 @@ class TLSListener(Listener[TLSStream]):
     async def accept(self) -> TLSStream:
         """Accept a connection from ``transport_listener`` and return it as
         a server-side ``TLSStream``.  The handshake happens on the stream's
-        first use, so a failing client does not make ``accept`` fail.
+        first use, so a failing client does not make ``accept`` fail.  The
+        stream's ``limit`` is the accepted transport stream's.
 
         It raises what ``transport_listener.accept`` raises, and a
         cancellation does what it does there.  If wrapping the accepted
@@ -39,7 +40,13 @@ class TLSListener(Listener[TLSStream]):
         """
         stream = await self.transport_listener.accept()
         try:
-            return TLSStream(stream, self._ssl_context, server_side=True)
+            tls = TLSStream(stream, self._ssl_context, server_side=True)
+            # The transport's default limit of readline/readuntil (its
+            # opener's limit=) holds for the plaintext too.
+            limit = getattr(stream, "limit", None)
+            if isinstance(limit, int):
+                tls.limit = limit
+            return tls
         except BaseException:
             close_now(stream)
             raise
