@@ -55,7 +55,7 @@ class Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, ptr: Any = None) -> None:
         """With ptr (a ps_loop_t), the bridge of pystream's own event loop
         (``_selector``): its selector runs the libuv iterations and hands
-        their events to ``dispatch``; the bridge runs no pass of its own."""
+        their events to ``resolve`` and ``resume``; the bridge runs no pass of its own."""
         self.loop = loop
         # Read by the streams' hot paths, which inline check_loop's fast
         # test and poke: the thread the loop runs in, and whether a pass is
@@ -137,7 +137,7 @@ class Bridge:
                 self._timer.cancel()
             self._timer = self.loop.call_later(0.01, self.run_pass)
             raise oserror(n)
-        ready = self._resolve(n)
+        ready = self.resolve(n)
         timeout = lib.ps_loop_timeout(self.ptr)
         if timeout == 0:
             self.schedule_pass()
@@ -146,18 +146,13 @@ class Bridge:
                 self._timer.cancel()
             self._timer = self.loop.call_later(timeout / 1000, self.run_pass)
         if ready:
-            self._resume(ready)
+            self.resume(ready)
 
-    def dispatch(self, n: int) -> None:
-        """Act on the n events of the last pass, which the selector of
-        pystream's own loop ran (``_selector``)."""
-        ready = self._resolve(n)
-        if ready:
-            self._resume(ready)
-
-    def _resolve(self, n: int) -> list[Waiter]:
+    def resolve(self, n: int) -> list[Waiter]:
         """Resolve what the n events of the last pass complete; return the
-        Waiters whose tasks are to resume now."""
+        Waiters whose tasks are to resume now (``resume``).  The selector
+        of pystream's own loop (``_selector``) calls both for the events of
+        the iteration it ran."""
         ready: list[Waiter] = []
         if n:
             events = self._events[0]
@@ -183,7 +178,7 @@ class Bridge:
                     )
         return ready
 
-    def _resume(self, ready: list[Waiter]) -> None:
+    def resume(self, ready: list[Waiter]) -> None:
         """Run the next step of each task waiting on a waiter in ready, now
         (unless a task is running: then through call_soon, as a Future)."""
         if asyncio.current_task(self.loop) is not None:
@@ -212,7 +207,10 @@ class Bridge:
         The fast test: this loop is running, in this thread (no other loop
         can run in a thread while one does).  It avoids
         ``asyncio.get_running_loop()``, which costs a getpid() system call
-        per use before Python 3.12.
+        per use before Python 3.12.  The streams' hot paths test, before
+        calling this, for this thread and a task of this loop running
+        (``task_of``: a lookup in C, where ``is_running`` is a Python
+        call); a call outside any task comes here.
         """
         if get_ident() == self.thread and self.loop.is_running():
             return

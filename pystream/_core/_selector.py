@@ -5,7 +5,7 @@ one libuv iteration (``ps_loop_run_once``) that may block for ``timeout``:
 every fd asyncio watches is a libuv poll handle (``ps_poll_*``) in the same
 libuv loop as pystream's streams, listeners and processes, so everything
 waits in one ``epoll_wait``.  pystream's events from that iteration go to
-the loop's ``Bridge`` (``dispatch``) before ``select`` returns asyncio's;
+the loop's ``Bridge`` (``resolve``, ``resume``) before ``select`` returns asyncio's;
 the bridge watches no backend fd and runs no pass of its own.
 
 Ownership: the selector makes the ``ps_loop_t``; once its asyncio loop
@@ -16,6 +16,7 @@ closes it through the bridge, which closes every handle, polls included.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import math
 import selectors
@@ -125,7 +126,11 @@ class LibuvSelector(selectors._BaseSelectorImpl):
         return 0
 
     def select(self, timeout: Optional[float] = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ptr = self._loop_ptr()
+        ptr = self._ptr
+        bridge = self.bridge
+        assert bridge is not None, "attach() was not called"
+        if ptr is None or bridge.closed:
+            raise RuntimeError("the selector is closed")
         if timeout is None:
             ms = -1
         elif timeout <= 0:
@@ -134,8 +139,6 @@ class LibuvSelector(selectors._BaseSelectorImpl):
             # Rounded up: a wait that ends before asyncio's timer is due
             # would only make it call again with a sliver of a timeout.
             ms = min(math.ceil(timeout * 1e3), _MAX_TIMEOUT_MS)
-        bridge = self.bridge
-        assert bridge is not None, "attach() was not called"
         n = lib.ps_loop_run_once(ptr, ms, bridge._events)
         if n < 0:
             # Only out of memory, before the iteration ran: nothing is lost,
@@ -149,7 +152,9 @@ class LibuvSelector(selectors._BaseSelectorImpl):
         if n:
             # pystream's events first: keys a task unregisters meanwhile
             # (on PyPy the bridge resumes tasks here) are left out below.
-            bridge.dispatch(n)
+            ready = bridge.resolve(n)
+            if ready:
+                bridge.resume(ready)
         m = lib.ps_loop_polls(ptr, self._ready)
         if not m:
             return []
@@ -180,9 +185,12 @@ class LibuvSelector(selectors._BaseSelectorImpl):
 class EventLoop(asyncio.SelectorEventLoop):
     """asyncio's selector event loop whose only poll is pystream's libuv loop."""
 
-    # The base classes' self-pipe end and signal handlers (not in typeshed).
+    # The base classes' self-pipe end, signal handlers and ready queue
+    # (not in typeshed).
     _csock: socket.socket
     _signal_handlers: dict[int, Any]
+    _ready: collections.deque[asyncio.Handle]
+    _debug: bool
 
     def __init__(self) -> None:
         selector = LibuvSelector()
@@ -216,6 +224,24 @@ class EventLoop(asyncio.SelectorEventLoop):
             if not _fail_transport(callback, exc):
                 raise
             return None
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., Any], *args: Any, context: Optional[Any] = None
+    ) -> asyncio.Handle:
+        # Every task wake-up comes through here (a Future's set_result calls
+        # it).  Outside debug mode BaseEventLoop.call_soon checks only that
+        # the loop is open, then makes and queues the Handle: the same, in
+        # one frame instead of three.  Debug mode (thread and callback
+        # checks, the source traceback) and a closed loop take its path.
+        if self._debug or self._closed:
+            handle = super().call_soon(callback, *args, context=context)
+            if handle._source_traceback:  # type: ignore[attr-defined]
+                # Where the caller called, as asyncio's: not this frame.
+                del handle._source_traceback[-1]  # type: ignore[attr-defined]
+            return handle
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
 
     def run_forever(self) -> None:
         # libuv retries epoll_wait after EINTR, so a signal whose Python

@@ -13,7 +13,7 @@ import asyncio
 from threading import get_ident
 from typing import Any, Optional, Union
 
-from .._base._checkpoint import CHECKPOINT
+from .._base._checkpoint import CHECKPOINT, task_of
 from .._base._errors import ConflictDetector
 from .._base._readers import DEFAULT_RECEIVE_SIZE, MAX_RECEIVE_SIZE, check_max_bytes
 from .._base._state import OPEN, StreamState, closed_during_call, closed_error, loop_closed
@@ -145,7 +145,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             if self._state.send is not OPEN or h.ptr is None:
                 self._check_still_sendable()
             bridge = self._bridge
-            if get_ident() != bridge.thread or not bridge.loop.is_running():
+            if get_ident() != bridge.thread or task_of(bridge.loop) is None:
                 bridge.check_loop()
             await bridge.checkpoint
             if self._state.send is not OPEN or h.ptr is None:
@@ -184,7 +184,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             or self._state.send is not OPEN
             or h.ptr is None
             or get_ident() != self._bridge.thread
-            or not self._bridge.loop.is_running()
+            or task_of(self._bridge.loop) is None
         ):
             return 0
         written: int = lib.ps_stream_try_write(h.ptr, data, len(data))
@@ -256,7 +256,7 @@ class CoreStream(CReadingMixin, CSendingMixin, Stream):
             if self._state.receive is not OPEN or h.ptr is None:
                 self._check_still_open()
             bridge = self._bridge
-            if get_ident() != bridge.thread or not bridge.loop.is_running():
+            if get_ident() != bridge.thread or task_of(bridge.loop) is None:
                 bridge.check_loop()
             if lib.ps_stream_want_read(h.ptr, 1):
                 await bridge.checkpoint
