@@ -7,6 +7,7 @@ import asyncio
 import ssl
 from typing import Any, Optional, Union
 
+from .._base._checkpoint import LoopCheckpoint
 from .._base._errors import BrokenResourceError, ClosedResourceError, ConflictDetector
 from .._base._readers import BufferedReceiveMixin
 from .._base._state import EOF_SENT, OPEN, StreamState
@@ -84,6 +85,13 @@ class TLSStream(BufferedReceiveMixin, Stream):
             server_side=server_side,
             server_hostname=server_hostname,
         )
+        # send_all's checkpoint: the loop's the stream is made in, which
+        # knows its loop (before Python 3.12, finding the running loop costs
+        # a getpid() system call per send).  On another loop it finds no
+        # task of its own loop running and yields every time, the strict
+        # rule (and a core transport raises RuntimeError there).
+        loop = asyncio._get_running_loop()
+        self._checkpoint: Any = CHECKPOINT if loop is None else LoopCheckpoint(loop)
         self._send_conflict = ConflictDetector("another task is already sending on this stream")
         self._receive_conflict = ConflictDetector(
             "another task is already receiving on this stream"
@@ -181,7 +189,7 @@ class TLSStream(BufferedReceiveMixin, Stream):
         try:
             if state.send is not OPEN or state.receive is not OPEN:
                 tls.check_send_usable()
-            await CHECKPOINT
+            await self._checkpoint
             if state.send is not OPEN or state.receive is not OPEN:
                 tls.check_send_usable()
             if not view.nbytes:
