@@ -235,6 +235,40 @@ def test_run_uses_pystreams_loop_and_closes_it():
     assert pystream._counters()["loops"] == 0
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_call_soon_in_and_out_of_debug_mode(debug):
+    # The loop's one-frame call_soon (outside debug mode) and asyncio's
+    # (in it) both: FIFO, args and context passed, cancellable Handles,
+    # debug mode's checks and source traceback, and a closed loop refused.
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+    loop = pystream.new_event_loop()
+    try:
+        loop.set_debug(debug)
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "in ctx")
+        loop.call_soon(seen.append, 1)
+        handle = loop.call_soon(seen.append, "cancelled")
+        loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+        loop.call_soon(loop.stop)
+        assert isinstance(handle, asyncio.Handle)
+        handle.cancel()
+        if debug:
+            assert handle._source_traceback[-1].name == "test_call_soon_in_and_out_of_debug_mode"
+            with pytest.raises(TypeError):
+                loop.call_soon(main_returning)  # a coroutine function
+        else:
+            assert handle._source_traceback is None
+        loop.run_forever()
+        assert seen == [1, "in ctx"]
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(seen.append, 2)
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="loop_factory is 3.12's")
 def test_asyncio_run_with_pystreams_loop_factory():
     kind, _, received = asyncio.run(main_returning(b"f"), loop_factory=pystream.new_event_loop)
